@@ -1,0 +1,1 @@
+"""Renfort web application: settings, persistence, everyday domains, pages and JSON API."""

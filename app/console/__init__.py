@@ -1,0 +1,1 @@
+"""The ops console: dead letters of the sign-up queue, behind the OPS_TOKEN."""

@@ -1,0 +1,37 @@
+"""Declarative base and engine factory shared by the web process, workers and scripts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import NullPool
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def make_engine(database_url: str, *, pooled: bool = True) -> AsyncEngine:
+    """A pooled engine for long-lived processes; a NullPool one for jobs, which run in a fresh event loop each."""
+    if pooled:
+        return create_async_engine(database_url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return create_async_engine(database_url, poolclass=NullPool)
+
+
+@asynccontextmanager
+async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """One transaction, for jobs and scripts: commits on success, rolls back on error."""
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session, session.begin():
+        yield session

@@ -1,0 +1,86 @@
+"""The one place where errors become responses: a structured JSON body for the API, a French page otherwise.
+
+A 500 is a bug; everything a client can cause maps to a 4xx, and an overloaded dependency to a 503 with
+Retry-After, so clients back off instead of timing out.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sentry_sdk
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.response import Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from redis.exceptions import RedisError
+
+from app.http import wants_json
+from app.volunteers.service import SignupBacklogged, SignupRateLimited
+from app.volunteers.validation import SignupInvalid
+
+log = logging.getLogger("renfort.errors")
+
+BUSY = "Le service reçoit beaucoup de demandes. Réessayez dans quelques instants : rien n'a été perdu."
+
+
+def _respond(request: Request[Any, Any, Any], status: int, message: str, headers: dict[str, str] | None = None,
+             errors: dict[str, str] | None = None) -> Response[Any]:
+    if wants_json(request):
+        body: dict[str, Any] = {"errors": errors} if errors else {"error": message}
+        return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
+    return Template("error.html", context={"status": status, "message": message}, status_code=status,
+                    headers=headers)
+
+
+def signup_invalid(request: Request[Any, Any, Any], error: SignupInvalid) -> Response[Any]:
+    return _respond(request, 422, "Certaines informations sont à corriger.", errors=error.errors)
+
+
+def rate_limited(request: Request[Any, Any, Any], _: SignupRateLimited) -> Response[Any]:
+    message = "Trop d'inscriptions depuis votre connexion en peu de temps. Réessayez dans une minute."
+    return _respond(request, 429, message, headers={"Retry-After": "60"})
+
+
+def backlogged(request: Request[Any, Any, Any], _: SignupBacklogged) -> Response[Any]:
+    return _respond(request, 503, BUSY, headers={"Retry-After": "30"})
+
+
+def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Response[Any]:
+    log.error("Redis unavailable: %s", type(error).__name__)
+    sentry_sdk.capture_exception(error)
+    return _respond(request, 503, BUSY, headers={"Retry-After": "10"})
+
+
+def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    messages = {
+        400: "La requête est mal formée.",
+        401: "Vous devez vous identifier pour accéder à cette page.",
+        403: "Votre session a expiré ou cette action n'est pas autorisée. Rechargez la page et réessayez.",
+        404: "Cette page n'existe pas ou plus.",
+        405: "Cette méthode n'est pas acceptée ici.",
+        413: "La requête est trop volumineuse.",
+        429: "Trop de demandes. Réessayez dans une minute.",
+    }
+    status = error.status_code
+    return _respond(request, status, messages.get(status, "La requête n'a pas pu aboutir."), headers=error.headers)
+
+
+def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    sentry_sdk.capture_exception(error)
+    return _respond(request, HTTP_500_INTERNAL_SERVER_ERROR, "Une erreur inattendue s'est produite. Réessayez.")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    SignupInvalid: signup_invalid,
+    SignupRateLimited: rate_limited,
+    SignupBacklogged: backlogged,
+    RedisError: redis_unavailable,
+    NotFoundException: http_error,
+    NotAuthorizedException: http_error,
+    PermissionDeniedException: http_error,
+    HTTPException: http_error,
+    Exception: server_error,
+}

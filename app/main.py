@@ -1,0 +1,64 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar, get
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from app.console.controllers import ConsoleController
+from app.deps import provide_web
+from app.errors import EXCEPTION_HANDLERS
+from app.health.controllers import HealthController
+from app.observability import configure_logging, init_sentry
+from app.settings import Settings, get_settings
+from app.state import build_state
+from app.volunteers.controllers import SignupPages, VolunteerApi
+
+ROOT = Path(__file__).resolve().parent.parent
+DSFR = ROOT / "node_modules" / "@gouvfr" / "dsfr" / "dist"
+
+
+@get("/", include_in_schema=False)
+async def home() -> Redirect:
+    return Redirect("/inscription")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    init_sentry(settings.sentry_dsn, environment=settings.environment, component="web")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.web = await build_state(settings)
+        try:
+            yield
+        finally:
+            await app.state.web.close()
+
+    static = [create_static_files_router(path="/static/dsfr", directories=[DSFR])] if DSFR.is_dir() else []
+    return Litestar(
+        route_handlers=[home, VolunteerApi, SignupPages, HealthController, ConsoleController, *static],
+        dependencies={"web": Provide(provide_web, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key.reveal(),
+            exclude=["/api/"],
+            cookie_secure=settings.base_url.startswith("https://"),
+            cookie_samesite="lax",
+        ),
+        openapi_config=OpenAPIConfig(title="Renfort API", version="1", path="/api/schema"),
+        debug=False,
+    )

@@ -1,0 +1,56 @@
+"""The `release` step: migrations, reference geography, and the postal-code snapshot web processes start from.
+
+Idempotent: run it at every deploy (`python -m app.release`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from alembic import command
+from alembic.config import Config
+from redis.asyncio import Redis
+
+from app.db.base import make_engine, unit_of_work
+from app.geo.index import publish_snapshot
+from app.geo.service import build_postcode_index, load_reference_data
+from app.main import ROOT
+from app.observability import configure_logging
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("renfort.release")
+
+
+def migrate(settings: Settings) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "app" / "db" / "migrations"))
+    config.attributes["database_url"] = settings.database_url
+    command.upgrade(config, "head")
+
+
+async def load_geography(settings: Settings) -> int:
+    engine = make_engine(settings.database_url, pooled=False)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with unit_of_work(engine) as session:
+            count = await load_reference_data(session)
+        async with unit_of_work(engine) as session:
+            index = await build_postcode_index(session)
+        await publish_snapshot(redis, index)
+    finally:
+        await engine.dispose()
+        await redis.aclose()
+    return count
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    migrate(settings)
+    count = asyncio.run(load_geography(settings))
+    log.info("release done: migrations applied, %s", f"{count} communes loaded" if count else "geography up to date")
+
+
+if __name__ == "__main__":
+    main()

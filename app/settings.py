@@ -1,0 +1,112 @@
+"""Settings, read once from the environment.
+
+Every process (web, worker, release, scripts) calls `get_settings()`; nothing else reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or malformed; raised at start-up, never mid-request."""
+
+
+class Secret(str):
+    """A string that never prints itself, so a secret cannot leak through a log line or a repr."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def _database_url(raw: str) -> str:
+    # PaaS add-ons hand out postgres:// or postgresql:// URLs; SQLAlchemy needs the driver named.
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+asyncpg://" + raw[len(prefix) :]
+    if raw.startswith("postgresql+asyncpg://"):
+        return raw
+    raise SettingsError("DATABASE_URL doit être une URL PostgreSQL (postgresql://utilisateur@hôte:port/base).")
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name} doit être un nombre entier (reçu : {raw!r}).") from error
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    secret_key: Secret
+    sentry_dsn: str | None = None
+    smtp_url: str = "smtp://127.0.0.1:1025"
+    mail_from: str = "Renfort <ne-pas-repondre@renfort.example>"
+    base_url: str = "http://127.0.0.1:8000"
+    environment: str = "development"
+    ops_token: Secret | None = None
+    # Sign-ups accepted per client IP and minute (0 turns the limit off, e.g. for a load test on loopback).
+    signup_ip_limit_per_minute: int = 120
+    # Above this many queued sign-ups the accept path answers 503 with Retry-After instead of growing without bound.
+    signup_backlog_limit: int = 2_000_000
+    drain_batch_size: int = 2_000
+    # A drain consumer that has not renewed its lease for this long is presumed dead; its batch is drained again.
+    drain_lease_seconds: int = 30
+    mails_per_recipient_per_hour: int = 5
+    # How many reverse proxies in front of the web processes append to X-Forwarded-For (0: trust none). Behind a
+    # PaaS router set it to 1, or every citizen shares the router's address and its rate limit.
+    trusted_proxy_hops: int = 0
+    log_level: str = "INFO"
+
+    @property
+    def sync_database_url(self) -> str:
+        """The same database for tools that speak libpq-style URLs (asyncpg.connect, psql)."""
+        return "postgresql://" + self.database_url.split("://", 1)[1]
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    missing = [name for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY") if not env.get(name, "").strip()]
+    if missing:
+        raise SettingsError(
+            "Variables d'environnement manquantes : "
+            + ", ".join(missing)
+            + ". Lancez la plateforme avec `./ops/run`, qui les fournit en local, ou définissez-les."
+        )
+    secret_key = env["SECRET_KEY"].strip()
+    if len(secret_key) < 32:
+        raise SettingsError("SECRET_KEY doit compter au moins 32 caractères.")
+    ops_token = env.get("OPS_TOKEN", "").strip()
+    return Settings(
+        database_url=_database_url(env["DATABASE_URL"].strip()),
+        redis_url=env["REDIS_URL"].strip(),
+        secret_key=Secret(secret_key),
+        sentry_dsn=env.get("SENTRY_DSN", "").strip() or None,
+        smtp_url=env.get("SMTP_URL", "").strip() or Settings.smtp_url,
+        mail_from=env.get("MAIL_FROM", "").strip() or Settings.mail_from,
+        base_url=(env.get("BASE_URL", "").strip() or Settings.base_url).rstrip("/"),
+        environment=env.get("ENVIRONMENT", "").strip() or Settings.environment,
+        ops_token=Secret(ops_token) if ops_token else None,
+        signup_ip_limit_per_minute=_int(env, "SIGNUP_IP_LIMIT_PER_MINUTE", Settings.signup_ip_limit_per_minute),
+        signup_backlog_limit=_int(env, "SIGNUP_BACKLOG_LIMIT", Settings.signup_backlog_limit),
+        drain_batch_size=_int(env, "DRAIN_BATCH_SIZE", Settings.drain_batch_size),
+        drain_lease_seconds=_int(env, "DRAIN_LEASE_SECONDS", Settings.drain_lease_seconds),
+        mails_per_recipient_per_hour=_int(env, "MAILS_PER_RECIPIENT_PER_HOUR", Settings.mails_per_recipient_per_hour),
+        trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", Settings.trusted_proxy_hops),
+        log_level=env.get("LOG_LEVEL", "").strip().upper() or Settings.log_level,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,65 @@
+"""What a web process holds for its lifetime, built once at start-up: clients, queue, reference index."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from app.db.base import make_engine
+from app.geo.index import PostcodeIndex, publish_snapshot, read_snapshot
+from app.geo.service import build_postcode_index
+from app.settings import Settings
+from app.volunteers.signup_queue import SignupQueue
+from queues import enqueue
+
+
+log = logging.getLogger("renfort.web")
+
+
+@dataclass
+class WebState:
+    settings: Settings
+    redis: Redis
+    rq_connection: SyncRedis
+    engine: AsyncEngine
+    signups: SignupQueue
+    postcodes: PostcodeIndex
+
+    async def request_drain(self) -> None:
+        # Off the event loop: RQ's client is synchronous. Runs at most once per drain cycle, not per sign-up.
+        await asyncio.to_thread(enqueue.drain_signups, self.rq_connection)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        self.rq_connection.close()
+        await self.engine.dispose()
+
+
+async def load_postcodes(redis: Redis, engine: AsyncEngine) -> PostcodeIndex:
+    """From the Redis snapshot when there is one (no SQL, works while PostgreSQL is down), else from PostgreSQL."""
+    index = await read_snapshot(redis)
+    if index is None:
+        async with async_sessionmaker(engine)() as session:
+            index = await build_postcode_index(session)
+        await publish_snapshot(redis, index)
+    if not len(index):
+        log.error("no communes loaded: run the release command (python -m app.release)")
+    return index
+
+
+async def build_state(settings: Settings) -> WebState:
+    redis = Redis.from_url(settings.redis_url, max_connections=256, health_check_interval=30)
+    engine = make_engine(settings.database_url)
+    return WebState(
+        settings=settings,
+        redis=redis,
+        rq_connection=enqueue.connect(settings.redis_url),
+        engine=engine,
+        signups=SignupQueue(redis, settings.secret_key.reveal()),
+        postcodes=await load_postcodes(redis, engine),
+    )

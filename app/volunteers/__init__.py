@@ -1,0 +1,1 @@
+"""Volunteers: the sign-up surge path (validate, accept into Redis, drain into PostgreSQL)."""

@@ -1,0 +1,109 @@
+"""Sign-up: the JSON API (`/api/v1/volunteers`, receipts, communes) and the page `/inscription`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+
+from app.geo.index import CommuneChoice
+from app.http import client_ip
+from app.reference import AVAILABILITY, DOMAINS
+from app.state import WebState
+from app.volunteers.schemas import ReceiptStatus, SignupAccepted
+from app.volunteers.service import accept_signup
+from app.volunteers.signup_queue import Accepted
+from app.volunteers.validation import SignupInvalid
+
+PARIS = ZoneInfo("Europe/Paris")
+MAX_BODY = 16_384
+
+
+async def submit(web: WebState, request: Request[Any, Any, Any], data: dict[str, Any]) -> Accepted:
+    now = datetime.now(UTC)
+    accepted = await accept_signup(
+        web.signups,
+        web.postcodes,
+        data,
+        client_ip=client_ip(request, web.settings.trusted_proxy_hops),
+        idempotency_key=request.headers.get("idempotency-key") or None,
+        ip_limit_per_minute=web.settings.signup_ip_limit_per_minute,
+        backlog_limit=web.settings.signup_backlog_limit,
+        now=now,
+        today=now.astimezone(PARIS).date(),
+    )
+    if accepted.drain_needed:
+        await web.request_drain()
+    return accepted
+
+
+class VolunteerApi(Controller):
+    path = "/api/v1"
+    tags = ["bénévoles"]
+
+    @post("/volunteers", status_code=202, request_max_body_size=MAX_BODY)
+    async def sign_up(self, request: Request[Any, Any, Any], web: WebState) -> Response[SignupAccepted]:
+        try:
+            data = msgspec.json.decode(await request.body())
+        except msgspec.DecodeError:
+            raise SignupInvalid({"body": "Le corps de la requête doit être un objet JSON valide."}) from None
+        if not isinstance(data, dict):
+            raise SignupInvalid({"body": "Le corps de la requête doit être un objet JSON."})
+        accepted = await submit(web, request, data)
+        return Response(SignupAccepted(receipt=accepted.receipt), status_code=202)
+
+    @get("/receipts/{receipt:str}")
+    async def receipt(self, receipt: str, web: WebState) -> ReceiptStatus:
+        status = await web.signups.receipt_status(receipt) if len(receipt) <= 32 else None
+        if status is None:
+            raise NotFoundException("Reçu inconnu ou expiré.")
+        return ReceiptStatus(receipt=receipt, status=status)
+
+    @get("/communes")
+    async def communes(self, postal_code: str, web: WebState) -> list[CommuneChoice]:
+        return list(web.postcodes.communes(postal_code.strip()))
+
+
+def _form_values(form: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {key: form.get(key) for key in form}
+    values["domains"] = form.getall("domains", [])
+    values.pop("_csrf_token", None)
+    return values
+
+
+class SignupPages(Controller):
+    path = "/inscription"
+
+    def _page(self, web: WebState, values: dict[str, Any], errors: dict[str, str], status: int = 200) -> Template:
+        postal_code = str(values.get("postal_code") or "").strip()
+        communes = web.postcodes.communes(postal_code)
+        context = {
+            "values": {k: v for k, v in values.items() if k != "website"},
+            "errors": errors,
+            "domains": DOMAINS,
+            "availability": AVAILABILITY,
+            "communes": communes if len(communes) > 1 else (),
+        }
+        return Template("inscription.html", context=context, status_code=status)
+
+    @get("/")
+    async def form(self, web: WebState, urgence: str | None = None) -> Template:
+        return self._page(web, {"emergency": urgence or ""}, {})
+
+    @post("/", request_max_body_size=MAX_BODY)
+    async def submit_form(self, request: Request[Any, Any, Any], web: WebState) -> Template | Redirect:
+        values = _form_values(await request.form())
+        try:
+            accepted = await submit(web, request, values)
+        except SignupInvalid as invalid:
+            return self._page(web, values, invalid.errors, status=422)
+        return Redirect(f"/inscription/merci?recu={accepted.receipt}", status_code=303)
+
+    @get("/merci")
+    async def thanks(self, recu: str = "") -> Template:
+        return Template("inscription_merci.html", context={"receipt": recu})

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import ARRAY, BigInteger, Date, DateTime, ForeignKey, Identity, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+from app.geo import models as geo_models  # noqa: F401  (maps `communes`, the target of commune_code)
+
+
+class Volunteer(Base):
+    """A citizen who signed up. One row per normalised e-mail: the natural key that makes drains idempotent."""
+
+    __tablename__ = "volunteers"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    receipt: Mapped[str] = mapped_column(String(32), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    email_normalized: Mapped[str] = mapped_column(String(254), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(16))
+    birth_date: Mapped[date] = mapped_column(Date)
+    postal_code: Mapped[str] = mapped_column(String(5))
+    commune_code: Mapped[str] = mapped_column(ForeignKey("communes.code"), index=True)
+    domains: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    availability: Mapped[str] = mapped_column(String(20))
+    skills: Mapped[list[str]] = mapped_column(ARRAY(String(80)))
+    emergency_slug: Mapped[str | None] = mapped_column(String(64), index=True)
+    consent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

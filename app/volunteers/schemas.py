@@ -1,0 +1,43 @@
+"""Bodies and payloads of the sign-up path."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import msgspec
+
+
+class QueuedSignup(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated sign-up as it waits in Redis for a worker. `duplicate` marks a repeat of a known e-mail: it
+    carries no personal data beyond the key, and ends in a reminder e-mail instead of a row."""
+
+    receipt: str
+    email_normalized: str
+    accepted_at: datetime
+    duplicate: bool = False
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    phone: str | None = None
+    birth_date: date | None = None
+    postal_code: str = ""
+    commune_code: str = ""
+    domains: list[str] = []
+    availability: str = ""
+    skills: list[str] = []
+    emergency: str | None = None
+    consent_at: datetime | None = None
+
+
+class SignupAccepted(msgspec.Struct, frozen=True):
+    receipt: str
+    status: str = "accepted"
+
+
+class ReceiptStatus(msgspec.Struct, frozen=True):
+    receipt: str
+    status: str
+
+
+class ValidationErrors(msgspec.Struct, frozen=True):
+    errors: dict[str, str]

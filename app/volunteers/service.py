@@ -1,0 +1,148 @@
+"""Sign-up use cases: accept into the queue (web, Redis only) and save queued batches (workers, PostgreSQL)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.geo.index import PostcodeIndex
+from app.volunteers.models import Volunteer
+from app.volunteers.schemas import QueuedSignup
+from app.volunteers.signup_queue import Accepted, SignupQueue
+from app.volunteers.validation import validate_signup
+
+HONEYPOT_FIELD = "website"
+
+
+class SignupRateLimited(Exception):
+    """Too many sign-ups from one address in the last minute."""
+
+
+class SignupBacklogged(Exception):
+    """The queue is over its bound: the client should come back in a moment."""
+
+
+def new_receipt() -> str:
+    return secrets.token_urlsafe(16)
+
+
+async def accept_signup(
+    queue: SignupQueue,
+    index: PostcodeIndex,
+    data: dict[str, Any],
+    *,
+    client_ip: str,
+    idempotency_key: str | None,
+    ip_limit_per_minute: int,
+    backlog_limit: int,
+    now: datetime,
+    today: date,
+) -> Accepted:
+    """Validates and queues a sign-up; touches Redis only. Raises `SignupInvalid`, `SignupRateLimited` or
+    `SignupBacklogged`. The answer is the same whether the e-mail was known or not."""
+    if data.get(HONEYPOT_FIELD):
+        # Bots fill every field; they get the answer a person gets, and nothing is kept.
+        return Accepted("accepted", new_receipt(), False)
+    signup = validate_signup(data, index, today)
+    record = QueuedSignup(
+        receipt=new_receipt(),
+        accepted_at=now,
+        email=signup.email,
+        email_normalized=signup.email_normalized,
+        first_name=signup.first_name,
+        last_name=signup.last_name,
+        phone=signup.phone,
+        birth_date=signup.birth_date,
+        postal_code=signup.postal_code,
+        commune_code=signup.commune_code,
+        domains=signup.domains,
+        availability=signup.availability,
+        skills=signup.skills,
+        emergency=signup.emergency,
+        consent_at=now,
+    )
+    accepted = await queue.accept(
+        record,
+        client_ip=client_ip,
+        idempotency_key=idempotency_key,
+        ip_limit_per_minute=ip_limit_per_minute,
+        backlog_limit=backlog_limit,
+    )
+    if accepted.outcome == "rate_limited":
+        raise SignupRateLimited
+    if accepted.outcome == "backlogged":
+        raise SignupBacklogged
+    return accepted
+
+
+@dataclass
+class SaveOutcome:
+    """What a drained batch became: receipts now safe in PostgreSQL, and who should get which e-mail."""
+
+    saved_receipts: list[str] = field(default_factory=list)
+    welcome: list[tuple[int, str]] = field(default_factory=list)  # (volunteer id, mail idempotency key)
+    reminder: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _row(record: QueuedSignup) -> dict[str, Any]:
+    return {
+        "receipt": record.receipt,
+        "email": record.email,
+        "email_normalized": record.email_normalized,
+        "first_name": record.first_name,
+        "last_name": record.last_name,
+        "phone": record.phone,
+        "birth_date": record.birth_date,
+        "postal_code": record.postal_code,
+        "commune_code": record.commune_code,
+        "domains": record.domains,
+        "availability": record.availability,
+        "skills": record.skills,
+        "emergency_slug": record.emergency,
+        "consent_at": record.consent_at,
+        "accepted_at": record.accepted_at,
+    }
+
+
+async def save_signups(session: AsyncSession, records: list[QueuedSignup]) -> SaveOutcome:
+    """Writes a batch in one multi-row insert; idempotent, so a batch drained twice gives the same rows.
+
+    A record whose e-mail is already saved under another receipt is a repeat sign-up: no second row, a reminder
+    e-mail instead. A record found saved under its own receipt was written by a consumer that died before it
+    could acknowledge: it is treated as new (its welcome e-mail is deduplicated by key)."""
+    outcome = SaveOutcome()
+    fresh: dict[str, QueuedSignup] = {}
+    for record in records:
+        if not record.duplicate and record.email_normalized not in fresh:
+            fresh[record.email_normalized] = record
+    inserted: dict[str, int] = {}
+    if fresh:
+        # executemany with RETURNING: SQLAlchemy folds it into multi-row INSERTs sized to stay under the bind limit.
+        statement = insert(Volunteer).on_conflict_do_nothing().returning(Volunteer.id, Volunteer.receipt)
+        result = await session.execute(statement, [_row(record) for record in fresh.values()])
+        inserted = {receipt: volunteer_id for volunteer_id, receipt in result}
+    others = [r for r in records if r.receipt not in inserted]
+    existing: dict[str, tuple[int, str]] = {}
+    if others:
+        emails = list({r.email_normalized for r in others})
+        query = select(Volunteer.email_normalized, Volunteer.id, Volunteer.receipt).where(
+            Volunteer.email_normalized.in_(emails)
+        )
+        existing = {email: (volunteer_id, receipt) for email, volunteer_id, receipt in await session.execute(query)}
+    for record in records:
+        outcome.saved_receipts.append(record.receipt)
+        if record.receipt in inserted:
+            outcome.welcome.append((inserted[record.receipt], f"welcome:{record.receipt}"))
+        elif (row := existing.get(record.email_normalized)) is not None:
+            volunteer_id, saved_receipt = row
+            if saved_receipt == record.receipt:
+                outcome.welcome.append((volunteer_id, f"welcome:{record.receipt}"))
+            else:
+                outcome.reminder.append((volunteer_id, f"reminder:{record.receipt}"))
+    return outcome

@@ -1,0 +1,1 @@
+"""Everything RQ: worker settings, job functions, typed enqueue helpers and the per-job runtime."""

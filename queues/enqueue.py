@@ -1,0 +1,47 @@
+"""Typed enqueue helpers: the only way web code and jobs put work on the queue (by dotted path, with explicit
+timeouts, TTLs and retries), so the web process never imports job bodies."""
+
+from __future__ import annotations
+
+from redis import Redis
+from rq import Retry
+from rq.job import Job
+
+from queues.connection import job_queue, sync_redis
+
+DAY = 86_400
+
+
+def drain_signups(connection: Redis, *, attempt: int = 0) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.signups.drain_signups",
+        attempt=attempt,
+        at_front=True,
+        job_timeout=600,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        description="drain queued sign-ups into PostgreSQL",
+    )
+
+
+def send_volunteer_mails(connection: Redis, kind: str, recipients: list[tuple[int, str]]) -> Job:
+    """`recipients` are (volunteer id, idempotency key) pairs: ids only, no personal data in the job payload."""
+    return job_queue(connection).enqueue(
+        "queues.mail.send_volunteer_mails",
+        kind=kind,
+        recipients=[[volunteer_id, key] for volunteer_id, key in recipients],
+        job_timeout=600,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=8, interval=[10, 30, 60, 120, 300, 600, 1800, 3600]),
+        description=f"send {kind} e-mails",
+    )
+
+
+def connect(redis_url: str) -> Redis:
+    """The synchronous connection RQ enqueues through."""
+    return sync_redis(redis_url)
+
+
+def queued_jobs(connection: Redis) -> int:
+    return job_queue(connection).count

@@ -1,0 +1,126 @@
+"""The drain job: moves queued sign-ups from Redis into PostgreSQL in batches, losing and doubling nothing.
+
+A consumer claims a batch into its own in-flight list under a lease, writes it in one transaction, queues the
+e-mails, then acknowledges. Killed anywhere in between, its lease runs out and the next drain re-drains the batch;
+the write is idempotent. While PostgreSQL is unreachable the batch goes back to the queue and the drain waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+
+import sentry_sdk
+from redis import Redis as SyncRedis
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
+from app.db.base import unit_of_work
+from app.volunteers import signup_queue as keys
+from app.volunteers.schemas import QueuedSignup
+from app.volunteers.service import SaveOutcome, save_signups
+from app.volunteers.signup_queue import SignupQueue
+from queues import enqueue
+from queues.runtime import JobContext, run_job
+
+log = logging.getLogger("renfort.drain")
+
+# A drain hands over to a fresh job after this long, so no single job outlives its timeout.
+TIME_BUDGET_SECONDS = 120
+BAD_DATA = (IntegrityError, DataError)
+# Raised when PostgreSQL cannot be reached or drops the connection (bad data was dealt with record by record).
+UNREACHABLE = (DBAPIError, OSError, TimeoutError)
+
+
+def drain_signups(attempt: int = 0) -> dict[str, int]:
+    return run_job(lambda context: _drain(context, attempt))
+
+
+def _consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+async def _drain(context: JobContext, attempt: int) -> dict[str, int]:
+    settings = context.settings
+    queue = SignupQueue(context.redis, settings.secret_key.reveal())
+    consumer = _consumer_name()
+    recovered = await queue.recover_orphans()
+    if recovered:
+        log.warning("re-draining %d sign-ups left in flight by a dead consumer", recovered)
+    saved = 0
+    deadline = time.monotonic() + TIME_BUDGET_SECONDS
+    while time.monotonic() < deadline:
+        batch = await queue.claim(consumer, settings.drain_batch_size, settings.drain_lease_seconds)
+        if not batch:
+            if await queue.finish_drain():
+                continue
+            return {"saved": saved, "recovered": recovered}
+        try:
+            outcome = await _save(context, queue, batch)
+        except UNREACHABLE as error:  # PostgreSQL down or restarting: everything back in the queue, wait, retry
+            await queue.requeue(consumer)
+            attempt += 1
+            delay = min(2 ** min(attempt, 5), 30)
+            log.warning("database unavailable (%s); %d sign-ups back in queue, retry in %ds", type(error).__name__,
+                        len(batch), delay)
+            await asyncio.sleep(delay)
+            continue
+        attempt = 0
+        _queue_mails(context.rq_connection, outcome)
+        await queue.acknowledge(consumer, outcome.saved_receipts)
+        saved += len(outcome.welcome)
+        log.info("drained %d sign-ups (%d new, %d repeats)", len(batch), len(outcome.welcome), len(outcome.reminder))
+    enqueue.drain_signups(context.rq_connection, attempt=attempt)
+    return {"saved": saved, "recovered": recovered}
+
+
+async def _save(context: JobContext, queue: SignupQueue, batch: list[QueuedSignup]) -> SaveOutcome:
+    """Saves a batch; if it holds a record PostgreSQL refuses, splits it until that record stands alone and
+    moves it to the dead letters with the reason, so one bad record never blocks the others."""
+    try:
+        async with unit_of_work(context.engine) as session:
+            return await save_signups(session, batch)
+    except BAD_DATA as error:
+        if len(batch) == 1:
+            reason = _reason(error)
+            await queue.bury(batch[0], reason)
+            log.error("sign-up %s moved to dead letters: %s", batch[0].receipt, reason)
+            sentry_sdk.capture_message(f"sign-up moved to dead letters: {reason}", level="error")
+            return SaveOutcome()
+        middle = len(batch) // 2
+        first = await _save(context, queue, batch[:middle])
+        second = await _save(context, queue, batch[middle:])
+        return SaveOutcome(
+            saved_receipts=first.saved_receipts + second.saved_receipts,
+            welcome=first.welcome + second.welcome,
+            reminder=first.reminder + second.reminder,
+        )
+
+
+def _reason(error: Exception) -> str:
+    # Constraint names and SQLSTATE only: PostgreSQL's message may quote the offending (personal) values.
+    original = getattr(error, "orig", None)
+    detail = getattr(original, "constraint_name", None) or getattr(original, "sqlstate", None) or ""
+    return f"{type(error).__name__} {detail}".strip()
+
+
+def _queue_mails(connection: SyncRedis, outcome: SaveOutcome) -> None:
+    if outcome.welcome:
+        enqueue.send_volunteer_mails(connection, "welcome", outcome.welcome)
+    if outcome.reminder:
+        enqueue.send_volunteer_mails(connection, "reminder", outcome.reminder)
+
+
+def ensure_drain(connection: SyncRedis) -> bool:
+    """Called by every worker on its maintenance tick: schedules a drain when sign-ups wait, or when a dead
+    consumer left a batch in flight, and none is scheduled. Returns True when it enqueued one."""
+    waiting = connection.llen(keys.PENDING) > 0 or any(
+        True for _ in connection.scan_iter(match=keys.PREFIX + "inflight:*", count=100)
+    )
+    if waiting and connection.set(keys.DRAIN_SCHEDULED, "1", nx=True, ex=keys.DRAIN_SCHEDULED_TTL):
+        enqueue.drain_signups(connection)
+        return True
+    return False

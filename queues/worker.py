@@ -1,0 +1,53 @@
+"""The `worker` process: an RQ worker on the single Renfort queue, which also re-drains what dead consumers left.
+
+`python -m queues.worker` (Procfile `worker`); warm shutdown on SIGTERM (the current job finishes).
+`python -m queues.worker --burst` works until the queue is empty, then exits (tests, one-off catch-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from redis.exceptions import RedisError
+from rq import Worker
+from rq.serializers import JSONSerializer
+
+from app.observability import configure_logging, init_sentry
+from app.settings import get_settings
+from queues.connection import job_queue, sync_redis
+from queues.signups import ensure_drain
+
+log = logging.getLogger("renfort.worker")
+
+
+class RenfortWorker(Worker):
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        try:
+            ensure_drain(self.connection)
+        except RedisError:
+            log.warning("could not check the sign-up queue; will retry on the next tick")
+
+
+def main(burst: bool = False) -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    init_sentry(settings.sentry_dsn, environment=settings.environment, component="worker")
+    connection = sync_redis(settings.redis_url)
+    worker = RenfortWorker(
+        [job_queue(connection)],
+        connection=connection,
+        serializer=JSONSerializer,
+        # A short TTL makes the idle loop tick every 15 s, so maintenance (and the re-drain check) runs often.
+        worker_ttl=30,
+        maintenance_interval=10,
+    )
+    ensure_drain(connection)
+    worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Renfort RQ worker")
+    parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    main(burst=parser.parse_args().burst)
