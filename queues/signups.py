@@ -103,8 +103,10 @@ async def _save(context: JobContext, queue: SignupQueue, batch: list[QueuedSignu
 def _reason(error: Exception) -> str:
     # Constraint names and SQLSTATE only: PostgreSQL's message may quote the offending (personal) values.
     original = getattr(error, "orig", None)
-    detail = getattr(original, "constraint_name", None) or getattr(original, "sqlstate", None) or ""
-    return f"{type(error).__name__} {detail}".strip()
+    driver_error = getattr(original, "__cause__", None)  # asyncpg's own exception, under SQLAlchemy's adapter
+    sqlstate = getattr(original, "sqlstate", None) or getattr(driver_error, "sqlstate", None) or ""
+    constraint = getattr(driver_error, "constraint_name", None) or ""
+    return " ".join(part for part in (type(error).__name__, sqlstate, constraint) if part)
 
 
 def _queue_mails(connection: SyncRedis, outcome: SaveOutcome) -> None:
@@ -114,13 +116,16 @@ def _queue_mails(connection: SyncRedis, outcome: SaveOutcome) -> None:
         enqueue.send_volunteer_mails(connection, "reminder", outcome.reminder)
 
 
-def ensure_drain(connection: SyncRedis) -> bool:
+def ensure_drain(connection: SyncRedis, *, starting: bool = False) -> bool:
     """Called by every worker on its maintenance tick: schedules a drain when sign-ups wait, or when a dead
-    consumer left a batch in flight, and none is scheduled. Returns True when it enqueued one."""
+    consumer left a batch in flight, and none is scheduled. A starting worker schedules one regardless, in case
+    the process that set the mark died before enqueueing. Returns True when it enqueued one."""
     waiting = connection.llen(keys.PENDING) > 0 or any(
         True for _ in connection.scan_iter(match=keys.PREFIX + "inflight:*", count=100)
     )
-    if waiting and connection.set(keys.DRAIN_SCHEDULED, "1", nx=True, ex=keys.DRAIN_SCHEDULED_TTL):
+    if not waiting:
+        return False
+    if connection.set(keys.DRAIN_SCHEDULED, "1", nx=True, ex=keys.DRAIN_SCHEDULED_TTL) or starting:
         enqueue.drain_signups(connection)
         return True
     return False

@@ -43,7 +43,7 @@ def main(burst: bool = False) -> None:
         worker_ttl=30,
         maintenance_interval=10,
     )
-    ensure_drain(connection)
+    ensure_drain(connection, starting=True)
     worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
 
 

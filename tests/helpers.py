@@ -1,0 +1,84 @@
+"""Helpers for tests that queue sign-ups directly and watch real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+from redis.asyncio import Redis
+
+from app.volunteers.schemas import QueuedSignup
+from app.volunteers.service import new_receipt
+from app.volunteers.signup_queue import SignupQueue
+from tests.conftest import ROOT, TEST_ENV
+
+
+def queued_signup(number: int, *, prefix: str = "wave", commune_code: str = "69123") -> QueuedSignup:
+    now = datetime.now(UTC)
+    email = f"{prefix}.{number}@example.org"
+    return QueuedSignup(
+        receipt=new_receipt(),
+        email_normalized=email,
+        accepted_at=now,
+        email=email,
+        first_name="Ana",
+        last_name="Martin",
+        phone="+33612345678",
+        birth_date=date(1990, 4, 12),
+        postal_code="69003",
+        commune_code=commune_code,
+        domains=["solidarite-insertion"],
+        availability="weekends",
+        skills=[],
+        consent_at=now,
+    )
+
+
+async def queue_signups(redis: Redis, records: list[QueuedSignup]) -> None:
+    """Through the accept path's own Lua script, as the web process would (without HTTP)."""
+    queue = SignupQueue(redis, TEST_ENV["SECRET_KEY"])
+    for record in records:
+        accepted = await queue.accept(
+            record, client_ip="test", idempotency_key=None, ip_limit_per_minute=0, backlog_limit=10**9
+        )
+        assert accepted.outcome == "accepted"
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A long-running worker in its own process group, so a test can SIGKILL it and its job child at once."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "queues.worker"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def kill_worker(worker: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(worker.pid, sig)
+    except ProcessLookupError:
+        pass
+    worker.wait(timeout=30)
+
+
+async def eventually(condition: Callable[[], object], timeout: float = 60, interval: float = 0.2) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
