@@ -8,4 +8,5 @@ from app.state import WebState
 
 
 def provide_web(state: State) -> WebState:
-    return state.web  # type: ignore[no-any-return]
+    web: WebState = state.web
+    return web

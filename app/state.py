@@ -17,7 +17,6 @@ from app.settings import Settings
 from app.volunteers.signup_queue import SignupQueue
 from queues import enqueue
 
-
 log = logging.getLogger("renfort.web")
 
 

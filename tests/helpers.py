@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -62,10 +63,8 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def kill_worker(worker: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(worker.pid, sig)
-    except ProcessLookupError:
-        pass
     worker.wait(timeout=30)
 
 

@@ -113,7 +113,9 @@ def test_a_shared_postal_code_asks_which_commune(postcodes: PostcodeIndex) -> No
     assert validate_signup(signup(postal_code="51300", commune_code=chosen), postcodes, TODAY).commune_code == chosen
 
 
-@pytest.mark.parametrize("phone", ["06 12 34 56 78", "06.12.34.56.78", "0612345678", "+33612345678", "0033 6 12 34 56 78"])
+@pytest.mark.parametrize(
+    "phone", ["06 12 34 56 78", "06.12.34.56.78", "0612345678", "+33612345678", "0033 6 12 34 56 78"]
+)
 def test_french_phone_formats_are_accepted(postcodes: PostcodeIndex, phone: str) -> None:
     assert validate_signup(signup(phone=phone), postcodes, TODAY).phone == "+33612345678"
 

@@ -42,7 +42,7 @@ def masked(email: str) -> str:
 
 class ConsoleController(Controller):
     path = "/ops"
-    guards = [ops_only]
+    guards = (ops_only,)
     include_in_schema = False
 
     @get("/dead-letters")

@@ -41,4 +41,4 @@ async def publish_snapshot(redis: Redis, index: PostcodeIndex) -> None:
 
 async def read_snapshot(redis: Redis) -> PostcodeIndex | None:
     blob = await redis.get(SNAPSHOT_KEY)
-    return PostcodeIndex.from_bytes(blob) if blob else None
+    return PostcodeIndex.from_bytes(blob.encode() if isinstance(blob, str) else blob) if blob else None

@@ -44,7 +44,7 @@ async def submit(web: WebState, request: Request[Any, Any, Any], data: dict[str,
 
 class VolunteerApi(Controller):
     path = "/api/v1"
-    tags = ["bénévoles"]
+    tags = ("bénévoles",)
 
     @post("/volunteers", status_code=202, request_max_body_size=MAX_BODY)
     async def sign_up(self, request: Request[Any, Any, Any], web: WebState) -> Response[SignupAccepted]:

@@ -127,7 +127,7 @@ class SignupQueue:
             f"{PREFIX}rate:{_digest(self.secret, client_ip)}:{minute}",
             DRAIN_SCHEDULED,
         ]
-        args = [
+        args: list[bytes | str | int] = [
             msgspec.json.encode(record),
             msgspec.json.encode(duplicate),
             record.receipt,
