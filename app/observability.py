@@ -68,7 +68,7 @@ def init_sentry(dsn: str | None, *, environment: str, component: str) -> bool:
         send_default_pii=False,
         max_request_body_size="never",
         include_local_variables=False,
-        before_send=scrub_event,  # type: ignore[arg-type]  (plain dicts in, plain dicts out)
+        before_send=scrub_event,  # type: ignore[arg-type]
         before_breadcrumb=scrub_breadcrumb,
         traces_sample_rate=0.0,
     )
