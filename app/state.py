@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.db.base import make_engine
@@ -30,8 +31,14 @@ class WebState:
     postcodes: PostcodeIndex
 
     async def request_drain(self) -> None:
-        # Off the event loop: RQ's client is synchronous. Runs at most once per drain cycle, not per sign-up.
-        await asyncio.to_thread(enqueue.drain_signups, self.rq_connection)
+        """Enqueues a drain, off the event loop (RQ's client is synchronous); at most once per drain cycle.
+
+        The sign-up is already safe in Redis when this runs: if enqueueing fails, the workers' maintenance tick
+        schedules the drain instead, so the citizen still gets their 202."""
+        try:
+            await asyncio.to_thread(enqueue.drain_signups, self.rq_connection)
+        except RedisError as error:
+            log.warning("could not enqueue a drain (%s); workers will schedule it", type(error).__name__)
 
     async def close(self) -> None:
         await self.redis.aclose()
