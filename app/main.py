@@ -46,13 +46,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await app.state.web.close()
 
-    static = [create_static_files_router(path="/static/dsfr", directories=[DSFR])] if DSFR.is_dir() else []
+    dsfr_installed = DSFR.is_dir()
+    static = [create_static_files_router(path="/static", directories=[ROOT / "templates" / "static"])]
+    if dsfr_installed:
+        static.append(create_static_files_router(path="/static/dsfr", directories=[DSFR]))
+
+    def template_globals(engine: JinjaTemplateEngine) -> None:
+        engine.engine.globals["dsfr_installed"] = dsfr_installed
+
     return Litestar(
         route_handlers=[home, VolunteerApi, SignupPages, HealthController, ConsoleController, *static],
         dependencies={"web": Provide(provide_web, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=template_globals
+        ),
         csrf_config=CSRFConfig(
             secret=settings.secret_key.reveal(),
             exclude=["/api/"],

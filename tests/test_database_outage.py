@@ -6,8 +6,8 @@ Runs against a throwaway PostgreSQL this test starts on its own port and data fo
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from app.main import create_app
 from app.settings import load_settings
 from app.volunteers.signup_queue import PENDING, PREFIX
+from ops.processes import scratch_folder
 from ops.services import LocalPostgres, free_port
 from tests.conftest import run_release
 from tests.factories import signup
@@ -26,12 +27,14 @@ API = "/api/v1/volunteers"
 
 
 @pytest.fixture
-def throwaway_postgres(tmp_path: Path) -> Iterator[LocalPostgres]:
-    server = LocalPostgres(tmp_path / "postgres", free_port())
+def throwaway_postgres() -> Iterator[LocalPostgres]:
+    folder = scratch_folder()  # not tmp_path: as root the server runs as `nobody`, who must reach the folder
+    server = LocalPostgres(folder / "postgres", free_port())
     server.start()
     server.create_database("renfort")
     yield server
     server.kill()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 async def sign_up_many(client: AsyncTestClient, count: int, prefix: str) -> list[str]:
