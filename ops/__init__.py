@@ -1,0 +1,1 @@
+"""Local services, run and test commands, deployment files and runbooks."""

