@@ -48,7 +48,7 @@ def backlogged(request: Request[Any, Any, Any], _: SignupBacklogged) -> Response
 
 
 def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Response[Any]:
-    log.error("Redis unavailable: %s", type(error).__name__)
+    log.warning("Redis unavailable: %s", type(error).__name__)  # warning: the capture below is the one event
     sentry_sdk.capture_exception(error)
     return _respond(request, 503, BUSY, headers={"Retry-After": "10"})
 

@@ -14,10 +14,10 @@ PERSONAL_FIELDS = frozenset(
 EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE = re.compile(r"(?<![\w:-])(?:(?:\+|00)\d{2,3}[\s.-]?|0)[1-9](?:[\s.-]?\d\d){4}(?![\w-])")
 # Bare dates only (a birth date), not the timestamps logs and events are full of.
-DATE = re.compile(r"(?<![\d-])(?:19|20)\d\d-\d\d-\d\d(?![\d:T])|\b\d\d/\d\d/(?:19|20)\d\d\b")
+DATE = re.compile(r"(?<![\d-])(?:19|20)\d\d-\d\d-\d\d(?![\d:T]| \d\d:)|\b\d\d/\d\d/(?:19|20)\d\d\b")
 # Event fields the SDK and Sentry rely on; they never hold personal data.
 STRUCTURAL = frozenset({"event_id", "timestamp", "start_timestamp", "sdk", "platform", "level", "release",
-                        "environment", "server_name", "type", "modules"})
+                        "environment", "server_name", "type", "modules", "contexts"})
 FILTERED = "[Filtered]"
 
 
@@ -64,7 +64,10 @@ def init_sentry(dsn: str | None, *, environment: str, component: str) -> bool:
         dsn=dsn,
         environment=environment,
         server_name=component,
-        integrations=[LitestarIntegration(), RqIntegration()],
+        integrations=[RqIntegration()],
+        # Its request hook parses every body before the handler (malformed JSON became a 500) and attaches the
+        # whole parsed body to events; app/errors.py reports errors itself, without the body.
+        disabled_integrations=[LitestarIntegration()],
         send_default_pii=False,
         max_request_body_size="never",
         include_local_variables=False,

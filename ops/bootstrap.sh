@@ -44,7 +44,7 @@ ensure_node_modules() {
         echo "warning: front-end assets not installed. @gouvfr/dsfr asks each project to accept its terms of use" >&2
         echo "         (which reserve it to State services' sites). Once the project has decided, run" >&2
         echo "         \`npm create @gouvfr/dsfr@latest\` (writes .dsfr.yml) or set DSFR_ACCEPT_LICENSE=1." >&2
-        echo "         Pages are unstyled until then." >&2
+        echo "         Until then pages use Renfort's own neutral stylesheet (templates/static/renfort.css)." >&2
         return 0
     fi
     if [[ ! -f package-lock.json ]]; then

@@ -87,7 +87,7 @@ async def _save(context: JobContext, queue: SignupQueue, batch: list[QueuedSignu
         if len(batch) == 1:
             reason = _reason(error)
             await queue.bury(batch[0], reason)
-            log.error("sign-up %s moved to dead letters: %s", batch[0].receipt, reason)
+            log.warning("sign-up %s moved to dead letters: %s", batch[0].receipt, reason)
             sentry_sdk.capture_message(f"sign-up moved to dead letters: {reason}", level="error")
             return SaveOutcome()
         middle = len(batch) // 2
