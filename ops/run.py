@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 from ops.processes import port_accepts
-from ops.services import ServiceError, local_folder, process_environment, stop_local_services
+from ops.services import MAIL_PORT, ServiceError, local_folder, local_port, process_environment, stop_local_services
 from ops.supervisor import Supervisor, read_procfile, run_once
 
 ROOT = Path(__file__).resolve().parent.parent
-MAIL_SINK_PORT = 1025
 USAGE = "usage: ./ops/run [stop]"
 
 
@@ -79,11 +78,12 @@ def run_platform(env: dict[str, str]) -> int:
 
 
 def start_mail_sink(supervisor: Supervisor) -> None:
-    if port_accepts(MAIL_SINK_PORT):
-        print(f"Port {MAIL_SINK_PORT} is taken: assuming an SMTP sink already listens there.")
+    port = local_port(ROOT, "mail", MAIL_PORT)
+    if port_accepts(port):
+        print(f"Port {port} is taken: assuming this checkout's SMTP sink already listens there.")
         return
     mail_dir = local_folder(ROOT) / "mail"
-    supervisor.start("mail", f"python -m ops.mailsink --port {MAIL_SINK_PORT} --dir {shlex.quote(str(mail_dir))}")
+    supervisor.start("mail", f"python -m ops.mailsink --port {port} --dir {shlex.quote(str(mail_dir))}")
     print(f"Outgoing mail is stored as .eml files in {mail_dir}.")
 
 

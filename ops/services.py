@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ops.mailsink import MailSink, read_messages
 from ops.postgres import LocalPostgres
-from ops.processes import ServiceError, free_port, scratch_folder
+from ops.processes import ServiceError, free_port, port_accepts, scratch_folder
 from ops.valkey import LocalRedis
 
 __all__ = [
@@ -34,24 +34,44 @@ __all__ = [
     "stop_local_services",
 ]
 
-# Fixed, unusual ports so the local servers never collide with a system PostgreSQL (5432) or Redis (6379).
+# Unusual ports so the local servers never collide with a system PostgreSQL (5432) or Redis (6379).
 POSTGRES_PORT = 54329
 REDIS_PORT = 63799
+MAIL_PORT = 1025
 DATABASE = "renfort"
-DEFAULT_SMTP_URL = "smtp://127.0.0.1:1025"
 
 
 def local_folder(root: Path) -> Path:
     return root / ".local"
 
 
+def local_port(root: Path, service: str, default: int) -> int:
+    """The port of this checkout's local `service`, chosen on first use and kept in `.local/<service>.port`.
+
+    The default when it is free; otherwise any free port, so a second checkout on the same machine (a fresh clone,
+    CI next to a developer's copy) gets servers of its own instead of failing or borrowing another's."""
+    override = os.environ.get(f"LOCAL_{service.upper()}_PORT")
+    if override:
+        return int(override)
+    remembered = local_folder(root) / f"{service}.port"
+    if remembered.exists():
+        return int(remembered.read_text().strip())
+    port = free_port() if port_accepts(default) else default
+    remembered.parent.mkdir(parents=True, exist_ok=True)
+    remembered.write_text(f"{port}\n")
+    return port
+
+
 def local_postgres(root: Path) -> LocalPostgres:
-    port = int(os.environ.get("LOCAL_POSTGRES_PORT") or POSTGRES_PORT)
-    return LocalPostgres(local_folder(root) / "postgres", port)
+    return LocalPostgres(local_folder(root) / "postgres", local_port(root, "postgres", POSTGRES_PORT))
 
 
 def local_redis(root: Path) -> LocalRedis:
-    return LocalRedis(local_folder(root) / "redis", int(os.environ.get("LOCAL_REDIS_PORT") or REDIS_PORT))
+    return LocalRedis(local_folder(root) / "redis", local_port(root, "redis", REDIS_PORT))
+
+
+def local_smtp_url(root: Path) -> str:
+    return f"smtp://127.0.0.1:{local_port(root, 'mail', MAIL_PORT)}"
 
 
 def local_environment(root: Path) -> dict[str, str]:
@@ -76,7 +96,7 @@ def local_environment(root: Path) -> dict[str, str]:
         environment["REDIS_URL"] = redis_url
         secret_key = os.environ.get("SECRET_KEY") or _stored_secret_key(local_folder(root) / "secret_key")
         environment["SECRET_KEY"] = secret_key
-    environment["SMTP_URL"] = os.environ.get("SMTP_URL") or DEFAULT_SMTP_URL
+    environment["SMTP_URL"] = os.environ.get("SMTP_URL") or local_smtp_url(root)
     return environment
 
 
