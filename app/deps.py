@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from app.state import WebState
 
@@ -10,3 +11,7 @@ from app.state import WebState
 def provide_web(state: State) -> WebState:
     web: WebState = state.web
     return web
+
+
+# Handlers declare `web: Web`: the dependency is named explicitly, as Litestar 3 will require.
+Web = NamedDependency[WebState]

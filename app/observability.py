@@ -68,7 +68,7 @@ def init_sentry(dsn: str | None, *, environment: str, component: str) -> bool:
         # Its request hook parses every body before the handler (malformed JSON became a 500) and attaches the
         # whole parsed body to events; app/errors.py reports errors itself, without the body.
         disabled_integrations=[LitestarIntegration()],
-        send_default_pii=False,
+        # send_default_pii stays at its default (off): no IPs, cookies or user data attached by the SDK.
         max_request_body_size="never",
         include_local_variables=False,
         before_send=scrub_event,  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.response import Redirect, Template
 
-from app.state import WebState
+from app.deps import Web
 
 
 def _password(authorization: str) -> str:
@@ -46,7 +46,7 @@ class ConsoleController(Controller):
     include_in_schema = False
 
     @get("/dead-letters")
-    async def dead_letters(self, web: WebState) -> Template:
+    async def dead_letters(self, web: Web) -> Template:
         letters = await web.signups.dead_letters(limit=200)
         rows = [
             {
@@ -62,7 +62,7 @@ class ConsoleController(Controller):
         return Template("console/dead_letters.html", context={"rows": rows, "total": total})
 
     @post("/dead-letters/retry")
-    async def retry(self, request: Request[Any, Any, Any], web: WebState) -> Redirect:
+    async def retry(self, request: Request[Any, Any, Any], web: Web) -> Redirect:
         moved = await web.signups.retry_dead_letters()
         if moved and await web.signups.request_drain():
             await web.request_drain()

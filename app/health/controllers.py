@@ -6,6 +6,7 @@ from typing import Any
 from litestar import Controller, MediaType, Response, get
 from sqlalchemy import text
 
+from app.deps import Web
 from app.state import WebState
 from queues.enqueue import queued_jobs
 
@@ -45,7 +46,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready")
-    async def ready(self, web: WebState) -> Response[dict[str, Any]]:
+    async def ready(self, web: Web) -> Response[dict[str, Any]]:
         database = await _check(_ping_database(web))
         redis = await _check(web.redis.ping())
         body: dict[str, Any] = {"status": "ok", "postgresql": database, "redis": redis}
@@ -57,7 +58,7 @@ class HealthController(Controller):
         return Response(body, status_code=200 if ready else 503)
 
     @get("/metrics", media_type=MediaType.TEXT)
-    async def metrics(self, web: WebState) -> str:
+    async def metrics(self, web: Web) -> str:
         """Prometheus text format."""
         figures = await queue_figures(web)
         lines = []

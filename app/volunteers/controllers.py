@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from app.deps import Web
 from app.geo.index import CommuneChoice
 from app.http import client_ip
 from app.reference import AVAILABILITY, DOMAINS
@@ -47,7 +49,7 @@ class VolunteerApi(Controller):
     tags = ("bénévoles",)
 
     @post("/volunteers", status_code=202, request_max_body_size=MAX_BODY)
-    async def sign_up(self, request: Request[Any, Any, Any], web: WebState) -> Response[SignupAccepted]:
+    async def sign_up(self, request: Request[Any, Any, Any], web: Web) -> Response[SignupAccepted]:
         try:
             data = msgspec.json.decode(await request.body())
         except msgspec.DecodeError:
@@ -58,14 +60,14 @@ class VolunteerApi(Controller):
         return Response(SignupAccepted(receipt=accepted.receipt), status_code=202)
 
     @get("/receipts/{receipt:str}")
-    async def receipt(self, receipt: str, web: WebState) -> ReceiptStatus:
+    async def receipt(self, receipt: FromPath[str], web: Web) -> ReceiptStatus:
         status = await web.signups.receipt_status(receipt) if len(receipt) <= 32 else None
         if status is None:
             raise NotFoundException("Reçu inconnu ou expiré.")
         return ReceiptStatus(receipt=receipt, status=status)
 
     @get("/communes")
-    async def communes(self, postal_code: str, web: WebState) -> list[CommuneChoice]:
+    async def communes(self, postal_code: FromQuery[str], web: Web) -> list[CommuneChoice]:
         return list(web.postcodes.communes(postal_code.strip()))
 
 
@@ -92,11 +94,11 @@ class SignupPages(Controller):
         return Template("inscription.html", context=context, status_code=status)
 
     @get("/")
-    async def form(self, web: WebState, urgence: str | None = None) -> Template:
+    async def form(self, web: Web, urgence: FromQuery[str | None] = None) -> Template:
         return self._page(web, {"emergency": urgence or ""}, {})
 
     @post("/", request_max_body_size=MAX_BODY)
-    async def submit_form(self, request: Request[Any, Any, Any], web: WebState) -> Template | Redirect:
+    async def submit_form(self, request: Request[Any, Any, Any], web: Web) -> Template | Redirect:
         values = _form_values(await request.form())
         try:
             accepted = await submit(web, request, values)
@@ -105,5 +107,5 @@ class SignupPages(Controller):
         return Redirect(f"/inscription/merci?recu={accepted.receipt}", status_code=303)
 
     @get("/merci")
-    async def thanks(self, recu: str = "") -> Template:
+    async def thanks(self, recu: FromQuery[str] = "") -> Template:
         return Template("inscription_merci.html", context={"receipt": recu})
