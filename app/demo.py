@@ -50,7 +50,7 @@ def demo_signups(now: datetime) -> list[QueuedSignup]:
 
 
 async def load_demo() -> int:
-    engine = make_engine(get_settings().database_url, pooled=False)
+    engine = make_engine(get_settings().database_url, pool_size=0)
     try:
         async with unit_of_work(engine) as session:
             outcome = await save_signups(session, demo_signups(datetime.now(UTC)))

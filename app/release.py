@@ -30,7 +30,7 @@ def migrate(settings: Settings) -> None:
 
 
 async def load_geography(settings: Settings) -> int:
-    engine = make_engine(settings.database_url, pooled=False)
+    engine = make_engine(settings.database_url, pool_size=0)
     redis = Redis.from_url(settings.redis_url)
     try:
         async with unit_of_work(engine) as session:

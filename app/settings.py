@@ -62,6 +62,8 @@ class Settings:
     drain_batch_size: int = 2_000
     # A drain consumer that has not renewed its lease for this long is presumed dead; its batch is drained again.
     drain_lease_seconds: int = 30
+    # How many drain consumers may write batches at once (each needs a free worker).
+    drain_consumers: int = 4
     mails_per_recipient_per_hour: int = 5
     # How many reverse proxies in front of the web processes append to X-Forwarded-For (0: trust none). Behind a
     # PaaS router set it to 1, or every citizen shares the router's address and its rate limit.
@@ -101,6 +103,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         signup_backlog_limit=_int(env, "SIGNUP_BACKLOG_LIMIT", Settings.signup_backlog_limit),
         drain_batch_size=_int(env, "DRAIN_BATCH_SIZE", Settings.drain_batch_size),
         drain_lease_seconds=_int(env, "DRAIN_LEASE_SECONDS", Settings.drain_lease_seconds),
+        drain_consumers=_int(env, "DRAIN_CONSUMERS", Settings.drain_consumers),
         mails_per_recipient_per_hour=_int(env, "MAILS_PER_RECIPIENT_PER_HOUR", Settings.mails_per_recipient_per_hour),
         trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", Settings.trusted_proxy_hops),
         log_level=env.get("LOG_LEVEL", "").strip().upper() or Settings.log_level,

@@ -15,6 +15,7 @@ from app.db.base import make_engine
 from app.geo.index import PostcodeIndex, publish_snapshot, read_snapshot
 from app.geo.service import build_postcode_index
 from app.settings import Settings
+from app.volunteers.intake import SignupIntake
 from app.volunteers.signup_queue import SignupQueue
 from queues import enqueue
 
@@ -27,6 +28,7 @@ class WebState:
     redis: Redis
     rq_connection: SyncRedis
     engine: AsyncEngine
+    intake: SignupIntake
     signups: SignupQueue
     postcodes: PostcodeIndex
 
@@ -59,13 +61,20 @@ async def load_postcodes(redis: Redis, engine: AsyncEngine) -> PostcodeIndex:
 
 
 async def build_state(settings: Settings) -> WebState:
-    redis = Redis.from_url(settings.redis_url, max_connections=256, health_check_interval=30)
+    redis = Redis.from_url(settings.redis_url, max_connections=256)
     engine = make_engine(settings.database_url)
+    secret = settings.secret_key.reveal()
     return WebState(
         settings=settings,
         redis=redis,
         rq_connection=enqueue.connect(settings.redis_url),
         engine=engine,
-        signups=SignupQueue(redis, settings.secret_key.reveal()),
+        intake=SignupIntake(
+            redis,
+            secret,
+            ip_limit_per_minute=settings.signup_ip_limit_per_minute,
+            backlog_limit=settings.signup_backlog_limit,
+        ),
+        signups=SignupQueue(redis, secret),
         postcodes=await load_postcodes(redis, engine),
     )

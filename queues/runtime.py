@@ -31,7 +31,8 @@ class JobContext:
 @asynccontextmanager
 async def job_context() -> AsyncIterator[JobContext]:
     settings = get_settings()
-    engine = make_engine(settings.database_url, pooled=False)
+    # One connection kept for the job's life: a drain writes many batches and should not reconnect for each.
+    engine = make_engine(settings.database_url, pool_size=1)
     redis = Redis.from_url(settings.redis_url)
     rq_connection = sync_redis(settings.redis_url)
     try:

@@ -58,6 +58,7 @@ async def _drain(context: JobContext, attempt: int) -> dict[str, int]:
             if await queue.finish_drain():
                 continue
             return {"saved": saved, "recovered": recovered}
+        await _spread(context, queue)
         try:
             outcome = await _save(context, queue, batch)
         except UNREACHABLE as error:  # PostgreSQL down or restarting: everything back in the queue, wait, retry
@@ -75,6 +76,19 @@ async def _drain(context: JobContext, attempt: int) -> dict[str, int]:
         log.info("drained %d sign-ups (%d new, %d repeats)", len(batch), len(outcome.welcome), len(outcome.reminder))
     enqueue.drain_signups(context.rq_connection, attempt=attempt)
     return {"saved": saved, "recovered": recovered}
+
+
+async def _spread(context: JobContext, queue: SignupQueue) -> None:
+    """With a deep backlog, asks for one more consumer (up to DRAIN_CONSUMERS): batches are independent, so idle
+    workers can drain in parallel while this one waits on PostgreSQL."""
+    settings = context.settings
+    if await queue.depth() < 4 * settings.drain_batch_size:
+        return
+    if len(await queue.consumers()) >= settings.drain_consumers:
+        return
+    # At most one extra consumer asked for per second, however many drains see the backlog.
+    if await context.redis.set(keys.PREFIX + "spread", "1", nx=True, ex=1):
+        enqueue.drain_signups(context.rq_connection)
 
 
 async def _save(context: JobContext, queue: SignupQueue, batch: list[QueuedSignup]) -> SaveOutcome:
@@ -120,9 +134,7 @@ def ensure_drain(connection: SyncRedis, *, starting: bool = False) -> bool:
     """Called by every worker on its maintenance tick: schedules a drain when sign-ups wait, or when a dead
     consumer left a batch in flight, and none is scheduled. A starting worker schedules one regardless, in case
     the process that set the mark died before enqueueing. Returns True when it enqueued one."""
-    waiting = connection.llen(keys.PENDING) > 0 or any(
-        True for _ in connection.scan_iter(match=keys.PREFIX + "inflight:*", count=100)
-    )
+    waiting = connection.llen(keys.PENDING) > 0 or connection.scard(keys.CONSUMERS) > 0
     if not waiting:
         return False
     if connection.set(keys.DRAIN_SCHEDULED, "1", nx=True, ex=keys.DRAIN_SCHEDULED_TTL) or starting:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -13,9 +14,9 @@ from datetime import UTC, date, datetime
 
 from redis.asyncio import Redis
 
+from app.volunteers.intake import SignupIntake
 from app.volunteers.schemas import QueuedSignup
 from app.volunteers.service import new_receipt
-from app.volunteers.signup_queue import SignupQueue
 from tests.conftest import ROOT, TEST_ENV
 
 
@@ -42,12 +43,13 @@ def queued_signup(number: int, *, prefix: str = "wave", commune_code: str = "691
 
 async def queue_signups(redis: Redis, records: list[QueuedSignup]) -> None:
     """Through the accept path's own Lua script, as the web process would (without HTTP)."""
-    queue = SignupQueue(redis, TEST_ENV["SECRET_KEY"])
-    for record in records:
-        accepted = await queue.accept(
-            record, client_ip="test", idempotency_key=None, ip_limit_per_minute=0, backlog_limit=10**9
+    intake = SignupIntake(redis, TEST_ENV["SECRET_KEY"], ip_limit_per_minute=0, backlog_limit=10**9)
+    for start in range(0, len(records), 500):
+        chunk = records[start : start + 500]
+        outcomes = await asyncio.gather(
+            *[intake.accept(record, client_ip="test", idempotency_key=None) for record in chunk]
         )
-        assert accepted.outcome == "accepted"
+        assert {accepted.outcome for accepted in outcomes} == {"accepted"}
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -69,8 +71,6 @@ def kill_worker(worker: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> N
 
 
 async def eventually(condition: Callable[[], object], timeout: float = 60, interval: float = 0.2) -> None:
-    import asyncio
-
     deadline = time.monotonic() + timeout
     while True:
         result = condition()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -119,8 +121,7 @@ async def test_a_full_queue_answers_503_with_retry_after_rather_than_timing_out(
     client: AsyncTestClient, redis: Redis
 ) -> None:
     await redis.rpush(PENDING, *[b"{}"] * 3)
-    web = client.app.state.web
-    web.settings = type(web.settings)(**{**web.settings.__dict__, "signup_backlog_limit": 3})
+    client.app.state.web.intake.backlog_limit = 3
     response = await client.post(API, json=signup())
     assert response.status_code == 503
     assert response.headers["retry-after"] == "30"
@@ -151,3 +152,20 @@ async def test_readiness_reports_dependencies_and_queue(client: AsyncTestClient)
     assert body["queue"]["oldest_pending_seconds"] >= 0
     metrics = await client.get("/metrics")
     assert "renfort_signups_pending 1" in metrics.text
+
+
+async def test_simultaneous_signups_each_get_their_own_answer(client: AsyncTestClient, redis: Redis) -> None:
+    """Sign-ups arriving together share one Redis call; each still gets its own receipt and outcome."""
+    bodies = [signup() for _ in range(40)]
+    same_person = signup(email="twin@example.org")
+    retried = signup()
+    requests = [client.post(API, json=body) for body in bodies]
+    requests += [client.post(API, json=same_person), client.post(API, json={**same_person, "first_name": "Autre"})]
+    requests += [client.post(API, json=retried, headers={"Idempotency-Key": "k1"}) for _ in range(3)]
+    responses = await asyncio.gather(*requests)
+    assert {response.status_code for response in responses} == {202}
+    receipts = [response.json()["receipt"] for response in responses]
+    assert len(set(receipts[:42])) == 42  # everyone distinct, the repeat of twin@ included
+    assert len(set(receipts[42:])) == 1  # the three retries of one request: one receipt
+    # 40 + twin + its repeat (a marker, no personal data) + one for the retried request.
+    assert await redis.llen(PENDING) == 43

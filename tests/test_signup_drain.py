@@ -35,7 +35,7 @@ async def test_a_backlog_drains_in_batches_and_every_receipt_is_saved(redis: Red
 
 async def test_saving_the_same_batch_twice_writes_it_once() -> None:
     records = [queued_signup(n, prefix="twice") for n in range(50)]
-    engine = make_engine(DATABASE_URL, pooled=False)
+    engine = make_engine(DATABASE_URL, pool_size=0)
     try:
         async with unit_of_work(engine) as session:
             first = await save_signups(session, records)

@@ -19,7 +19,7 @@ TODAY = date(2026, 11, 23)
 
 @pytest.fixture(scope="module")
 async def postcodes() -> PostcodeIndex:
-    engine = make_engine(DATABASE_URL, pooled=False)
+    engine = make_engine(DATABASE_URL, pool_size=0)
     async with async_sessionmaker(engine)() as session:
         index = await build_postcode_index(session)
     await engine.dispose()

@@ -23,11 +23,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def make_engine(database_url: str, *, pooled: bool = True) -> AsyncEngine:
-    """A pooled engine for long-lived processes; a NullPool one for jobs, which run in a fresh event loop each."""
-    if pooled:
-        return create_async_engine(database_url, pool_size=5, max_overflow=5, pool_pre_ping=True)
-    return create_async_engine(database_url, poolclass=NullPool)
+def make_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
+    """An engine owned by one event loop: web processes keep a pool; each job builds a small one of its own (RQ runs
+    it in a fresh loop) and disposes of it at the end; one-off scripts pass 0 for no pool at all."""
+    if pool_size == 0:
+        return create_async_engine(database_url, poolclass=NullPool)
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 @asynccontextmanager

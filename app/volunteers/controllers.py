@@ -17,9 +17,9 @@ from app.geo.index import CommuneChoice
 from app.http import client_ip
 from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
+from app.volunteers.intake import Accepted
 from app.volunteers.schemas import ReceiptStatus, SignupAccepted
 from app.volunteers.service import accept_signup
-from app.volunteers.signup_queue import Accepted
 from app.volunteers.validation import SignupInvalid
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -29,13 +29,11 @@ MAX_BODY = 16_384
 async def submit(web: WebState, request: Request[Any, Any, Any], data: dict[str, Any]) -> Accepted:
     now = datetime.now(UTC)
     accepted = await accept_signup(
-        web.signups,
+        web.intake,
         web.postcodes,
         data,
         client_ip=client_ip(request, web.settings.trusted_proxy_hops),
         idempotency_key=request.headers.get("idempotency-key") or None,
-        ip_limit_per_minute=web.settings.signup_ip_limit_per_minute,
-        backlog_limit=web.settings.signup_backlog_limit,
         now=now,
         today=now.astimezone(PARIS).date(),
     )

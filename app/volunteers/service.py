@@ -12,9 +12,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.geo.index import PostcodeIndex
+from app.volunteers.intake import Accepted, SignupIntake
 from app.volunteers.models import Volunteer
 from app.volunteers.schemas import QueuedSignup
-from app.volunteers.signup_queue import Accepted, SignupQueue
 from app.volunteers.validation import validate_signup
 
 HONEYPOT_FIELD = "website"
@@ -33,14 +33,12 @@ def new_receipt() -> str:
 
 
 async def accept_signup(
-    queue: SignupQueue,
+    intake: SignupIntake,
     index: PostcodeIndex,
     data: dict[str, Any],
     *,
     client_ip: str,
     idempotency_key: str | None,
-    ip_limit_per_minute: int,
-    backlog_limit: int,
     now: datetime,
     today: date,
 ) -> Accepted:
@@ -67,13 +65,7 @@ async def accept_signup(
         emergency=signup.emergency,
         consent_at=now,
     )
-    accepted = await queue.accept(
-        record,
-        client_ip=client_ip,
-        idempotency_key=idempotency_key,
-        ip_limit_per_minute=ip_limit_per_minute,
-        backlog_limit=backlog_limit,
-    )
+    accepted = await intake.accept(record, client_ip=client_ip, idempotency_key=idempotency_key)
     if accepted.outcome == "rate_limited":
         raise SignupRateLimited
     if accepted.outcome == "backlogged":

@@ -20,7 +20,7 @@ def run_with(connection: Connection) -> None:
 
 async def run_online() -> None:
     url = context.config.attributes.get("database_url") or get_settings().database_url
-    engine = make_engine(url, pooled=False)
+    engine = make_engine(url, pool_size=0)
     async with engine.connect() as connection:
         await connection.run_sync(run_with)
     await engine.dispose()
