@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -48,23 +48,7 @@ async def accept_signup(
         # Bots fill every field; they get the answer a person gets, and nothing is kept.
         return Accepted("accepted", new_receipt(), False)
     signup = validate_signup(data, index, today)
-    record = QueuedSignup(
-        receipt=new_receipt(),
-        accepted_at=now,
-        email=signup.email,
-        email_normalized=signup.email_normalized,
-        first_name=signup.first_name,
-        last_name=signup.last_name,
-        phone=signup.phone,
-        birth_date=signup.birth_date,
-        postal_code=signup.postal_code,
-        commune_code=signup.commune_code,
-        domains=signup.domains,
-        availability=signup.availability,
-        skills=signup.skills,
-        emergency=signup.emergency,
-        consent_at=now,
-    )
+    record = QueuedSignup(receipt=new_receipt(), accepted_at=now, consent_at=now, **asdict(signup))
     accepted = await intake.accept(record, client_ip=client_ip, idempotency_key=idempotency_key)
     if accepted.outcome == "rate_limited":
         raise SignupRateLimited
