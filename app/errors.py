@@ -34,6 +34,15 @@ def _respond(request: Request[Any, Any, Any], status: int, message: str, headers
                     headers=headers)
 
 
+def _report(request: Request[Any, Any, Any], error: Exception) -> None:
+    """To Sentry, with where it happened (method and path, never the query string, the body or cookies)."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("http.method", request.method)
+        scope.set_tag("http.path", request.url.path)
+        scope.set_transaction_name(f"{request.method} {request.url.path}")
+        sentry_sdk.capture_exception(error)
+
+
 def signup_invalid(request: Request[Any, Any, Any], error: SignupInvalid) -> Response[Any]:
     return _respond(request, 422, "Certaines informations sont à corriger.", errors=error.errors)
 
@@ -48,8 +57,8 @@ def backlogged(request: Request[Any, Any, Any], _: SignupBacklogged) -> Response
 
 
 def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Response[Any]:
-    log.warning("Redis unavailable: %s", type(error).__name__)  # warning: the capture below is the one event
-    sentry_sdk.capture_exception(error)
+    log.warning("Redis unavailable: %s", type(error).__name__)  # warning: the report below is the one event
+    _report(request, error)
     return _respond(request, 503, BUSY, headers={"Retry-After": "10"})
 
 
@@ -69,7 +78,7 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
 
 def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    sentry_sdk.capture_exception(error)
+    _report(request, error)
     return _respond(request, HTTP_500_INTERNAL_SERVER_ERROR, "Une erreur inattendue s'est produite. Réessayez.")
 
 

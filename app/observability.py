@@ -58,13 +58,15 @@ def init_sentry(dsn: str | None, *, environment: str, component: str) -> bool:
         return False
     import sentry_sdk
     from sentry_sdk.integrations.litestar import LitestarIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration
     from sentry_sdk.integrations.rq import RqIntegration
 
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
         server_name=component,
-        integrations=[RqIntegration()],
+        # Logs become breadcrumbs, not events: errors are reported once, by app/errors.py and the RQ integration.
+        integrations=[RqIntegration(), LoggingIntegration(level=logging.INFO, event_level=None)],
         # Its request hook parses every body before the handler (malformed JSON became a 500) and attaches the
         # whole parsed body to events; app/errors.py reports errors itself, without the body.
         disabled_integrations=[LitestarIntegration()],
