@@ -18,7 +18,13 @@ ensure_virtualenv() {
         command -v python3 >/dev/null || die "python3 is missing: install Python 3.11 or newer (apt-get install python3 python3-venv)"
         python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or newer is required, found $(python3 --version)"
         echo "Creating the virtualenv in .venv"
-        python3 -m venv .venv || die "python3 -m venv failed: on Debian, apt-get install python3-venv"
+        if ! python3 -m venv .venv; then
+            rm -rf .venv
+            # Debian ships venv apart from python3; as root we can add it ourselves.
+            [[ "$(id -u)" == 0 ]] || die "python3 -m venv failed: on Debian, apt-get install python3-venv"
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv .venv || die "python3 -m venv failed even after installing python3-venv"
+        fi
     fi
     wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
     if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
@@ -39,12 +45,16 @@ dsfr_terms_accepted() {
 ensure_node_modules() {
     local stamp=node_modules/.installed-lock.sha256
     local wanted
-    command -v npm >/dev/null || die "npm is missing: install Node.js and npm (apt-get install nodejs npm)"
     if ! dsfr_terms_accepted; then
         echo "warning: front-end assets not installed. @gouvfr/dsfr asks each project to accept its terms of use" >&2
         echo "         (which reserve it to State services' sites). Once the project has decided, run" >&2
         echo "         \`npm create @gouvfr/dsfr@latest\` (writes .dsfr.yml) or set DSFR_ACCEPT_LICENSE=1." >&2
         echo "         Until then pages use Renfort's own neutral stylesheet (templates/static/renfort.css)." >&2
+        return 0
+    fi
+    if ! command -v npm >/dev/null; then
+        echo "warning: npm is missing, so the DSFR assets cannot be installed (apt-get install npm);" >&2
+        echo "         pages use Renfort's own neutral stylesheet meanwhile." >&2
         return 0
     fi
     if [[ ! -f package-lock.json ]]; then
