@@ -91,6 +91,7 @@ class SignupIntake:
         self.backlog_limit = backlog_limit
         self._script = redis.register_script(ACCEPT)
         self._waiting: list[tuple[list[bytes | str], asyncio.Future[Accepted]]] = []
+        self._running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
     async def accept(self, record: QueuedSignup, *, client_ip: str, idempotency_key: str | None) -> Accepted:
         duplicate = QueuedSignup(
@@ -117,8 +118,9 @@ class SignupIntake:
 
     def _flush(self) -> None:
         batch, self._waiting = self._waiting, []
-        task = asyncio.ensure_future(self._run(batch))
-        task.add_done_callback(lambda _: None)  # errors are handed to each waiting request below
+        task = asyncio.ensure_future(self._run(batch))  # errors are handed to each waiting request in _run
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[tuple[list[bytes | str], asyncio.Future[Accepted]]]) -> None:
         args: list[bytes | str | int] = [
