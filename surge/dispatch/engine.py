@@ -1,0 +1,292 @@
+"""The dispatch engine: which volunteer goes to which mission, as one exact min-cost-flow solve.
+
+Rules, in this order of importance:
+
+1. each volunteer at most once, no mission over its open places, no pair farther apart than `max_km`
+   (great-circle distance) and no pair the volunteer's domains exclude (`accepts`);
+2. as many priority places filled as possible: the maximum, a max-flow property, not the luck of a greedy order;
+3. then as many places filled in all as possible;
+4. then the smallest total distance.
+
+How. Volunteers at the same point who accept the same missions are interchangeable, and the platform places
+people at their commune, so they are grouped first (100,000 volunteers make ~20,000 groups). Candidate pairs come
+from a spatial grid (`geometry.pairs_within`), never from every volunteer × every mission. The plan is then a
+min-cost flow: source → group (its size) → mission (distance) → sink (open places), where a mission → sink arc
+pays back a bonus per filled place, larger still for a priority place, and a zero-cost source → sink arc lets
+volunteers stay home. The bonuses are bounded so that the order above is strict (see `_bonuses`): the optimum of
+this single flow is the lexicographic optimum, exactly.
+
+Why OR-Tools. Its `SimpleMinCostFlow` (cost scaling, C++) solves the ~350,000-arc benchmark graph in about a
+second, with an optimality guarantee; a pure-Python flow would take minutes, and a greedy + repair heuristic
+gives no bound on the distance. The module stays plain Python with no web or database import: the job that runs
+a dispatch gives it volunteers and missions and gets a `Plan` back. OR-Tools brings numpy (used here for
+distances) and pandas with it; only the dispatch job imports this module, so web processes never load them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
+
+from surge.dispatch.geometry import FloatArray, IntArray, pairs_within
+
+REASON_UNAVAILABLE = "indisponible"
+REASON_FULL = "missions proches complètes"
+
+
+def reason_out_of_range(max_km: float) -> str:
+    return f"aucune mission à moins de {_km(max_km)} km"
+
+
+def reason_no_domain(max_km: float) -> str:
+    return f"aucune mission de ses domaines à moins de {_km(max_km)} km"
+
+
+def _km(value: float) -> str:
+    return f"{value:g}".replace(".", ",")
+
+
+@dataclass(frozen=True, slots=True)
+class Volunteer:
+    id: Hashable
+    lat: float
+    lon: float
+    domains: frozenset[str] = frozenset()  # empty: any domain
+    available: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Mission:
+    id: Hashable
+    lat: float
+    lon: float
+    places: int  # open places, not the mission's total
+    priority: bool = False
+    domain: str | None = None  # None: open to every domain
+
+
+def accepts(volunteer: Volunteer, mission: Mission) -> bool:
+    """The domain rule: a mission without a domain takes anyone, a volunteer without domains goes anywhere."""
+    return mission.domain is None or not volunteer.domains or mission.domain in volunteer.domains
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    volunteer_id: Hashable
+    mission_id: Hashable
+    distance_km: float
+
+
+@dataclass(frozen=True, slots=True)
+class MissionFill:
+    mission_id: Hashable
+    proposed: int
+    places: int
+    priority: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Unassigned:
+    volunteer_id: Hashable
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    assignments: list[Assignment]  # in the volunteers' order
+    missions: list[MissionFill]  # in the missions' order
+    unassigned: list[Unassigned]  # in the volunteers' order
+    max_km: float
+    candidate_edges: int  # group → mission arcs the solver saw
+
+    @property
+    def places_filled(self) -> int:
+        return len(self.assignments)
+
+    @property
+    def priority_places_filled(self) -> int:
+        return sum(m.proposed for m in self.missions if m.priority)
+
+    @property
+    def total_km(self) -> float:
+        return math.fsum(a.distance_km for a in self.assignments)
+
+
+def plan_dispatch(volunteers: Sequence[Volunteer], missions: Sequence[Mission], *, max_km: float) -> Plan:
+    _check(volunteers, missions, max_km)
+    open_missions = [m for m in missions if m.places > 0]
+    domains = {m.domain for m in open_missions if m.domain is not None}
+
+    # Groups of interchangeable volunteers: same point, same missions accepted (None: accepts all).
+    group_of: dict[tuple[float, float, frozenset[str] | None], int] = {}
+    members: list[list[int]] = []
+    group_key: list[tuple[int, frozenset[str] | None]] = []  # (location, domains that matter)
+    location_of: dict[tuple[float, float], int] = {}
+    for index, v in enumerate(volunteers):
+        if not v.available:
+            continue
+        wanted = frozenset(v.domains & domains) if v.domains else None
+        key = (v.lat, v.lon, wanted)
+        if (g := group_of.get(key)) is None:
+            g = group_of[key] = len(members)
+            members.append([])
+            group_key.append((location_of.setdefault((v.lat, v.lon), len(location_of)), wanted))
+        members[g].append(index)
+
+    points = np.array(list(location_of), dtype=np.float64).reshape(-1, 2)
+    m_lat = np.array([m.lat for m in open_missions], dtype=np.float64)
+    m_lon = np.array([m.lon for m in open_missions], dtype=np.float64)
+    loc, mis, km = pairs_within(points[:, 0], points[:, 1], m_lat, m_lon, max_km)
+    located = np.zeros(len(points), dtype=bool)
+    located[loc] = True
+
+    arc_g, arc_m, arc_km = _arcs(group_key, open_missions, len(points), loc, mis, km)
+    sizes = np.array([len(g) for g in members], dtype=np.int64)
+    places = np.array([m.places for m in open_missions], dtype=np.int64)
+    priority = np.array([m.priority for m in open_missions], dtype=bool)
+    flows = _solve(sizes, arc_g, arc_m, arc_km, places, priority, max_km)
+
+    chosen: dict[int, tuple[int, float]] = {}  # volunteer index → (open mission index, km)
+    proposed = np.zeros(len(open_missions), dtype=np.int64)
+    cursor = [0] * len(members)
+    for a in np.nonzero(flows)[0].tolist():
+        g, m, f = int(arc_g[a]), int(arc_m[a]), int(flows[a])
+        for index in members[g][cursor[g] : cursor[g] + f]:
+            chosen[index] = (m, float(arc_km[a]))
+        cursor[g] += f
+        proposed[m] += f
+
+    has_arc = np.zeros(len(members), dtype=bool)
+    has_arc[arc_g] = True
+    reason_of_group = [
+        REASON_FULL if has_arc[g] else reason_no_domain(max_km) if located[loc_g] else reason_out_of_range(max_km)
+        for g, (loc_g, _) in enumerate(group_key)
+    ]
+    assignments, unassigned = [], []
+    for g, group in enumerate(members):
+        for index in group:
+            if index in chosen:
+                m, d = chosen[index]
+                assignments.append((index, Assignment(volunteers[index].id, open_missions[m].id, d)))
+            else:
+                unassigned.append((index, Unassigned(volunteers[index].id, reason_of_group[g])))
+    unassigned += [(i, Unassigned(v.id, REASON_UNAVAILABLE)) for i, v in enumerate(volunteers) if not v.available]
+    proposed_by_id = {m.id: int(n) for m, n in zip(open_missions, proposed, strict=True)}
+    return Plan(
+        assignments=[a for _, a in sorted(assignments, key=lambda pair: pair[0])],
+        missions=[MissionFill(m.id, proposed_by_id.get(m.id, 0), m.places, m.priority) for m in missions],
+        unassigned=[u for _, u in sorted(unassigned, key=lambda pair: pair[0])],
+        max_km=max_km,
+        candidate_edges=len(arc_g),
+    )
+
+
+def _check(volunteers: Sequence[Volunteer], missions: Sequence[Mission], max_km: float) -> None:
+    if not (max_km > 0 and math.isfinite(max_km)):
+        raise ValueError("max_km must be a positive number")
+    if len({v.id for v in volunteers}) != len(volunteers):
+        raise ValueError("volunteer ids must be unique")
+    if len({m.id for m in missions}) != len(missions):
+        raise ValueError("mission ids must be unique")
+    if any(m.places < 0 for m in missions):
+        raise ValueError("open places cannot be negative")
+    points: list[Volunteer | Mission] = [*volunteers, *missions]
+    for p in points:
+        if not (-90 <= p.lat <= 90 and -180 <= p.lon <= 180):  # NaN fails too
+            raise ValueError(f"coordinates out of range for {p.id!r}")
+
+
+def _arcs(
+    group_key: list[tuple[int, frozenset[str] | None]],
+    missions: list[Mission],
+    locations: int,
+    loc: IntArray,
+    mis: IntArray,
+    km: FloatArray,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Group → mission arcs: the location's pairs, kept when the group's domains accept the mission."""
+    by_domains: dict[frozenset[str] | None, list[int]] = {}
+    for g, (_, wanted) in enumerate(group_key):
+        by_domains.setdefault(wanted, []).append(g)
+    parts = []
+    for wanted, groups in by_domains.items():
+        group_at = np.full(locations, -1, dtype=np.int64)
+        group_at[[group_key[g][0] for g in groups]] = groups
+        ok = np.array([m.domain is None or wanted is None or m.domain in wanted for m in missions], dtype=bool)
+        keep = np.nonzero((group_at[loc] >= 0) & ok[mis])[0] if len(missions) else np.empty(0, np.int64)
+        parts.append((group_at[loc[keep]], mis[keep], km[keep]))
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
+
+
+def _bonuses(groups: int, missions: int, max_cost: int) -> tuple[int, int]:
+    """Per-place bonuses (filled, priority) that make the flow's objective lexicographic.
+
+    Two flows differ by simple paths and cycles of the residual graph. Each changes the priority and the filled
+    counts by at most one, and crosses at most K = 2·min(groups, missions) + 2 group–mission arcs, so changes the
+    distance by at most K·max_cost. With fill > K·max_cost and priority > fill + K·max_cost, a change that gains
+    a priority place (or, priority equal, a place) always lowers the cost, whatever it does to the distance.
+    """
+    fill = (2 * min(groups, missions) + 2) * max_cost + 1
+    return fill, 2 * fill
+
+
+def _solve(
+    sizes: IntArray,
+    arc_g: IntArray,
+    arc_m: IntArray,
+    arc_km: FloatArray,
+    places: IntArray,
+    priority: np.ndarray,
+    max_km: float,
+) -> IntArray:
+    """Units of flow on each group → mission arc."""
+    if len(arc_g) == 0:
+        return np.zeros(0, dtype=np.int64)
+    groups, g_node = np.unique(arc_g, return_inverse=True)
+    used, m_node = np.unique(arc_m, return_inverse=True)
+    supply = int(sizes[groups].sum())
+    nodes = 2 + len(groups) + len(used)
+    source, sink, first_group, first_mission = 0, 1, 2, 2 + len(groups)
+    # The finest distance unit (1 µm down to 1 m) whose costs cannot overflow the solver's 64-bit arithmetic.
+    for exponent in range(9, -1, -1):
+        scale = 10.0**exponent
+        fill, prio = _bonuses(len(groups), len(used), math.ceil(max_km * scale))
+        if prio * (nodes + 1) * 2 >= 2**62 or prio * (supply + 1) >= 2**62:
+            continue
+        flow = SimpleMinCostFlow()
+        arcs = flow.add_arcs_with_capacity_and_unit_cost(
+            (first_group + g_node).astype(np.int32),
+            (first_mission + m_node).astype(np.int32),
+            np.minimum(sizes[arc_g], places[arc_m]).astype(np.int64),
+            np.rint(arc_km * scale).astype(np.int64),
+        )
+        ends = np.arange(len(groups), dtype=np.int32)
+        flow.add_arcs_with_capacity_and_unit_cost(
+            np.full(len(groups), source, np.int32), first_group + ends, sizes[groups], np.zeros(len(groups), np.int64)
+        )
+        flow.add_arcs_with_capacity_and_unit_cost(
+            (first_mission + np.arange(len(used))).astype(np.int32),
+            np.full(len(used), sink, np.int32),
+            places[used],
+            -(fill + prio * priority[used].astype(np.int64)),
+        )
+        flow.add_arc_with_capacity_and_unit_cost(source, sink, supply, 0)  # staying home costs nothing
+        flow.set_node_supply(source, supply)
+        flow.set_node_supply(sink, -supply)
+        status = flow.solve()
+        if status == SimpleMinCostFlow.OPTIMAL:
+            result: IntArray = np.asarray(flow.flows(np.asarray(arcs, dtype=np.int32)), dtype=np.int64)
+            return result
+        if status != SimpleMinCostFlow.BAD_COST_RANGE:
+            raise RuntimeError(f"min-cost flow failed: {status}")
+    raise RuntimeError("distances too large for the min-cost flow's arithmetic")
