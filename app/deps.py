@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.base import unit_of_work
 from app.state import WebState
 
 
@@ -13,5 +17,13 @@ def provide_web(state: State) -> WebState:
     return web
 
 
+async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, for the handlers that declare `db: Db` (never the surge paths): committed when
+    the handler returns, rolled back when it raises."""
+    async with unit_of_work(provide_web(state).engine) as session:
+        yield session
+
+
 # Handlers declare `web: Web`: the dependency is named explicitly, as Litestar 3 will require.
 Web = NamedDependency[WebState]
+Db = NamedDependency[AsyncSession]

@@ -12,10 +12,13 @@ from typing import Any
 import sentry_sdk
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import RedisError
 
+from app.accounts.guards import RoleRequired, SignInRequired
+from app.accounts.service import SignInRateLimited
+from app.accounts.tokens import LinkExpired, LinkInvalid
 from app.http import wants_json
 from app.volunteers.service import SignupBacklogged, SignupRateLimited
 from app.volunteers.validation import SignupInvalid
@@ -26,12 +29,13 @@ BUSY = "Le service reçoit beaucoup de demandes. Réessayez dans quelques instan
 
 
 def _respond(request: Request[Any, Any, Any], status: int, message: str, headers: dict[str, str] | None = None,
-             errors: dict[str, str] | None = None) -> Response[Any]:
+             errors: dict[str, str] | None = None, action: tuple[str, str] | None = None) -> Response[Any]:
+    """`action` is the page's way forward, (href, label), shown first on the error page."""
     if wants_json(request):
         body: dict[str, Any] = {"errors": errors} if errors else {"error": message}
         return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
-    return Template("error.html", context={"status": status, "message": message}, status_code=status,
-                    headers=headers)
+    return Template("error.html", context={"status": status, "message": message, "action": action},
+                    status_code=status, headers=headers)
 
 
 def _report(request: Request[Any, Any, Any], error: Exception) -> None:
@@ -54,6 +58,38 @@ def rate_limited(request: Request[Any, Any, Any], _: SignupRateLimited) -> Respo
 
 def backlogged(request: Request[Any, Any, Any], _: SignupBacklogged) -> Response[Any]:
     return _respond(request, 503, BUSY, headers={"Retry-After": "30"})
+
+
+NEW_LINK = ("/connexion", "Demander un nouveau lien")
+
+
+def signin_rate_limited(request: Request[Any, Any, Any], error: SignInRateLimited) -> Response[Any]:
+    message = "Trop de demandes de connexion depuis votre connexion internet. Réessayez dans une minute."
+    return _respond(request, 429, message, headers={"Retry-After": str(error.retry_after)})
+
+
+def link_invalid(request: Request[Any, Any, Any], _: LinkInvalid) -> Response[Any]:
+    message = ("Ce lien de connexion n'est pas valide : il a peut-être été mal copié depuis l'e-mail. "
+               "Demandez-en un nouveau.")
+    return _respond(request, 400, message, action=NEW_LINK)
+
+
+def link_expired(request: Request[Any, Any, Any], _: LinkExpired) -> Response[Any]:
+    message = ("Ce lien de connexion a expiré ou a déjà servi : chaque lien ne sert qu'une fois et pendant quelques "
+               "minutes. Demandez-en un nouveau.")
+    return _respond(request, 410, message, action=NEW_LINK)
+
+
+def sign_in_required(request: Request[Any, Any, Any], _: SignInRequired) -> Response[Any]:
+    if wants_json(request):
+        return _respond(request, 401, "Vous devez être connecté·e.")
+    return Redirect("/connexion", status_code=303)
+
+
+def role_required(request: Request[Any, Any, Any], _: RoleRequired) -> Response[Any]:
+    message = ("Cette page est réservée à d'autres rôles que le vôtre. Si vous pensez que c'est une erreur, "
+               "contactez la coordination de votre département.")
+    return _respond(request, 403, message, action=("/mon-espace", "Revenir à mon espace"))
 
 
 def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Response[Any]:
@@ -86,6 +122,11 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignupInvalid: signup_invalid,
     SignupRateLimited: rate_limited,
     SignupBacklogged: backlogged,
+    SignInRateLimited: signin_rate_limited,
+    LinkInvalid: link_invalid,
+    LinkExpired: link_expired,
+    SignInRequired: sign_in_required,
+    RoleRequired: role_required,
     RedisError: redis_unavailable,
     NotFoundException: http_error,
     NotAuthorizedException: http_error,

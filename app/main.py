@@ -13,10 +13,13 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
+from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 
+from app.accounts.controllers import AccountPages, SignInPages
+from app.accounts.sessions import session_config
 from app.console.controllers import ConsoleController
-from app.deps import provide_web
+from app.deps import provide_db, provide_web
 from app.errors import EXCEPTION_HANDLERS
 from app.health.controllers import HealthController
 from app.observability import configure_logging, init_sentry
@@ -41,6 +44,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.web = await build_state(settings)
+        # Sessions live on the app's Redis, so every web process sees every session.
+        app.stores.register("sessions", RedisStore(app.state.web.redis, namespace="renfort:sessions"), True)
         try:
             yield
         finally:
@@ -54,9 +59,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def template_globals(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals["dsfr_installed"] = dsfr_installed
 
+    secure = settings.base_url.startswith("https://")
     return Litestar(
-        route_handlers=[home, VolunteerApi, SignupPages, HealthController, ConsoleController, *static],
-        dependencies={"web": Provide(provide_web, sync_to_thread=False)},
+        route_handlers=[
+            home, VolunteerApi, SignupPages, SignInPages, AccountPages, HealthController, ConsoleController, *static
+        ],
+        dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
+        middleware=[session_config(secure=secure, idle_days=settings.session_idle_days).middleware],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=TemplateConfig(
@@ -65,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         csrf_config=CSRFConfig(
             secret=settings.secret_key.reveal(),
             exclude=["/api/"],
-            cookie_secure=settings.base_url.startswith("https://"),
+            cookie_secure=secure,
             cookie_samesite="lax",
         ),
         openapi_config=OpenAPIConfig(title="Renfort API", version="1", path="/api/schema"),

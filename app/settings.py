@@ -65,6 +65,15 @@ class Settings:
     # How many drain consumers may write batches at once (each needs a free worker).
     drain_consumers: int = 4
     mails_per_recipient_per_hour: int = 5
+    # How long a sign-in link stays valid; short, since whoever reads the mailbox can use it.
+    signin_link_ttl_seconds: int = 900
+    # Sign-in requests per client IP and minute (0 = off): past it, a 429 with Retry-After.
+    signin_ip_limit_per_minute: int = 20
+    # Sign-in requests per e-mail address and hour: past it, the same neutral answer but no e-mail, so the limit
+    # neither floods a mailbox nor tells whether the address has an account.
+    signin_email_limit_per_hour: int = 5
+    # A session ends after this many days without a visit (sliding), and in any case 30 days after sign-in.
+    session_idle_days: int = 7
     # How many reverse proxies in front of the web processes append to X-Forwarded-For (0: trust none). Behind a
     # PaaS router set it to 1, or every citizen shares the router's address and its rate limit.
     trusted_proxy_hops: int = 0
@@ -105,6 +114,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         drain_lease_seconds=_int(env, "DRAIN_LEASE_SECONDS", Settings.drain_lease_seconds),
         drain_consumers=_int(env, "DRAIN_CONSUMERS", Settings.drain_consumers),
         mails_per_recipient_per_hour=_int(env, "MAILS_PER_RECIPIENT_PER_HOUR", Settings.mails_per_recipient_per_hour),
+        signin_link_ttl_seconds=_int(env, "SIGNIN_LINK_TTL_SECONDS", Settings.signin_link_ttl_seconds),
+        signin_ip_limit_per_minute=_int(env, "SIGNIN_IP_LIMIT_PER_MINUTE", Settings.signin_ip_limit_per_minute),
+        signin_email_limit_per_hour=_int(env, "SIGNIN_EMAIL_LIMIT_PER_HOUR", Settings.signin_email_limit_per_hour),
+        session_idle_days=_int(env, "SESSION_IDLE_DAYS", Settings.session_idle_days),
         trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", Settings.trusted_proxy_hops),
         log_level=env.get("LOG_LEVEL", "").strip().upper() or Settings.log_level,
     )

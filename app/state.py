@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from app.accounts.ratelimit import SignInLimiter
 from app.db.base import make_engine
 from app.geo.index import PostcodeIndex, publish_snapshot, read_snapshot
 from app.geo.service import build_postcode_index
@@ -31,6 +32,7 @@ class WebState:
     intake: SignupIntake
     signups: SignupQueue
     postcodes: PostcodeIndex
+    signin_limiter: SignInLimiter
 
     async def request_drain(self) -> None:
         """Enqueues a drain, off the event loop (RQ's client is synchronous); at most once per drain cycle.
@@ -77,4 +79,10 @@ async def build_state(settings: Settings) -> WebState:
         ),
         signups=SignupQueue(redis, secret),
         postcodes=await load_postcodes(redis, engine),
+        signin_limiter=SignInLimiter(
+            redis,
+            secret,
+            ip_per_minute=settings.signin_ip_limit_per_minute,
+            email_per_hour=settings.signin_email_limit_per_hour,
+        ),
     )

@@ -38,6 +38,20 @@ def send_volunteer_mails(connection: Redis, kind: str, recipients: list[tuple[in
     )
 
 
+def send_signin_mail(connection: Redis, key: str) -> Job:
+    """`key` names the request in Redis (address kept there, with the link's lifetime): no personal data here."""
+    return job_queue(connection).enqueue(
+        "queues.mail.send_signin_mail",
+        key=key,
+        job_timeout=60,
+        result_ttl=600,
+        failure_ttl=DAY,
+        # A link is worth something for minutes only: retry soon, and not for long.
+        retry=Retry(max=3, interval=[5, 20, 60]),
+        description="send a sign-in e-mail",
+    )
+
+
 def connect(redis_url: str) -> Redis:
     """The synchronous connection RQ enqueues through."""
     return sync_redis(redis_url)

@@ -1,53 +1,118 @@
-"""The e-mail job: sends volunteer e-mails through SMTP, at most once per idempotency key, throttled per person."""
+"""The e-mail jobs: volunteer e-mails and sign-in e-mails through SMTP, each at most once per idempotency key and
+throttled per person (all kinds counted together)."""
 
 from __future__ import annotations
 
 import logging
+import smtplib
+import time
 
+from redis.asyncio import Redis
 from sqlalchemy import select
 
+from app.accounts.service import forget_request, prepare_signin_mail
 from app.db.base import unit_of_work
 from app.mail import build, render, smtp_connection
+from app.settings import Settings
 from app.volunteers.models import Volunteer
+from app.volunteers.signup_queue import digest
 from queues.runtime import JobContext, run_job
 
 log = logging.getLogger("renfort.mail")
 SENT_TTL = 30 * 86_400
 
 
+def sent_key(key: str) -> str:
+    return f"renfort:mail:sent:{key}"
+
+
+class Outbox:
+    """Sends through one SMTP connection, skipping keys already sent and recipients over their hourly quota."""
+
+    def __init__(self, settings: Settings, redis: Redis, smtp: smtplib.SMTP) -> None:
+        self.settings, self.redis, self.smtp = settings, redis, smtp
+        self.counts = {"sent": 0, "throttled": 0}
+
+    async def already_sent(self, key: str) -> bool:
+        return bool(await self.redis.exists(sent_key(key)))
+
+    async def send(self, key: str, *, email: str, email_normalized: str, kind: str, **context: object) -> None:
+        if await self.already_sent(key):
+            return  # by an earlier run of this job
+        # Keyed by the address's digest, not an id: sign-in e-mails go to people who may have no row yet.
+        hourly = f"renfort:mail:hourly:{digest(self.settings.secret_key.reveal(), email_normalized)}"
+        count = await self.redis.incr(hourly)
+        if count == 1:
+            await self.redis.expire(hourly, 3600)
+        if count > self.settings.mails_per_recipient_per_hour:
+            self.counts["throttled"] += 1
+            await self.redis.set(sent_key(key), "throttled", ex=SENT_TTL)
+            return
+        subject, body = render(kind, **context)
+        self.smtp.send_message(build(self.settings.mail_from, email, subject, body))
+        # Marked after sending: a crash in between may send twice, never zero times.
+        await self.redis.set(sent_key(key), "1", ex=SENT_TTL)
+        self.counts["sent"] += 1
+
+
 def send_volunteer_mails(kind: str, recipients: list[list]) -> dict[str, int]:
-    return run_job(lambda context: _send(context, kind, [(int(vid), str(key)) for vid, key in recipients]))
+    return run_job(lambda context: _send_volunteer_mails(context, kind, [(int(v), str(k)) for v, k in recipients]))
 
 
-async def _send(context: JobContext, kind: str, recipients: list[tuple[int, str]]) -> dict[str, int]:
-    settings, redis = context.settings, context.redis
+async def _send_volunteer_mails(context: JobContext, kind: str, recipients: list[tuple[int, str]]) -> dict[str, int]:
+    settings = context.settings
     async with unit_of_work(context.engine) as session:
         rows = await session.execute(
-            select(Volunteer.id, Volunteer.email, Volunteer.first_name, Volunteer.emergency_slug).where(
-                Volunteer.id.in_([volunteer_id for volunteer_id, _ in recipients])
-            )
+            select(Volunteer.id, Volunteer.email, Volunteer.email_normalized, Volunteer.first_name,
+                   Volunteer.emergency_slug).where(Volunteer.id.in_([volunteer_id for volunteer_id, _ in recipients]))
         )
         volunteers = {row.id: row for row in rows}
-    sent = throttled = 0
     with smtp_connection(settings.smtp_url) as smtp:
+        outbox = Outbox(settings, context.redis, smtp)
         for volunteer_id, key in recipients:
             volunteer = volunteers.get(volunteer_id)
-            if volunteer is None or await redis.exists(f"renfort:mail:sent:{key}"):
-                continue  # deleted since, or already sent by an earlier run of this job
-            hourly = f"renfort:mail:hourly:{volunteer_id}"
-            count = await redis.incr(hourly)
-            if count == 1:
-                await redis.expire(hourly, 3600)
-            if count > settings.mails_per_recipient_per_hour:
-                throttled += 1
-                await redis.set(f"renfort:mail:sent:{key}", "throttled", ex=SENT_TTL)
-                continue
-            subject, body = render(
-                kind, first_name=volunteer.first_name, emergency=volunteer.emergency_slug, base_url=settings.base_url
+            if volunteer is None:
+                continue  # deleted since
+            await outbox.send(
+                key,
+                email=volunteer.email,
+                email_normalized=volunteer.email_normalized,
+                kind=kind,
+                first_name=volunteer.first_name,
+                emergency=volunteer.emergency_slug,
+                base_url=settings.base_url,
             )
-            smtp.send_message(build(settings.mail_from, volunteer.email, subject, body))
-            # Marked after sending: a crash in between may send twice, never zero times.
-            await redis.set(f"renfort:mail:sent:{key}", "1", ex=SENT_TTL)
-            sent += 1
-    log.info("%s e-mails: %d sent, %d throttled", kind, sent, throttled)
-    return {"sent": sent, "throttled": throttled}
+    log.info("%s e-mails: %d sent, %d throttled", kind, outbox.counts["sent"], outbox.counts["throttled"])
+    return outbox.counts
+
+
+def send_signin_mail(key: str) -> dict[str, int]:
+    """`key` names the sign-in request in Redis; the job payload never holds the address."""
+    return run_job(lambda context: _send_signin_mail(context, key))
+
+
+async def _send_signin_mail(context: JobContext, key: str) -> dict[str, int]:
+    settings, redis = context.settings, context.redis
+    if await redis.exists(sent_key(f"signin:{key}")):
+        return {"sent": 0, "throttled": 0}  # a retry of a job that got as far as sending
+    async with unit_of_work(context.engine) as session:
+        mail = await prepare_signin_mail(
+            session,
+            redis,
+            secret=settings.secret_key.reveal(),
+            key=key,
+            link_ttl=settings.signin_link_ttl_seconds,
+            base_url=settings.base_url,
+            now=time.time(),
+        )
+    if mail is None:
+        log.info("sign-in request expired before its e-mail was sent")
+        return {"sent": 0, "throttled": 0}
+    with smtp_connection(settings.smtp_url) as smtp:
+        outbox = Outbox(settings, redis, smtp)
+        await outbox.send(
+            f"signin:{key}", email=mail.email, email_normalized=mail.email_normalized, kind=mail.kind, **mail.context
+        )
+    await forget_request(redis, key)
+    log.info("sign-in e-mail (%s): %d sent, %d throttled", mail.kind, outbox.counts["sent"], outbox.counts["throttled"])
+    return outbox.counts

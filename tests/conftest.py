@@ -106,7 +106,7 @@ async def clean_state(database: str) -> None:
     await client.flushdb()
     await client.aclose()
     connection = await asyncpg.connect(DATABASE_URL)
-    await connection.execute("TRUNCATE volunteers RESTART IDENTITY")
+    await connection.execute("TRUNCATE volunteers, users RESTART IDENTITY CASCADE")
     await connection.close()
 
 

@@ -1,5 +1,6 @@
 """Imports every model module so that the metadata Alembic compares against is complete."""
 
+from app.accounts import models as account_models  # noqa: F401
 from app.db.base import Base
 from app.geo import models as geo_models  # noqa: F401
 from app.volunteers import models as volunteer_models  # noqa: F401

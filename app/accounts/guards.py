@@ -1,0 +1,53 @@
+"""Role checks for Litestar route handlers (`guards=[signed_in]`, `guards=[coordinator_of("department_code")]`).
+
+Each guard reads the account from the session and asks one question of its roles; a failure raises a domain error
+that app/errors.py turns into a redirect to /connexion (nobody signed in) or a 403 (signed in, not allowed). The
+organisation manager check to come is one more `_require` with its own question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from app.accounts.schemas import Roles, SignedIn
+from app.accounts.sessions import current_account
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+class SignInRequired(Exception):
+    """Nobody is signed in."""
+
+
+class RoleRequired(Exception):
+    """Signed in, without the role this page needs."""
+
+
+def require_account(connection: ASGIConnection[Any, Any, Any, Any]) -> SignedIn:
+    account = current_account(connection)
+    if account is None:
+        raise SignInRequired
+    return account
+
+
+def _require(allowed: Callable[[Roles, ASGIConnection[Any, Any, Any, Any]], bool]) -> Guard:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if not allowed(require_account(connection).roles, connection):
+            raise RoleRequired
+
+    return guard
+
+
+signed_in: Guard = _require(lambda roles, connection: True)
+admin: Guard = _require(lambda roles, connection: roles.admin)
+coordinator: Guard = _require(lambda roles, connection: roles.coordinator)
+national_coordinator: Guard = _require(lambda roles, connection: roles.national_coordinator)
+
+
+def coordinator_of(path_param: str) -> Guard:
+    """A coordinator of the department named by the route's `path_param` (national coordinators included)."""
+    return _require(lambda roles, connection: roles.coordinates(str(connection.path_params.get(path_param, ""))))

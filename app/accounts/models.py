@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Identity, String, UniqueConstraint, false, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+from app.geo import models as geo_models  # noqa: F401  (maps `departments`, the target of department_code)
+
+
+class User(Base):
+    """Someone who has signed in at least once; created at the first successful sign-in."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    email_normalized: Mapped[str] = mapped_column(String(254), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CoordinatorScope(Base):
+    """A user coordinates one department, or the whole country when `department_code` is NULL."""
+
+    __tablename__ = "coordinator_scopes"
+    # NULLS NOT DISTINCT: a user is national coordinator once, not once per row.
+    __table_args__ = (UniqueConstraint("user_id", "department_code", postgresql_nulls_not_distinct=True),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))

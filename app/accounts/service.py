@@ -1,0 +1,166 @@
+"""Sign-in use cases: request a link (web, Redis only), prepare the e-mail (job), sign in with a link (web)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from sqlalchemy import exists, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts import tokens
+from app.accounts.models import CoordinatorScope, User
+from app.accounts.ratelimit import SignInLimiter
+from app.accounts.schemas import LinkRecord, Roles, SignedIn, SignInRequest
+from app.geo.models import Department
+from app.volunteers.models import Volunteer
+from app.volunteers.validation import EMAIL, SignupInvalid, normalize_email
+from queues import enqueue
+
+EMAIL_MESSAGE = "Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."
+
+
+class SignInRateLimited(Exception):
+    """Too many sign-in requests from one client address."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("sign-in requests over the per-address limit")
+        self.retry_after = retry_after
+
+
+def parse_email(raw: object) -> tuple[str, str]:
+    """(as typed, normalised); raises `SignupInvalid` with a French message for the field."""
+    email = raw.strip() if isinstance(raw, str) else ""
+    normalized = normalize_email(email)
+    if not email:
+        raise SignupInvalid({"email": "Indiquez votre adresse e-mail."})
+    if len(normalized) > 254 or ".." in normalized or not EMAIL.match(normalized):
+        raise SignupInvalid({"email": EMAIL_MESSAGE})
+    return email, normalized
+
+
+async def request_link(
+    redis: Redis, rq_connection: SyncRedis, limiter: SignInLimiter, *, email: object, client_ip: str, link_ttl: int
+) -> None:
+    """Queues the sign-in e-mail; touches Redis only, and does the same work whether the address is known or not
+    (the job decides between a link and an invitation to sign up). Over the per-e-mail limit nothing is queued,
+    but the caller answers the same. Raises `SignupInvalid` or `SignInRateLimited`."""
+    typed, normalized = parse_email(email)
+    verdict = await limiter.check(client_ip=client_ip, email_normalized=normalized)
+    if verdict.outcome == "ip":
+        raise SignInRateLimited(verdict.retry_after)
+    if verdict.outcome == "email":
+        return
+    key = tokens.new_id()
+    record = SignInRequest(email=typed, email_normalized=normalized)
+    await redis.set(tokens.request_key(key), msgspec.json.encode(record), ex=link_ttl)
+    await asyncio.to_thread(enqueue.send_signin_mail, rq_connection, key)
+
+
+@dataclass(frozen=True, slots=True)
+class SignInMail:
+    kind: str  # signin_link | signin_unknown
+    email: str
+    email_normalized: str
+    context: dict[str, object]
+
+
+async def is_known(session: AsyncSession, email_normalized: str) -> bool:
+    volunteer = exists().where(Volunteer.email_normalized == email_normalized)
+    user = exists().where(User.email_normalized == email_normalized)
+    return bool(await session.scalar(select(volunteer | user)))
+
+
+async def prepare_signin_mail(
+    session: AsyncSession, redis: Redis, *, secret: str, key: str, link_ttl: int, base_url: str, now: float
+) -> SignInMail | None:
+    """The e-mail a sign-in request becomes: a link for a known address, an invitation to sign up otherwise.
+    None when the request has expired (the person will ask again)."""
+    raw = await redis.get(tokens.request_key(key))
+    if raw is None:
+        return None
+    request = msgspec.json.decode(raw, type=SignInRequest)
+    minutes = max(1, link_ttl // 60)
+    if not await is_known(session, request.email_normalized):
+        return SignInMail("signin_unknown", request.email, request.email_normalized, {"base_url": base_url})
+    token_id = tokens.new_id()
+    link = LinkRecord(email=request.email, email_normalized=request.email_normalized)
+    await redis.set(tokens.link_key(token_id), msgspec.json.encode(link), ex=link_ttl)
+    token = tokens.mint(secret, token_id, int(now) + link_ttl)
+    context = {"link": f"{base_url}/connexion/lien?jeton={token}", "minutes": minutes, "base_url": base_url}
+    return SignInMail("signin_link", request.email, request.email_normalized, context)
+
+
+async def forget_request(redis: Redis, key: str) -> None:
+    await redis.delete(tokens.request_key(key))
+
+
+async def check_link(redis: Redis, *, secret: str, token: str, now: float) -> None:
+    """For the confirmation page: a genuine, unexpired, unused link. Consumes nothing."""
+    link = tokens.read(secret, token, now)
+    if not await redis.exists(tokens.link_key(link.token_id)):
+        raise tokens.LinkExpired
+
+
+async def roles_of(session: AsyncSession, user: User | None, *, volunteer: bool) -> Roles:
+    if user is None:
+        return Roles(volunteer=volunteer)
+    scopes = list(await session.scalars(select(CoordinatorScope.department_code).where(
+        CoordinatorScope.user_id == user.id
+    )))
+    return Roles(
+        volunteer=volunteer,
+        admin=user.is_admin,
+        national_coordinator=None in scopes,
+        departments=tuple(sorted(code for code in scopes if code is not None)),
+    )
+
+
+async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str, token: str, now: float) -> SignedIn:
+    """Consumes the link (atomically: a second use finds nothing), creates the user at the first sign-in and computes
+    the roles. Raises `LinkInvalid` or `LinkExpired`."""
+    link = tokens.read(secret, token, now)
+    raw = await redis.getdel(tokens.link_key(link.token_id))
+    if raw is None:
+        raise tokens.LinkExpired
+    record = msgspec.json.decode(raw, type=LinkRecord)
+    is_volunteer = exists().where(Volunteer.email_normalized == record.email_normalized)
+    volunteer = bool(await session.scalar(select(is_volunteer)))
+    user = await session.scalar(select(User).where(User.email_normalized == record.email_normalized))
+    if user is None and not volunteer:
+        raise tokens.LinkExpired  # the account was deleted since the link was sent
+    signed_in_at = datetime.fromtimestamp(now, UTC)
+    statement = (
+        insert(User)
+        .values(email=record.email, email_normalized=record.email_normalized, last_sign_in_at=signed_in_at)
+        .on_conflict_do_update(index_elements=[User.email_normalized], set_={"last_sign_in_at": signed_in_at})
+        .returning(User)
+    )
+    user = await session.scalar(statement, execution_options={"populate_existing": True})
+    assert user is not None
+    roles = await roles_of(session, user, volunteer=volunteer)
+    return SignedIn(user_id=user.id, email=user.email, roles=roles, since=int(now))
+
+
+async def describe_roles(session: AsyncSession, roles: Roles) -> list[str]:
+    """The roles in French, for the person's own page."""
+    labels = []
+    if roles.volunteer:
+        labels.append("Bénévole")
+    if roles.national_coordinator:
+        labels.append("Coordination nationale")
+    if roles.departments:
+        rows = await session.execute(
+            select(Department.code, Department.name).where(Department.code.in_(roles.departments))
+        )
+        names = dict(rows.tuples().all())
+        for code in roles.departments:
+            labels.append(f"Coordination départementale : {names.get(code, code)} ({code})")
+    if roles.admin:
+        labels.append("Administration de la plateforme")
+    return labels
