@@ -20,6 +20,7 @@ from app.accounts.guards import RoleRequired, SignInRequired
 from app.accounts.service import SignInRateLimited
 from app.accounts.tokens import LinkExpired, LinkInvalid
 from app.http import wants_json
+from app.organisations.service import IllegalTransition, ModerationForbidden, OrganisationNotFound, ReasonRequired
 from app.volunteers.service import SignupBacklogged, SignupRateLimited
 from app.volunteers.validation import SignupInvalid
 
@@ -92,6 +93,25 @@ def role_required(request: Request[Any, Any, Any], _: RoleRequired) -> Response[
     return _respond(request, 403, message, action=("/mon-espace", "Revenir à mon espace"))
 
 
+def organisation_not_found(request: Request[Any, Any, Any], _: OrganisationNotFound) -> Response[Any]:
+    return _respond(request, 404, "Cette structure n'existe pas ou n'est pas visible publiquement.")
+
+
+def moderation_forbidden(request: Request[Any, Any, Any], _: ModerationForbidden) -> Response[Any]:
+    message = "Cette structure relève de la coordination d'un autre département : vous ne pouvez pas la modérer."
+    return _respond(request, 403, message, action=("/moderation/organisations", "Revenir à la modération"))
+
+
+def illegal_transition(request: Request[Any, Any, Any], error: IllegalTransition) -> Response[Any]:
+    return _respond(request, 409, error.message)
+
+
+def reason_required(request: Request[Any, Any, Any], _: ReasonRequired) -> Response[Any]:
+    message = "Indiquez le motif : la structure le recevra pour pouvoir corriger sa demande."
+    return _respond(request, 422, message, errors={"reason": message},
+                    action=("/moderation/organisations", "Revenir à la modération"))
+
+
 def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Response[Any]:
     log.warning("Redis unavailable: %s", type(error).__name__)  # warning: the report below is the one event
     _report(request, error)
@@ -127,6 +147,10 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     LinkExpired: link_expired,
     SignInRequired: sign_in_required,
     RoleRequired: role_required,
+    OrganisationNotFound: organisation_not_found,
+    ModerationForbidden: moderation_forbidden,
+    IllegalTransition: illegal_transition,
+    ReasonRequired: reason_required,
     RedisError: redis_unavailable,
     NotFoundException: http_error,
     NotAuthorizedException: http_error,

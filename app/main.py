@@ -23,6 +23,7 @@ from app.deps import provide_db, provide_web
 from app.errors import EXCEPTION_HANDLERS
 from app.health.controllers import HealthController
 from app.observability import configure_logging, init_sentry
+from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.settings import Settings, get_settings
 from app.state import build_state
 from app.volunteers.controllers import SignupPages, VolunteerApi
@@ -62,7 +63,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     secure = settings.base_url.startswith("https://")
     return Litestar(
         route_handlers=[
-            home, VolunteerApi, SignupPages, SignInPages, AccountPages, HealthController, ConsoleController, *static
+            home, VolunteerApi, SignupPages, SignInPages, AccountPages, OrganisationPages, ModerationPages,
+            HealthController, ConsoleController, *static
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
         middleware=[session_config(secure=secure, idle_days=settings.session_idle_days).middleware],

@@ -101,12 +101,12 @@ async def db() -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture(autouse=True)
 async def clean_state(database: str) -> None:
-    """Every test starts with no volunteer and an empty Redis database (geography stays: it is reference data)."""
+    """Every test starts with no volunteer, user or organisation and an empty Redis database (geography stays)."""
     client = Redis.from_url(REDIS_URL)
     await client.flushdb()
     await client.aclose()
     connection = await asyncpg.connect(DATABASE_URL)
-    await connection.execute("TRUNCATE volunteers, users RESTART IDENTITY CASCADE")
+    await connection.execute("TRUNCATE volunteers, users, organisations RESTART IDENTITY CASCADE")
     await connection.close()
 
 

@@ -72,7 +72,8 @@ class AccountPages(Controller):
     async def space(self, request: Request[Any, Any, Any], db: Db) -> Template:
         account = require_account(request)
         roles = await describe_roles(db, account.roles)
-        return Template("mon_espace.html", context={"email": account.email, "roles": roles}, headers=PRIVATE)
+        context = {"email": account.email, "roles": roles, "moderator": account.roles.moderator}
+        return Template("mon_espace.html", context=context, headers=PRIVATE)
 
     @post("/deconnexion")
     async def sign_out(self, request: Request[Any, Any, Any]) -> Redirect:

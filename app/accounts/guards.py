@@ -1,8 +1,7 @@
 """Role checks for Litestar route handlers (`guards=[signed_in]`, `guards=[coordinator_of("department_code")]`).
 
 Each guard reads the account from the session and asks one question of its roles; a failure raises a domain error
-that app/errors.py turns into a redirect to /connexion (nobody signed in) or a 403 (signed in, not allowed). The
-organisation manager check to come is one more `_require` with its own question.
+that app/errors.py turns into a redirect to /connexion (nobody signed in) or a 403 (signed in, not allowed).
 """
 
 from __future__ import annotations
@@ -46,8 +45,14 @@ signed_in: Guard = _require(lambda roles, connection: True)
 admin: Guard = _require(lambda roles, connection: roles.admin)
 coordinator: Guard = _require(lambda roles, connection: roles.coordinator)
 national_coordinator: Guard = _require(lambda roles, connection: roles.national_coordinator)
+moderator: Guard = _require(lambda roles, connection: roles.moderator)
 
 
 def coordinator_of(path_param: str) -> Guard:
     """A coordinator of the department named by the route's `path_param` (national coordinators included)."""
     return _require(lambda roles, connection: roles.coordinates(str(connection.path_params.get(path_param, ""))))
+
+
+def organisation_manager(path_param: str) -> Guard:
+    """A manager of the organisation whose id is the route's `path_param`."""
+    return _require(lambda roles, connection: roles.manages(int(connection.path_params.get(path_param, 0))))

@@ -6,12 +6,21 @@ import msgspec
 
 
 class Roles(msgspec.Struct, frozen=True, kw_only=True):
-    """Computed from the database at sign-in and kept in the session; a later part adds `organisations`."""
+    """Computed from the database at sign-in and kept in the session."""
 
     volunteer: bool = False
     admin: bool = False
     national_coordinator: bool = False
     departments: tuple[str, ...] = ()
+    organisations: tuple[int, ...] = ()  # the ids of the organisations this person manages
+
+    def manages(self, organisation_id: int) -> bool:
+        return organisation_id in self.organisations
+
+    @property
+    def moderator(self) -> bool:
+        """May open the organisations' moderation queue; each decision still checks the department."""
+        return self.admin or self.coordinator
 
     @property
     def coordinator(self) -> bool:

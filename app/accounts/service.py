@@ -18,6 +18,7 @@ from app.accounts.models import CoordinatorScope, User
 from app.accounts.ratelimit import SignInLimiter
 from app.accounts.schemas import LinkRecord, Roles, SignedIn, SignInRequest
 from app.geo.models import Department
+from app.organisations.models import Organisation, OrganisationManager
 from app.volunteers.models import Volunteer
 from app.volunteers.validation import EMAIL, SignupInvalid, normalize_email
 from queues import enqueue
@@ -113,11 +114,15 @@ async def roles_of(session: AsyncSession, user: User | None, *, volunteer: bool)
     scopes = list(await session.scalars(select(CoordinatorScope.department_code).where(
         CoordinatorScope.user_id == user.id
     )))
+    managed = await session.scalars(
+        select(OrganisationManager.organisation_id).where(OrganisationManager.user_id == user.id)
+    )
     return Roles(
         volunteer=volunteer,
         admin=user.is_admin,
         national_coordinator=None in scopes,
         departments=tuple(sorted(code for code in scopes if code is not None)),
+        organisations=tuple(sorted(managed)),
     )
 
 
@@ -161,6 +166,11 @@ async def describe_roles(session: AsyncSession, roles: Roles) -> list[str]:
         names = dict(rows.tuples().all())
         for code in roles.departments:
             labels.append(f"Coordination départementale : {names.get(code, code)} ({code})")
+    if roles.organisations:
+        managed = await session.scalars(
+            select(Organisation.name).where(Organisation.id.in_(roles.organisations)).order_by(Organisation.name)
+        )
+        labels.extend(f"Gestion de la structure : {name}" for name in managed)
     if roles.admin:
         labels.append("Administration de la plateforme")
     return labels

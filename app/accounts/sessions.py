@@ -98,6 +98,11 @@ def start_session(connection: ASGIConnection[Any, Any, Any, Any], account: Signe
     connection.set_session({ACCOUNT: msgspec.to_builtins(account)})
 
 
+def update_account(connection: ASGIConnection[Any, Any, Any, Any], account: SignedIn) -> None:
+    """Keeps the session (same id) with a changed account, e.g. one more organisation managed."""
+    connection.set_session({ACCOUNT: msgspec.to_builtins(account)})
+
+
 def end_session(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     connection.clear_session()
 

@@ -1,0 +1,1 @@
+"""Organisations: registration, moderation and public showcase."""

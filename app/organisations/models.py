@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, String, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+from app.geo import models as geo_models  # noqa: F401  (maps `communes`, the target of commune_code)
+
+TYPES = ("association", "collectivite", "organisation_publique", "organisation_privee")
+STATUSES = ("draft", "awaiting_validation", "validated", "refused", "suspended")
+
+
+class Organisation(Base):
+    """An association, local authority, public body or company that offers missions once validated."""
+
+    __tablename__ = "organisations"
+    __table_args__ = (
+        CheckConstraint(f"type IN {TYPES}", name="type"),
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(150))
+    type: Mapped[str] = mapped_column(String(32))
+    rna: Mapped[str | None] = mapped_column(String(10))
+    siret: Mapped[str | None] = mapped_column(String(14))
+    address_line: Mapped[str] = mapped_column(String(200))
+    postal_code: Mapped[str] = mapped_column(String(5))
+    commune_code: Mapped[str] = mapped_column(ForeignKey("communes.code"), index=True)
+    description: Mapped[str] = mapped_column(Text)
+    donation_url: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(32), server_default="draft", index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)  # why it was refused or suspended
+    status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OrganisationManager(Base):
+    """A user who manages an organisation (its creator first)."""
+
+    __tablename__ = "organisation_managers"
+    __table_args__ = (UniqueConstraint("organisation_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
