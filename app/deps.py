@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import unit_of_work
+from app.missions import cache
 from app.state import WebState
 
 
@@ -20,8 +21,11 @@ def provide_web(state: State) -> WebState:
 async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
     """One transaction per request, for the handlers that declare `db: Db` (never the surge paths): committed when
     the handler returns, rolled back when it raises."""
-    async with unit_of_work(provide_web(state).engine) as session:
+    web = provide_web(state)
+    async with unit_of_work(web.engine) as session:
         yield session
+    if cache.changed(session):
+        await cache.invalidate(web.redis)  # after the commit, so no search can re-cache the old state
 
 
 # Handlers declare `web: Web`: the dependency is named explicitly, as Litestar 3 will require.

@@ -20,6 +20,8 @@ from app.accounts.guards import RoleRequired, SignInRequired
 from app.accounts.service import SignInRateLimited
 from app.accounts.tokens import LinkExpired, LinkInvalid
 from app.http import wants_json
+from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
+from app.missions.validation import MissionInvalid
 from app.organisations.service import IllegalTransition, ModerationForbidden, OrganisationNotFound, ReasonRequired
 from app.volunteers.service import SignupBacklogged, SignupRateLimited
 from app.volunteers.validation import SignupInvalid
@@ -112,6 +114,24 @@ def reason_required(request: Request[Any, Any, Any], _: ReasonRequired) -> Respo
                     action=("/moderation/organisations", "Revenir à la modération"))
 
 
+def mission_invalid(request: Request[Any, Any, Any], error: MissionInvalid) -> Response[Any]:
+    return _respond(request, 422, "Certaines informations sont à corriger.", errors=error.errors)
+
+
+def mission_not_found(request: Request[Any, Any, Any], _: MissionNotFound) -> Response[Any]:
+    return _respond(request, 404, "Cette mission n'existe pas ou n'est pas en ligne.",
+                    action=("/missions", "Chercher une autre mission"))
+
+
+def mission_forbidden(request: Request[Any, Any, Any], _: MissionForbidden) -> Response[Any]:
+    message = "Cette mission appartient à une autre structure : vous ne pouvez pas la gérer."
+    return _respond(request, 403, message, action=("/mon-espace", "Revenir à mon espace"))
+
+
+def mission_transition_refused(request: Request[Any, Any, Any], error: MissionTransitionRefused) -> Response[Any]:
+    return _respond(request, 409, error.message)
+
+
 def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Response[Any]:
     log.warning("Redis unavailable: %s", type(error).__name__)  # warning: the report below is the one event
     _report(request, error)
@@ -139,6 +159,7 @@ def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    MissionInvalid: mission_invalid,
     SignupInvalid: signup_invalid,
     SignupRateLimited: rate_limited,
     SignupBacklogged: backlogged,
@@ -151,6 +172,9 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ModerationForbidden: moderation_forbidden,
     IllegalTransition: illegal_transition,
     ReasonRequired: reason_required,
+    MissionNotFound: mission_not_found,
+    MissionForbidden: mission_forbidden,
+    MissionTransitionRefused: mission_transition_refused,
     RedisError: redis_unavailable,
     NotFoundException: http_error,
     NotAuthorizedException: http_error,

@@ -22,6 +22,7 @@ from app.console.controllers import ConsoleController
 from app.deps import provide_db, provide_web
 from app.errors import EXCEPTION_HANDLERS
 from app.health.controllers import HealthController
+from app.missions.controllers import MissionApi, MissionPages, OrganisationMissionPages
 from app.observability import configure_logging, init_sentry
 from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.settings import Settings, get_settings
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             home, VolunteerApi, SignupPages, SignInPages, AccountPages, OrganisationPages, ModerationPages,
-            HealthController, ConsoleController, *static
+            MissionApi, MissionPages, OrganisationMissionPages, HealthController, ConsoleController, *static
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
         middleware=[session_config(secure=secure, idle_days=settings.session_idle_days).middleware],

@@ -52,6 +52,17 @@ def send_signin_mail(connection: Redis, key: str) -> Job:
     )
 
 
+def finish_past_missions(connection: Redis) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.missions.finish_past_missions",
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=2, interval=[30, 120]),
+        description="finish the missions whose end date has passed",
+    )
+
+
 def connect(redis_url: str) -> Redis:
     """The synchronous connection RQ enqueues through."""
     return sync_redis(redis_url)

@@ -9,16 +9,19 @@ from __future__ import annotations
 import argparse
 import logging
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 from app.observability import configure_logging, init_sentry
 from app.settings import get_settings
+from queues import enqueue
 from queues.connection import job_queue, sync_redis
 from queues.signups import ensure_drain
 
 log = logging.getLogger("renfort.worker")
+FINISH_MISSIONS_LOCK = "renfort:missions:finish-lock"
 
 
 class RenfortWorker(Worker):
@@ -28,6 +31,18 @@ class RenfortWorker(Worker):
             ensure_drain(self.connection)
         except RedisError:
             log.warning("could not check the sign-up queue; will retry on the next tick")
+        schedule_mission_ends(self.connection)
+
+
+def schedule_mission_ends(connection: Redis) -> bool:
+    """Enqueues the end of past missions at most once a minute, however many workers tick."""
+    try:
+        if connection.set(FINISH_MISSIONS_LOCK, b"1", nx=True, ex=60):
+            enqueue.finish_past_missions(connection)
+            return True
+    except RedisError:
+        log.warning("could not schedule the end of past missions; will retry on the next tick")
+    return False
 
 
 def main(burst: bool = False) -> None:

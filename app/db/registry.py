@@ -3,6 +3,7 @@
 from app.accounts import models as account_models  # noqa: F401
 from app.db.base import Base
 from app.geo import models as geo_models  # noqa: F401
+from app.missions import models as mission_models  # noqa: F401
 from app.organisations import models as organisation_models  # noqa: F401
 from app.volunteers import models as volunteer_models  # noqa: F401
 

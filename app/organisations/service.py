@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.schemas import Roles, SignedIn
 from app.geo.index import PostcodeIndex
 from app.geo.models import Commune
+from app.missions.cache import mark_changed
 from app.organisations.models import Organisation, OrganisationManager
 from app.organisations.schemas import STATUS_LABELS, OrganisationRead
 from app.organisations.validation import TYPE_LABELS, validate_organisation
@@ -187,6 +188,7 @@ async def moderate(
         raise ReasonRequired
     _transition(organisation, action, text[:2_000] or None)
     await session.flush()
+    mark_changed(session)  # its missions go online or offline with it
     return _read(organisation, commune)
 
 

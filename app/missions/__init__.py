@@ -1,0 +1,1 @@
+"""Missions: what organisations offer, their lifecycle and the public search."""

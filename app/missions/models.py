@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+from app.geo import models as geo_models  # noqa: F401  (maps `communes`, the target of commune_code)
+from app.organisations import models as organisation_models  # noqa: F401  (maps `organisations`)
+
+STATUSES = ("draft", "awaiting_validation", "published", "full", "finished", "cancelled")
+
+
+class Mission(Base):
+    """A mission an organisation offers; online while published (or full) and its organisation is online."""
+
+    __tablename__ = "missions"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint("places > 0", name="places"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(150))
+    description: Mapped[str] = mapped_column(Text)
+    domain: Mapped[str] = mapped_column(String(40))
+    activities: Mapped[list[str]] = mapped_column(ARRAY(String(80)))
+    remote: Mapped[bool] = mapped_column(Boolean)
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    schedule: Mapped[str | None] = mapped_column(String(300))  # a recurring schedule, in words
+    places: Mapped[int] = mapped_column(Integer)
+    open_to_minors: Mapped[bool] = mapped_column(Boolean)
+    prerequisites: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    emergency_slug: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(32), server_default="draft", index=True)
+    status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MissionAddress(Base):
+    """Where a mission happens; the commune's town-hall point is copied so the search needs no join for distance."""
+
+    __tablename__ = "mission_addresses"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    mission_id: Mapped[int] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"), index=True)
+    address_line: Mapped[str] = mapped_column(String(200))
+    postal_code: Mapped[str] = mapped_column(String(5))
+    commune_code: Mapped[str] = mapped_column(ForeignKey("communes.code"))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
