@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -15,9 +15,10 @@ from app.geo.index import PostcodeIndex
 from app.volunteers.intake import Accepted, SignupIntake
 from app.volunteers.models import Volunteer
 from app.volunteers.schemas import QueuedSignup
-from app.volunteers.validation import validate_signup
+from app.volunteers.validation import ValidSignup, validate_signup
 
 HONEYPOT_FIELD = "website"
+SIGNUP_FIELDS = tuple(f.name for f in fields(ValidSignup))
 
 
 class SignupRateLimited(Exception):
@@ -48,7 +49,9 @@ async def accept_signup(
         # Bots fill every field; they get the answer a person gets, and nothing is kept.
         return Accepted("accepted", new_receipt(), False)
     signup = validate_signup(data, index, today)
-    record = QueuedSignup(receipt=new_receipt(), accepted_at=now, consent_at=now, **asdict(signup))
+    # A shallow copy of the fields: dataclasses.asdict deep-copies and showed up in the accept path's profile.
+    values = {name: getattr(signup, name) for name in SIGNUP_FIELDS}
+    record = QueuedSignup(receipt=new_receipt(), accepted_at=now, consent_at=now, **values)
     accepted = await intake.accept(record, client_ip=client_ip, idempotency_key=idempotency_key)
     if accepted.outcome == "rate_limited":
         raise SignupRateLimited
