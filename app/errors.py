@@ -19,6 +19,8 @@ from redis.exceptions import RedisError
 from app.accounts.guards import RoleRequired, SignInRequired
 from app.accounts.service import SignInRateLimited
 from app.accounts.tokens import LinkExpired, LinkInvalid
+from app.applications.exports import ExportMissing
+from app.applications.service import ApplicationsUnavailable
 from app.http import wants_json
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
 from app.missions.validation import MissionInvalid
@@ -59,7 +61,7 @@ def rate_limited(request: Request[Any, Any, Any], _: SignupRateLimited) -> Respo
     return _respond(request, 429, message, headers={"Retry-After": "60"})
 
 
-def backlogged(request: Request[Any, Any, Any], _: SignupBacklogged) -> Response[Any]:
+def backlogged(request: Request[Any, Any, Any], _: SignupBacklogged | ApplicationsUnavailable) -> Response[Any]:
     return _respond(request, 503, BUSY, headers={"Retry-After": "30"})
 
 
@@ -123,6 +125,11 @@ def mission_not_found(request: Request[Any, Any, Any], _: MissionNotFound) -> Re
                     action=("/missions", "Chercher une autre mission"))
 
 
+def export_missing(request: Request[Any, Any, Any], _: ExportMissing) -> Response[Any]:
+    message = "Cet export n'existe pas ou plus (il reste disponible une heure) : relancez-le depuis la mission."
+    return _respond(request, 404, message, action=("/mon-espace", "Revenir à mon espace"))
+
+
 def mission_forbidden(request: Request[Any, Any, Any], _: MissionForbidden) -> Response[Any]:
     message = "Cette mission appartient à une autre structure : vous ne pouvez pas la gérer."
     return _respond(request, 403, message, action=("/mon-espace", "Revenir à mon espace"))
@@ -163,6 +170,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignupInvalid: signup_invalid,
     SignupRateLimited: rate_limited,
     SignupBacklogged: backlogged,
+    ApplicationsUnavailable: backlogged,
     SignInRateLimited: signin_rate_limited,
     LinkInvalid: link_invalid,
     LinkExpired: link_expired,
@@ -174,6 +182,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ReasonRequired: reason_required,
     MissionNotFound: mission_not_found,
     MissionForbidden: mission_forbidden,
+    ExportMissing: export_missing,
     MissionTransitionRefused: mission_transition_refused,
     RedisError: redis_unavailable,
     NotFoundException: http_error,

@@ -18,6 +18,7 @@ from litestar.template import TemplateConfig
 
 from app.accounts.controllers import AccountPages, SignInPages
 from app.accounts.sessions import session_config
+from app.applications.controllers import ApplyPages, ExportPages, VolunteerApplicationPages
 from app.console.controllers import ConsoleController
 from app.deps import provide_db, provide_web
 from app.errors import EXCEPTION_HANDLERS
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             home, VolunteerApi, SignupPages, SignInPages, AccountPages, OrganisationPages, ModerationPages,
-            MissionApi, MissionPages, OrganisationMissionPages, HealthController, ConsoleController, *static
+            MissionApi, MissionPages, OrganisationMissionPages, ApplyPages, VolunteerApplicationPages, ExportPages,
+            HealthController, ConsoleController, *static
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
         middleware=[session_config(secure=secure, idle_days=settings.session_idle_days).middleware],

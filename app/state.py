@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis import Redis as SyncRedis
@@ -12,6 +13,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.accounts.ratelimit import SignInLimiter
+from app.applications.capacity import Places
 from app.db.base import make_engine
 from app.geo.index import PostcodeIndex, publish_snapshot, read_snapshot
 from app.geo.service import build_postcode_index
@@ -33,14 +35,16 @@ class WebState:
     signups: SignupQueue
     postcodes: PostcodeIndex
     signin_limiter: SignInLimiter
+    places: Places
 
-    async def request_drain(self) -> None:
-        """Enqueues a drain, off the event loop (RQ's client is synchronous); at most once per drain cycle.
+    async def request_drain(self, drain: Callable[[SyncRedis], object] = enqueue.drain_signups) -> None:
+        """Enqueues a drain (of sign-ups, or `enqueue.drain_applications`), off the event loop (RQ's client is
+        synchronous); at most once per drain cycle.
 
-        The sign-up is already safe in Redis when this runs: if enqueueing fails, the workers' maintenance tick
-        schedules the drain instead, so the citizen still gets their 202."""
+        The write is already safe in Redis when this runs: if enqueueing fails, the workers' maintenance tick
+        schedules the drain instead, so the citizen still gets their answer."""
         try:
-            await asyncio.to_thread(enqueue.drain_signups, self.rq_connection)
+            await asyncio.to_thread(drain, self.rq_connection)
         except RedisError as error:
             log.warning("could not enqueue a drain (%s); workers will schedule it", type(error).__name__)
 
@@ -85,4 +89,5 @@ async def build_state(settings: Settings) -> WebState:
             ip_per_minute=settings.signin_ip_limit_per_minute,
             email_per_hour=settings.signin_email_limit_per_hour,
         ),
+        places=Places(redis),
     )

@@ -24,6 +24,35 @@ def drain_signups(connection: Redis, *, attempt: int = 0) -> Job:
     )
 
 
+def drain_applications(connection: Redis, *, attempt: int = 0) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.applications.drain_applications",
+        attempt=attempt,
+        at_front=True,
+        job_timeout=600,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        description="drain queued application changes into PostgreSQL",
+    )
+
+
+MailItems = list[tuple[int, int, str, str]] | list[tuple[int, int, str, str, str]]
+
+
+def send_application_mails(connection: Redis, items: MailItems) -> Job:
+    """`items` are (mission id, volunteer id, e-mail kind, idempotency key[, a manager's message]): ids, no personal
+    data."""
+    return job_queue(connection).enqueue(
+        "queues.mail.send_application_mails",
+        items=[list(item) for item in items],
+        job_timeout=600,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=8, interval=[10, 30, 60, 120, 300, 600, 1800, 3600]),
+        description="send application e-mails",
+    )
+
+
 def send_volunteer_mails(connection: Redis, kind: str, recipients: list[tuple[int, str]]) -> Job:
     """`recipients` are (volunteer id, idempotency key) pairs: ids only, no personal data in the job payload."""
     return job_queue(connection).enqueue(
@@ -49,6 +78,19 @@ def send_signin_mail(connection: Redis, key: str) -> Job:
         # A link is worth something for minutes only: retry soon, and not for long.
         retry=Retry(max=3, interval=[5, 20, 60]),
         description="send a sign-in e-mail",
+    )
+
+
+def export_applicants(connection: Redis, token: str, organisation_id: int) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.exports.export_applicants",
+        token=token,
+        organisation_id=organisation_id,
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=2, interval=[5, 30]),
+        description="export a mission's applicants as CSV",
     )
 
 

@@ -11,8 +11,11 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from app.accounts.service import forget_request, prepare_signin_mail
+from app.applications.models import Application
 from app.db.base import unit_of_work
 from app.mail import build, render, smtp_connection
+from app.missions.models import Mission
+from app.organisations.models import Organisation
 from app.settings import Settings
 from app.volunteers.models import Volunteer
 from app.volunteers.signup_queue import digest
@@ -115,4 +118,48 @@ async def _send_signin_mail(context: JobContext, key: str) -> dict[str, int]:
         )
     await forget_request(redis, key)
     log.info("sign-in e-mail (%s): %d sent, %d throttled", mail.kind, outbox.counts["sent"], outbox.counts["throttled"])
+    return outbox.counts
+
+
+def send_application_mails(items: list[list]) -> dict[str, int]:
+    """`items`: (mission id, volunteer id, kind, key[, body]); a body is a manager's message, read from the job."""
+    return run_job(lambda context: _send_application_mails(context, items))
+
+
+async def _send_application_mails(context: JobContext, items: list[list]) -> dict[str, int]:
+    settings = context.settings
+    mission_ids = {int(item[0]) for item in items}
+    volunteer_ids = {int(item[1]) for item in items}
+    async with unit_of_work(context.engine) as session:
+        volunteers = {row.id: row for row in await session.execute(
+            select(Volunteer.id, Volunteer.email, Volunteer.email_normalized, Volunteer.first_name,
+                   Volunteer.mail_applications).where(Volunteer.id.in_(volunteer_ids))
+        )}
+        missions = {row.id: row for row in await session.execute(
+            select(Mission.id, Mission.title, Organisation.name.label("organisation_name"))
+            .join(Organisation, Organisation.id == Mission.organisation_id).where(Mission.id.in_(mission_ids))
+        )}
+        reasons = {(row.mission_id, row.volunteer_id): row.reason for row in await session.execute(
+            select(Application.mission_id, Application.volunteer_id, Application.reason)
+            .where(Application.mission_id.in_(mission_ids), Application.volunteer_id.in_(volunteer_ids))
+        )}
+    skipped = 0
+    with smtp_connection(settings.smtp_url) as smtp:
+        outbox = Outbox(settings, context.redis, smtp)
+        for item in items:
+            mission_id, volunteer_id, kind, key = int(item[0]), int(item[1]), str(item[2]), str(item[3])
+            volunteer, mission = volunteers.get(volunteer_id), missions.get(mission_id)
+            if volunteer is None or mission is None:
+                continue  # deleted since
+            if not volunteer.mail_applications and kind != "application_message":
+                skipped += 1  # the volunteer turned these e-mails off in their preferences
+                continue
+            await outbox.send(
+                key, email=volunteer.email, email_normalized=volunteer.email_normalized, kind=kind,
+                first_name=volunteer.first_name, mission_title=mission.title,
+                organisation_name=mission.organisation_name, reason=reasons.get((mission_id, volunteer_id)),
+                body=str(item[4]) if len(item) > 4 else "", base_url=settings.base_url,
+            )
+    log.info("application e-mails: %d sent, %d throttled, %d off by preference", outbox.counts["sent"],
+             outbox.counts["throttled"], skipped)
     return outbox.counts

@@ -1,22 +1,15 @@
-"""The drain job: moves queued sign-ups from Redis into PostgreSQL in batches, losing and doubling nothing.
-
-A consumer claims a batch into its own in-flight list under a lease, writes it in one transaction, queues the
-e-mails, then acknowledges. Killed anywhere in between, its lease runs out and the next drain re-drains the batch;
-the write is idempotent. While PostgreSQL is unreachable the batch goes back to the queue and the drain waits.
+"""The sign-up drain: moves queued sign-ups from Redis into PostgreSQL in batches (the loop is queues/drain.py),
+bisecting a batch PostgreSQL refuses so that one bad record goes to the dead letters and never blocks the others.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import secrets
-import socket
-import time
 
+import msgspec
 import sentry_sdk
 from redis import Redis as SyncRedis
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from app.db.base import unit_of_work
 from app.volunteers import signup_queue as keys
@@ -24,71 +17,32 @@ from app.volunteers.schemas import QueuedSignup
 from app.volunteers.service import SaveOutcome, save_signups
 from app.volunteers.signup_queue import SignupQueue
 from queues import enqueue
+from queues.drain import drain, schedule_if_waiting
 from queues.runtime import JobContext, run_job
 
 log = logging.getLogger("renfort.drain")
 
-# A drain hands over to a fresh job after this long, so no single job outlives its timeout.
-TIME_BUDGET_SECONDS = 120
 BAD_DATA = (IntegrityError, DataError)
-# Raised when PostgreSQL cannot be reached or drops the connection (bad data was dealt with record by record).
-UNREACHABLE = (DBAPIError, OSError, TimeoutError)
 
 
 def drain_signups(attempt: int = 0) -> dict[str, int]:
     return run_job(lambda context: _drain(context, attempt))
 
 
-def _consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
 async def _drain(context: JobContext, attempt: int) -> dict[str, int]:
-    settings = context.settings
-    queue = SignupQueue(context.redis, settings.secret_key.reveal())
-    consumer = _consumer_name()
-    recovered = await queue.recover_orphans()
-    if recovered:
-        log.warning("re-draining %d sign-ups left in flight by a dead consumer", recovered)
-    saved = 0
-    deadline = time.monotonic() + TIME_BUDGET_SECONDS
-    while time.monotonic() < deadline:
-        batch = await queue.claim(consumer, settings.drain_batch_size, settings.drain_lease_seconds)
-        if not batch:
-            if await queue.finish_drain():
-                continue
-            return {"saved": saved, "recovered": recovered}
-        await _spread(context, queue)
-        try:
-            outcome = await _save(context, queue, batch)
-        except UNREACHABLE as error:  # PostgreSQL down or restarting: everything back in the queue, wait, retry
-            await queue.requeue(consumer)
-            attempt += 1
-            delay = min(2 ** min(attempt, 5), 30)
-            log.warning("database unavailable (%s); %d sign-ups back in queue, retry in %ds", type(error).__name__,
-                        len(batch), delay)
-            await asyncio.sleep(delay)
-            continue
-        attempt = 0
+    queue = SignupQueue(context.redis, context.settings.secret_key.reveal())
+
+    async def write(raw: list[bytes]) -> list[str]:
+        batch = [msgspec.json.decode(item, type=QueuedSignup) for item in raw]
+        outcome = await _save(context, queue, batch)
         _queue_mails(context.rq_connection, outcome)
-        await queue.acknowledge(consumer, outcome.saved_receipts)
-        saved += len(outcome.welcome)
         log.info("drained %d sign-ups (%d new, %d repeats)", len(batch), len(outcome.welcome), len(outcome.reminder))
-    enqueue.drain_signups(context.rq_connection, attempt=attempt)
-    return {"saved": saved, "recovered": recovered}
+        return outcome.saved_receipts
 
+    def enqueue_next(attempt: int) -> None:
+        enqueue.drain_signups(context.rq_connection, attempt=attempt)
 
-async def _spread(context: JobContext, queue: SignupQueue) -> None:
-    """With a deep backlog, asks for one more consumer (up to DRAIN_CONSUMERS): batches are independent, so idle
-    workers can drain in parallel while this one waits on PostgreSQL."""
-    settings = context.settings
-    if await queue.depth() < 4 * settings.drain_batch_size:
-        return
-    if len(await queue.consumers()) >= settings.drain_consumers:
-        return
-    # At most one extra consumer asked for per second, however many drains see the backlog.
-    if await context.redis.set(keys.PREFIX + "spread", "1", nx=True, ex=1):
-        enqueue.drain_signups(context.rq_connection)
+    return await drain(context, queue, write, enqueue_next=enqueue_next, attempt=attempt, log=log)
 
 
 async def _save(context: JobContext, queue: SignupQueue, batch: list[QueuedSignup]) -> SaveOutcome:
@@ -131,13 +85,5 @@ def _queue_mails(connection: SyncRedis, outcome: SaveOutcome) -> None:
 
 
 def ensure_drain(connection: SyncRedis, *, starting: bool = False) -> bool:
-    """Called by every worker on its maintenance tick: schedules a drain when sign-ups wait, or when a dead
-    consumer left a batch in flight, and none is scheduled. A starting worker schedules one regardless, in case
-    the process that set the mark died before enqueueing. Returns True when it enqueued one."""
-    waiting = connection.llen(keys.PENDING) > 0 or connection.scard(keys.CONSUMERS) > 0
-    if not waiting:
-        return False
-    if connection.set(keys.DRAIN_SCHEDULED, "1", nx=True, ex=keys.DRAIN_SCHEDULED_TTL) or starting:
-        enqueue.drain_signups(connection)
-        return True
-    return False
+    """Called by every worker on its maintenance tick (see queues.drain.schedule_if_waiting)."""
+    return schedule_if_waiting(connection, keys.PREFIX, enqueue.drain_signups, starting=starting)

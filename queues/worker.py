@@ -16,9 +16,8 @@ from rq.serializers import JSONSerializer
 
 from app.observability import configure_logging, init_sentry
 from app.settings import get_settings
-from queues import enqueue
+from queues import applications, enqueue, signups
 from queues.connection import job_queue, sync_redis
-from queues.signups import ensure_drain
 
 log = logging.getLogger("renfort.worker")
 FINISH_MISSIONS_LOCK = "renfort:missions:finish-lock"
@@ -28,9 +27,10 @@ class RenfortWorker(Worker):
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
         try:
-            ensure_drain(self.connection)
+            signups.ensure_drain(self.connection)
+            applications.ensure_drain(self.connection)
         except RedisError:
-            log.warning("could not check the sign-up queue; will retry on the next tick")
+            log.warning("could not check the write queues; will retry on the next tick")
         schedule_mission_ends(self.connection)
 
 
@@ -58,7 +58,8 @@ def main(burst: bool = False) -> None:
         worker_ttl=30,
         maintenance_interval=10,
     )
-    ensure_drain(connection, starting=True)
+    signups.ensure_drain(connection, starting=True)
+    applications.ensure_drain(connection, starting=True)
     worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
 
 

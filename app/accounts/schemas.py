@@ -36,6 +36,7 @@ class SignedIn(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     roles: Roles
     since: int  # epoch seconds of the sign-in: sessions end 30 days after it, however active
+    volunteer_id: int | None = None  # the volunteer row of this address, when the person signed up as a volunteer
 
 
 class SignInRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -134,8 +134,10 @@ async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str,
     if raw is None:
         raise tokens.LinkExpired
     record = msgspec.json.decode(raw, type=LinkRecord)
-    is_volunteer = exists().where(Volunteer.email_normalized == record.email_normalized)
-    volunteer = bool(await session.scalar(select(is_volunteer)))
+    volunteer_id = await session.scalar(
+        select(Volunteer.id).where(Volunteer.email_normalized == record.email_normalized)
+    )
+    volunteer = volunteer_id is not None
     user = await session.scalar(select(User).where(User.email_normalized == record.email_normalized))
     if user is None and not volunteer:
         raise tokens.LinkExpired  # the account was deleted since the link was sent
@@ -149,7 +151,7 @@ async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str,
     user = await session.scalar(statement, execution_options={"populate_existing": True})
     assert user is not None
     roles = await roles_of(session, user, volunteer=volunteer)
-    return SignedIn(user_id=user.id, email=user.email, roles=roles, since=int(now))
+    return SignedIn(user_id=user.id, email=user.email, roles=roles, since=int(now), volunteer_id=volunteer_id)
 
 
 async def describe_roles(session: AsyncSession, roles: Roles) -> list[str]:

@@ -1,6 +1,7 @@
 """Imports every model module so that the metadata Alembic compares against is complete."""
 
 from app.accounts import models as account_models  # noqa: F401
+from app.applications import models as application_models  # noqa: F401
 from app.db.base import Base
 from app.geo import models as geo_models  # noqa: F401
 from app.missions import models as mission_models  # noqa: F401

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from app.accounts.controllers import PRIVATE
 from app.accounts.guards import organisation_manager, require_account, signed_in
 from app.accounts.sessions import current_account
+from app.applications import service as applications
 from app.deps import Db, Web
 from app.missions import search, service
 from app.missions.schemas import MissionPage, MissionRead
@@ -46,9 +48,11 @@ def _values_of(mission: MissionRead) -> dict[str, Any]:
 class MissionApi(Controller):
     path = "/api/v1/missions"
 
-    @get("/")
-    async def search(self, request: Request[Any, Any, Any], web: Web, db: Db) -> MissionPage:
-        return await search.search(db, web.redis, search.parse_query(request.query_params))
+    @get("/", responses={200: ResponseSpec(data_container=MissionPage, description="Missions en ligne")})
+    async def search(self, request: Request[Any, Any, Any], web: Web) -> Response[bytes]:
+        # The cached JSON as stored (no Db: a hit needs no database session); see search.search_json.
+        body = await search.search_json(web.engine, web.redis, search.parse_query(request.query_params))
+        return Response(body, media_type=MediaType.JSON)
 
 
 class MissionPages(Controller):
@@ -67,14 +71,18 @@ class MissionPages(Controller):
         return Template("missions.html", context=context, status_code=422 if errors else 200)
 
     @get("/{reference:str}")
-    async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], db: Db) -> Template | Redirect:
+    async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], web: Web, db: Db
+                   ) -> Template | Redirect:
         number, _, slug = reference.partition("-")
         if not number.isdigit() or len(number) > 18:
             raise NotFoundException
-        mission, manager = await service.mission_page(db, int(number), current_account(request))
+        account = current_account(request)
+        mission, manager = await service.mission_page(db, int(number), account)
         if slug != mission.slug:
             return Redirect(mission.path, status_code=301)
-        context = {"mission": mission, "manager": manager, "actions": service.ACTIONS}
+        taken = await applications.taken_places(web.places, web.engine, mission.id)  # live, from Redis
+        context = {"mission": mission, "manager": manager, "actions": service.ACTIONS, "account": account,
+                   "places_left": max(0, mission.places - taken)}
         return Template("mission.html", context=context, headers=None if mission.online else PRIVATE)
 
     @get("/{mission_id:int}/modifier", guards=[signed_in])

@@ -12,13 +12,14 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, and_, exists, func, literal, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.db.base import unit_of_work
 from app.geo.models import Commune
 from app.missions import cache
 from app.missions.models import Mission, MissionAddress
 from app.missions.schemas import MissionPage
-from app.missions.service import ONLINE_STATUSES, _addresses, read
+from app.missions.service import ONLINE_STATUSES, _addresses, read, taken
 from app.missions.validation import MissionInvalid
 from app.organisations.models import STATUSES as ORGANISATION_STATUSES
 from app.organisations.models import Organisation
@@ -220,8 +221,10 @@ async def _run(session: AsyncSession, query: SearchQuery) -> MissionPage:
         base.add_columns(distance.label("km")).order_by(*order)
         .limit(query.per_page).offset((query.page - 1) * query.per_page)
     )).tuples().all()
-    addresses = await _addresses(session, [mission.id for mission, _, _ in rows])
-    items = [read(mission, organisation, addresses[mission.id], km) for mission, organisation, km in rows]
+    ids = [mission.id for mission, _, _ in rows]
+    addresses, held = await _addresses(session, ids), await taken(session, ids)
+    items = [read(mission, organisation, addresses[mission.id], km, held.get(mission.id, 0))
+             for mission, organisation, km in rows]
     return MissionPage(items=items, total=total, page=query.page, per_page=query.per_page,
                        pages=max(1, math.ceil(total / query.per_page)))
 
@@ -235,3 +238,17 @@ async def search(session: AsyncSession, redis: Redis, query: SearchQuery) -> Mis
     page = await _run(session, query)
     await redis.set(key, msgspec.json.encode(page), ex=cache.TTL_SECONDS)
     return page
+
+
+async def search_json(engine: AsyncEngine, redis: Redis, query: SearchQuery) -> bytes:
+    """The same page as JSON. A hit is the cached bytes as they are: no database session, no decoding and
+    re-encoding (the API's hot path); a miss opens its own read-only unit of work."""
+    key = await cache.entry_key(redis, msgspec.json.encode(query).decode())
+    cached = await redis.get(key)
+    if cached is not None:
+        return cached if isinstance(cached, bytes) else cached.encode()
+    async with unit_of_work(engine) as session:
+        page = await _run(session, query)
+    encoded = msgspec.json.encode(page)
+    await redis.set(key, encoded, ex=cache.TTL_SECONDS)
+    return encoded

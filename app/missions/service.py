@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.schemas import Roles, SignedIn
+from app.applications.capacity import HOLDING
+from app.applications.models import Application
 from app.geo.index import PostcodeIndex
 from app.geo.models import Commune
 from app.missions.cache import mark_changed
@@ -64,9 +66,16 @@ def is_online(status: str, organisation_status: str) -> bool:
     return status in ONLINE_STATUSES and organisation_is_online(organisation_status)
 
 
-def places_left(mission: Mission) -> int:
-    # Applications will subtract the accepted ones here; until they exist, every place is free.
-    return mission.places
+async def taken(session: AsyncSession, mission_ids: Sequence[int]) -> dict[int, int]:
+    """Places held per mission as PostgreSQL has them (the mission page reads the live count from Redis)."""
+    if not mission_ids:
+        return {}
+    rows = await session.execute(
+        select(Application.mission_id, func.count())
+        .where(Application.mission_id.in_(mission_ids), Application.status.in_(HOLDING))
+        .group_by(Application.mission_id)
+    )
+    return dict(rows.tuples().all())
 
 
 async def _addresses(session: AsyncSession, mission_ids: Sequence[int]) -> dict[int, list[AddressRead]]:
@@ -86,7 +95,7 @@ async def _addresses(session: AsyncSession, mission_ids: Sequence[int]) -> dict[
 
 
 def read(mission: Mission, organisation: Organisation, addresses: list[AddressRead],
-         distance_km: float | None = None) -> MissionRead:
+         distance_km: float | None = None, taken: int = 0) -> MissionRead:
     return MissionRead(
         id=mission.id,
         slug=slugify(mission.title),
@@ -102,7 +111,7 @@ def read(mission: Mission, organisation: Organisation, addresses: list[AddressRe
         end_date=mission.end_date,
         schedule=mission.schedule,
         places=mission.places,
-        places_left=places_left(mission),
+        places_left=max(0, mission.places - taken),
         open_to_minors=mission.open_to_minors,
         prerequisites=mission.prerequisites,
         priority=mission.priority,
@@ -125,7 +134,8 @@ async def _load(session: AsyncSession, mission_id: int, *, lock: bool = False) -
 
 
 async def _read(session: AsyncSession, mission: Mission, organisation: Organisation) -> MissionRead:
-    return read(mission, organisation, (await _addresses(session, [mission.id]))[mission.id])
+    held = (await taken(session, [mission.id])).get(mission.id, 0)
+    return read(mission, organisation, (await _addresses(session, [mission.id]))[mission.id], taken=held)
 
 
 async def _set_addresses(session: AsyncSession, mission_id: int, valid: ValidMission) -> None:

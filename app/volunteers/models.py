@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ARRAY, BigInteger, Date, DateTime, ForeignKey, Identity, String, func
+from sqlalchemy import ARRAY, BigInteger, Boolean, Date, DateTime, ForeignKey, Identity, String, func, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -31,3 +31,6 @@ class Volunteer(Base):
     consent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # E-mail preferences: about my applications; proposals and news of an emergency. Sign-in links always go.
+    mail_applications: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    mail_emergencies: Mapped[bool] = mapped_column(Boolean, server_default=true())

@@ -1,0 +1,213 @@
+"""Places on a mission, held in Redis so that applying never waits on PostgreSQL and is atomic across every web
+process: one Lua script decides "place" or "wait-list", records the state and queues the change for PostgreSQL.
+
+Per mission `m` (keys under `renfort:applications:m<id>:`):
+- `meta`: hash of capacity (places), open ("1" while the mission takes applications, "w" while it is online but
+  full, so that only the wait-list moves up, "0" offline) and epoch, the missions' cache
+  version it was read at; any change to missions or organisations bumps that version after its commit, so a
+  stale `meta` answers "unknown" and the web re-reads the mission once (see service.seed);
+- `holders`: set of the volunteers holding a place (pending, accepted, done, proposed);
+- `waitlist`: sorted set, volunteer → arrival number; the first is promoted when a place frees up;
+- `status`: hash, volunteer → the application's current status.
+Every change gets a number from `renfort:applications:seq` (its version) and is pushed to the durable queue
+`renfort:applications:pending` as one JSON event; PostgreSQL keeps, per application, the highest version seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.durable_queue import DRAIN_SCHEDULED_TTL, DurableQueue
+from app.missions.cache import VERSION_KEY
+
+PREFIX = "renfort:applications:"
+SEQUENCE = PREFIX + "seq"
+HOLDING = ("pending", "accepted", "done", "proposed")
+
+# Shared by the scripts: numbering and queueing one change, and promoting wait-listed volunteers into free places.
+_COMMON = """
+local function push(mission, volunteer, status, kind, message, reason)
+  local version = redis.call('INCR', KEYS[6])
+  local now = redis.call('TIME')
+  redis.call('RPUSH', KEYS[7], cjson.encode({m = tonumber(mission), v = tonumber(volunteer), s = status,
+    n = version, k = kind, msg = message, r = reason, t = tonumber(now[1]) + tonumber(now[2]) / 1000000}))
+  return version
+end
+local function promote(mission)
+  local meta = redis.call('HMGET', KEYS[1], 'capacity', 'open')
+  local promoted = 0
+  if not meta[1] or (meta[2] ~= '1' and meta[2] ~= 'w') then return 0 end
+  while redis.call('SCARD', KEYS[2]) < tonumber(meta[1]) do
+    local first = redis.call('ZPOPMIN', KEYS[3])
+    if #first == 0 then break end
+    redis.call('SADD', KEYS[2], first[1])
+    redis.call('HSET', KEYS[4], first[1], 'pending')
+    push(mission, first[1], 'pending', 'promoted', '', '')
+    promoted = promoted + 1
+  end
+  return promoted
+end
+local function drain_needed()
+  if redis.call('SET', KEYS[8], '1', 'NX', 'EX', ARGV[#ARGV]) then return '1' end
+  return '0'
+end
+local function fresh()
+  local meta = redis.call('HMGET', KEYS[1], 'capacity', 'epoch')
+  return meta[1] and meta[2] == (redis.call('GET', KEYS[5]) or '0')
+end
+"""
+
+# ARGV: mission, volunteer, message, drain TTL → {outcome, current status or drain flag}
+APPLY = _COMMON + """
+if not fresh() then return {'unknown', ''} end
+local current = redis.call('HGET', KEYS[4], ARGV[2])
+if current and current ~= 'cancelled' then return {'exists', current} end
+if redis.call('HGET', KEYS[1], 'open') ~= '1' then return {'closed', ''} end
+local status = 'waitlisted'
+if redis.call('SCARD', KEYS[2]) < tonumber(redis.call('HGET', KEYS[1], 'capacity')) then
+  redis.call('SADD', KEYS[2], ARGV[2])
+  status = 'pending'
+end
+redis.call('HSET', KEYS[4], ARGV[2], status)
+local version = push(ARGV[1], ARGV[2], status, 'applied', ARGV[3], '')
+if status == 'waitlisted' then redis.call('ZADD', KEYS[3], version, ARGV[2]) end
+return {status, drain_needed()}
+"""
+
+# ARGV: mission, volunteer, target status, allowed current statuses (comma-separated), kind, reason, drain TTL
+# → {outcome ('done' or 'refused'), previous status, promoted count, drain flag}
+TRANSITION = _COMMON + """
+if not fresh() then return {'unknown', '', 0, '0'} end
+local current = redis.call('HGET', KEYS[4], ARGV[2])
+if not current or not string.find(',' .. ARGV[4] .. ',', ',' .. current .. ',', 1, true) then
+  return {'refused', current or '', 0, '0'}
+end
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+push(ARGV[1], ARGV[2], ARGV[3], ARGV[5], '', ARGV[6])
+local promoted = 0
+if ARGV[3] == 'cancelled' or ARGV[3] == 'declined' then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  if redis.call('SREM', KEYS[2], ARGV[2]) == 1 then promoted = promote(ARGV[1]) end
+end
+return {'done', current, promoted, drain_needed()}
+"""
+
+# ARGV: mission, capacity, open, epoch, highest saved version, then (volunteer, status, version) triples of the
+# saved applications, used only when Redis holds no state for this mission (first use, or Redis lost it); drain TTL
+SEED = _COMMON + """
+redis.call('HSET', KEYS[1], 'capacity', ARGV[2], 'open', ARGV[3], 'epoch', ARGV[4])
+if tonumber(redis.call('GET', KEYS[6]) or '0') < tonumber(ARGV[5]) then redis.call('SET', KEYS[6], ARGV[5]) end
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  for i = 6, #ARGV - 1, 3 do
+    local volunteer, status = ARGV[i], ARGV[i + 1]
+    redis.call('HSET', KEYS[4], volunteer, status)
+    if status == 'waitlisted' then redis.call('ZADD', KEYS[3], ARGV[i + 2], volunteer)
+    elseif status == 'pending' or status == 'accepted' or status == 'done' or status == 'proposed' then
+      redis.call('SADD', KEYS[2], volunteer)
+    end
+  end
+end
+if promote(ARGV[1]) > 0 then return drain_needed() end
+return '0'
+"""
+
+
+class ApplicationEvent(msgspec.Struct, frozen=True):
+    """One queued change, as the scripts encode it."""
+
+    m: int  # mission id
+    v: int  # volunteer id
+    s: str  # the status it sets
+    n: int  # its version
+    k: str  # applied | promoted | accepted | declined | cancelled | done | withdrawn
+    t: float  # when, epoch seconds (Redis clock)
+    msg: str = ""
+    r: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    outcome: str  # pending | waitlisted | exists | closed | unknown
+    current: str  # for `exists`: the status already held
+    drain_needed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    outcome: str  # done | refused | unknown
+    previous: str
+    promoted: int
+    drain_needed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SavedApplication:
+    volunteer_id: int
+    status: str
+    version: int
+
+
+def _text(value: bytes | str | int) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Places:
+    """The web side of the scripts; one per process."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.queue = DurableQueue(redis, PREFIX)
+        self._apply = redis.register_script(APPLY)
+        self._transition = redis.register_script(TRANSITION)
+        self._seed = redis.register_script(SEED)
+
+    def _keys(self, mission_id: int) -> list[str]:
+        base = f"{PREFIX}m{mission_id}:"
+        return [base + "meta", base + "holders", base + "waitlist", base + "status", VERSION_KEY, SEQUENCE,
+                self.queue.pending, self.queue.drain_scheduled]
+
+    async def apply(self, mission_id: int, volunteer_id: int, message: str) -> Applied:
+        reply = await self._apply(keys=self._keys(mission_id),
+                                  args=[mission_id, volunteer_id, message, DRAIN_SCHEDULED_TTL])
+        outcome, extra = _text(reply[0]), _text(reply[1])
+        if outcome in ("pending", "waitlisted"):
+            return Applied(outcome, "", extra == "1")
+        return Applied(outcome, extra, False)
+
+    async def move(self, mission_id: int, volunteer_id: int, *, target: str, allowed: tuple[str, ...], kind: str,
+                   reason: str = "") -> Moved:
+        args: list[str | int] = [mission_id, volunteer_id, target, ",".join(allowed), kind, reason,
+                                 DRAIN_SCHEDULED_TTL]
+        reply = await self._transition(keys=self._keys(mission_id), args=args)
+        return Moved(_text(reply[0]), _text(reply[1]), int(reply[2]), _text(reply[3]) == "1")
+
+    async def epoch(self) -> str:
+        return _text(await self.redis.get(VERSION_KEY) or b"0")
+
+    async def knows(self, mission_id: int) -> bool:
+        """Whether Redis holds this mission's application states (else a seed rebuilds them from PostgreSQL)."""
+        return bool(await self.redis.exists(self._keys(mission_id)[3]))
+
+    async def seed(self, mission_id: int, *, capacity: int, state: str, epoch: str, highest_version: int,
+                   saved: list[SavedApplication]) -> bool:
+        """`state`: "1" taking applications, "w" online but full, "0" offline."""
+        args: list[str | int] = [mission_id, capacity, state, epoch, highest_version]
+        for application in saved:
+            args.extend([application.volunteer_id, application.status, application.version])
+        args.append(DRAIN_SCHEDULED_TTL)
+        return _text(await self._seed(keys=self._keys(mission_id), args=args)) == "1"
+
+    async def taken(self, mission_id: int) -> int | None:
+        """Places held right now, or None when Redis does not know the mission, or knew it before its last change."""
+        keys = self._keys(mission_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys[0], "epoch")
+            pipe.get(VERSION_KEY)
+            pipe.scard(keys[1])
+            epoch, version, held = await pipe.execute()
+        if epoch is None or epoch != (version or b"0"):
+            return None
+        return int(held)

@@ -1,0 +1,144 @@
+"""Application pages: apply and cancel (volunteers), the applicants of a mission with decisions, messages and the
+CSV export (managers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Controller, Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Response, Template
+
+from app.accounts.controllers import PRIVATE
+from app.accounts.guards import require_account, signed_in
+from app.applications import exports, service
+from app.applications.schemas import OUTCOME_MESSAGES
+from app.deps import Db, Web
+from queues import enqueue
+
+MAX_BODY = 16_384
+MAX_MESSAGE_BODY = 5_000
+DECISION_DONE = {"accepter": "acceptée(s)", "refuser": "refusée(s)", "terminer": "marquée(s) réalisée(s)"}
+
+
+def _ids(values: list[str]) -> list[int]:
+    return [int(value) for value in values if value.isdigit() and len(value) < 19]
+
+
+class ApplyPages(Controller):
+    path = "/missions/{mission_id:int}"
+    include_in_schema = False
+
+    @post("/candidater", guards=[signed_in], request_max_body_size=MAX_BODY)
+    async def apply(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web) -> Redirect:
+        """The rush path: the session (Redis), one Lua call, no SQL while the mission is unchanged."""
+        account = require_account(request)
+        if account.volunteer_id is None:
+            return Redirect("/mon-espace/candidatures?resultat=benevole", status_code=303)
+        form = await request.form()
+        outcome = await service.apply(web.places, web.engine, mission_id, account.volunteer_id, form.get("message"))
+        if outcome.drain_needed:
+            await web.request_drain(enqueue.drain_applications)
+        return Redirect(f"/mon-espace/candidatures?mission={mission_id}&resultat={outcome.outcome}", status_code=303)
+
+    @get("/candidatures", guards=[signed_in])
+    async def applicants(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db,
+                         info: FromQuery[str | None] = None) -> Template:
+        mission, applications = await service.of_mission(db, web.redis, mission_id, require_account(request).roles)
+        counts: dict[str, int] = {}
+        for application in applications:
+            counts[application.status_label] = counts.get(application.status_label, 0) + 1
+        context = {"mission": mission, "applications": applications, "counts": counts, "info": info,
+                   "taken": await service.taken_places(web.places, web.engine, mission_id)}
+        return Template("candidatures_mission.html", context=context, headers=PRIVATE)
+
+    @post("/candidatures/decision", guards=[signed_in], request_max_body_size=MAX_BODY)
+    async def decide(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db) -> Redirect:
+        form = await request.form()
+        decision = str(form.get("decision") or "")
+        if decision not in service.DECISIONS:
+            raise NotFoundException
+        done, refused, drain = await service.decide(
+            web.places, web.engine, db, mission_id, roles=require_account(request).roles, decision=decision,
+            volunteer_ids=_ids(form.getall("volunteer", [])), reason=str(form.get("reason") or ""),
+        )
+        if drain:
+            await web.request_drain(enqueue.drain_applications)
+        info = f"{done} candidature(s) {DECISION_DONE[decision]}"
+        if refused:
+            info += f", {refused} ignorée(s) : leur statut ne le permet pas"
+        return Redirect(f"/missions/{mission_id}/candidatures?info={quote(info + '.')}", status_code=303)
+
+    @post("/candidatures/message", guards=[signed_in], request_max_body_size=MAX_BODY)
+    async def message(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db) -> Redirect:
+        form = await request.form()
+        _, applications = await service.of_mission(db, web.redis, mission_id, require_account(request).roles)
+        chosen = set(_ids(form.getall("volunteer", [])))
+        body = str(form.get("body") or "").strip()[:MAX_MESSAGE_BODY]
+        recipients = [application.volunteer_id for application in applications if application.volunteer_id in chosen]
+        if not body or not recipients:
+            info = "Écrivez un message et cochez au moins une personne."
+        else:
+            stamp = time.time_ns()
+            items = [(mission_id, volunteer_id, "application_message", f"message:{mission_id}:{volunteer_id}:{stamp}",
+                      body) for volunteer_id in recipients]
+            await asyncio.to_thread(enqueue.send_application_mails, web.rq_connection, items)
+            info = f"Message envoyé à {len(recipients)} personne(s)."
+        return Redirect(f"/missions/{mission_id}/candidatures?info={quote(info)}", status_code=303)
+
+    @post("/candidatures/export", guards=[signed_in], request_max_body_size=MAX_BODY)
+    async def export(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db) -> Redirect:
+        account = require_account(request)
+        mission, _ = await service.of_mission(db, web.redis, mission_id, account.roles)  # checks the manager
+        token = exports.new_token()
+        await exports.register(web.redis, token, account.user_id, mission_id)
+        await asyncio.to_thread(enqueue.export_applicants, web.rq_connection, token, mission.organisation_id)
+        return Redirect(f"/exports/{token}", status_code=303)
+
+
+class VolunteerApplicationPages(Controller):
+    include_in_schema = False
+
+    @get("/mon-espace/candidatures", guards=[signed_in])
+    async def mine(self, request: Request[Any, Any, Any], web: Web, db: Db, resultat: FromQuery[str | None] = None,
+                   mission: FromQuery[int | None] = None) -> Template:
+        account = require_account(request)
+        applications = [] if account.volunteer_id is None else await service.of_volunteer(
+            db, web.redis, account.volunteer_id
+        )
+        context = {"applications": applications, "outcome": OUTCOME_MESSAGES.get(resultat or ""),
+                   "outcome_kind": resultat, "volunteer": account.volunteer_id is not None,
+                   "just_applied": mission is not None and all(a.mission_id != mission for a in applications)}
+        return Template("mes_candidatures.html", context=context, headers=PRIVATE)
+
+    @post("/mon-espace/candidatures/{mission_id:int}/annuler", guards=[signed_in], request_max_body_size=MAX_BODY)
+    async def cancel(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web) -> Redirect:
+        volunteer_id = require_account(request).volunteer_id
+        cancelled, drain = await service.cancel(web.places, web.engine, mission_id, volunteer_id)
+        if drain:
+            await web.request_drain(enqueue.drain_applications)
+        return Redirect(f"/mon-espace/candidatures?resultat={'cancelled' if cancelled else 'inchange'}",
+                        status_code=303)
+
+
+class ExportPages(Controller):
+    path = "/exports"
+    include_in_schema = False
+
+    @get("/{token:str}", guards=[signed_in])
+    async def status(self, request: Request[Any, Any, Any], token: FromPath[str], web: Web) -> Template:
+        export = await exports.find(web.redis, token, require_account(request).user_id)
+        return Template("export.html", context={"export": export, "token": token}, headers=PRIVATE)
+
+    @get("/{token:str}/candidatures.csv", guards=[signed_in])
+    async def download(self, request: Request[Any, Any, Any], token: FromPath[str], web: Web) -> Response[bytes]:
+        export = await exports.find(web.redis, token, require_account(request).user_id)
+        if export.status != "ready":
+            raise exports.ExportMissing
+        filename = f"candidatures-mission-{export.mission_id}.csv"
+        return Response(await exports.content(web.redis, token), media_type="text/csv; charset=utf-8",
+                        headers={**PRIVATE, "Content-Disposition": f'attachment; filename="{filename}"'})

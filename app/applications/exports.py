@@ -1,0 +1,81 @@
+"""Applicant exports: a CSV built by a worker (never inside the request), kept in Redis for an hour and handed
+only to the person who asked for it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.applications.schemas import ApplicationRead
+
+TTL_SECONDS = 3600
+PREFIX = "renfort:exports:"
+COLUMNS = ("Prénom", "Nom", "E-mail", "Téléphone", "Commune", "Statut", "Candidature le", "Message")
+
+
+class ExportRequest(msgspec.Struct, frozen=True):
+    user_id: int
+    mission_id: int
+    status: str = "queued"  # queued | ready
+
+
+class ExportMissing(Exception):
+    """No such export for this person, or it expired."""
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+async def register(redis: Redis, token: str, user_id: int, mission_id: int) -> None:
+    await redis.set(PREFIX + token, msgspec.json.encode(ExportRequest(user_id, mission_id)), ex=TTL_SECONDS)
+
+
+async def find_any(redis: Redis, token: str) -> ExportRequest | None:
+    raw = await redis.get(PREFIX + token)
+    return msgspec.json.decode(raw, type=ExportRequest) if raw else None
+
+
+async def find(redis: Redis, token: str, user_id: int) -> ExportRequest:
+    request = await find_any(redis, token)
+    if request is None or request.user_id != user_id:
+        raise ExportMissing
+    return request
+
+
+async def store(redis: Redis, token: str, request: ExportRequest, content: bytes) -> None:
+    ready = msgspec.structs.replace(request, status="ready")
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(PREFIX + token + ":csv", content, ex=TTL_SECONDS)
+        pipe.set(PREFIX + token, msgspec.json.encode(ready), ex=TTL_SECONDS)
+        await pipe.execute()
+
+
+async def content(redis: Redis, token: str) -> bytes:
+    raw = await redis.get(PREFIX + token + ":csv")
+    if raw is None:
+        raise ExportMissing
+    return raw if isinstance(raw, bytes) else raw.encode()
+
+
+def to_csv(applications: list[ApplicationRead]) -> bytes:
+    """Semicolon-separated with a byte-order mark: what a French spreadsheet opens without an import dialog."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";")
+    writer.writerow(COLUMNS)
+    for application in applications:
+        writer.writerow([
+            application.first_name, application.last_name, application.email, application.phone or "",
+            application.commune, application.status_label, application.applied_at.strftime("%d/%m/%Y %H:%M"),
+            _cell(application.message or ""),
+        ])
+    return ("\ufeff" + buffer.getvalue()).encode()
+
+
+def _cell(value: str) -> str:
+    # A cell starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, String, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+from app.missions import models as mission_models  # noqa: F401  (maps `missions`)
+from app.volunteers import models as volunteer_models  # noqa: F401  (maps `volunteers`)
+
+STATUSES = ("pending", "waitlisted", "accepted", "declined", "cancelled", "done", "proposed")
+
+
+class Application(Base):
+    """A volunteer on a mission: one row per (mission, volunteer), the natural key that makes drains idempotent.
+
+    `version` is the number Redis gave the state change this row holds: a write with an older version is ignored,
+    so queued changes may be applied twice, or out of order, and the row still ends at the latest state."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        UniqueConstraint("mission_id", "volunteer_id"),
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    mission_id: Mapped[int] = mapped_column(ForeignKey("missions.id", ondelete="CASCADE"))
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(BigInteger)
+    message: Mapped[str | None] = mapped_column(Text)  # the volunteer's, when applying
+    reason: Mapped[str | None] = mapped_column(Text)  # the organisation's, when declining
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,50 @@
+"""What the application pages show."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+STATUS_LABELS = {
+    "pending": "En attente de réponse",
+    "waitlisted": "Sur liste d'attente",
+    "accepted": "Acceptée",
+    "declined": "Refusée",
+    "cancelled": "Annulée",
+    "done": "Mission réalisée",
+    "proposed": "Proposée par la coordination",
+}
+# What the person reads after applying (`?resultat=` on the applications page).
+OUTCOME_MESSAGES = {
+    "pending": "Votre candidature est envoyée : la structure va l'étudier. Vous recevrez sa réponse par e-mail.",
+    "waitlisted": "Toutes les places sont prises : vous êtes sur liste d'attente. Si une place se libère, elle "
+                  "vous revient dans l'ordre d'arrivée et vous êtes prévenu·e par e-mail.",
+    "exists": "Vous avez déjà candidaté à cette mission.",
+    "declined": "La structure a déjà refusé votre candidature à cette mission.",
+    "closed": "Cette mission ne reçoit plus de candidatures.",
+    "cancelled": "Votre candidature est annulée.",
+}
+
+
+class ApplicationRead(msgspec.Struct, frozen=True, kw_only=True):
+    mission_id: int
+    mission_title: str
+    mission_path: str
+    organisation_name: str
+    volunteer_id: int
+    status: str
+    status_label: str
+    applied_at: datetime
+    message: str | None = None
+    reason: str | None = None
+    # Shown to the mission's managers only.
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str | None = None
+    commune: str = ""
+
+    @property
+    def cancellable(self) -> bool:
+        return self.status in ("pending", "waitlisted", "accepted", "proposed")

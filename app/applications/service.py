@@ -1,0 +1,264 @@
+"""Application use cases: apply and cancel (volunteers), accept / decline / mark done (managers), the lists both
+see, and saving queued changes into PostgreSQL (workers).
+
+Applying and every status change go through Redis first (capacity.py), atomically across web processes; the
+lists read PostgreSQL for the people and messages, and Redis for the current status, so a change shows at once
+even before the drain has written it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.accounts.schemas import Roles
+from app.applications.capacity import HOLDING, ApplicationEvent, Applied, Moved, Places, SavedApplication
+from app.applications.models import Application
+from app.applications.schemas import STATUS_LABELS, ApplicationRead
+from app.db.base import unit_of_work
+from app.geo.models import Commune
+from app.missions.models import Mission
+from app.missions.service import MissionForbidden, MissionNotFound
+from app.organisations.models import Organisation
+from app.organisations.service import is_online as organisation_is_online
+from app.organisations.service import slugify
+from app.volunteers.models import Volunteer
+
+MAX_MESSAGE = 1_000
+# decision → (target status, statuses it may follow, event kind)
+DECISIONS = {
+    "accepter": ("accepted", ("pending", "proposed"), "accepted"),
+    "refuser": ("declined", ("pending", "accepted", "waitlisted", "proposed"), "declined"),
+    "terminer": ("done", ("accepted",), "done"),
+}
+CANCELLABLE = ("pending", "waitlisted", "accepted", "proposed")
+
+
+class ApplicationsUnavailable(Exception):
+    """Redis kept answering that the mission's state is stale (changes racing the seed): try again shortly."""
+
+
+class NotAVolunteer(Exception):
+    """Signed in, but this address never signed up as a volunteer."""
+
+
+def mission_state(mission_status: str, organisation_status: str) -> str:
+    if not organisation_is_online(organisation_status):
+        return "0"
+    return {"published": "1", "full": "w"}.get(mission_status, "0")
+
+
+async def seed(places: Places, engine: AsyncEngine, mission_id: int) -> bool:
+    """Gives Redis the mission's capacity and state as PostgreSQL has them now (and the applications, when Redis has
+    none for it); returns whether promotions were queued (the caller asks for a drain)."""
+    epoch = await places.epoch()  # read before PostgreSQL: a change committed after it makes this seed stale
+    knows = await places.knows(mission_id)
+    async with unit_of_work(engine) as session:
+        row = (await session.execute(
+            select(Mission.places, Mission.status, Organisation.status)
+            .join(Organisation, Organisation.id == Mission.organisation_id).where(Mission.id == mission_id)
+        )).first()
+        if row is None:
+            raise MissionNotFound
+        highest = int(await session.scalar(
+            select(func.coalesce(func.max(Application.version), 0)).where(Application.mission_id == mission_id)
+        ) or 0)
+        saved: list[SavedApplication] = []
+        if not knows:
+            saved = [SavedApplication(volunteer_id, status, version) for volunteer_id, status, version in (
+                await session.execute(select(Application.volunteer_id, Application.status, Application.version)
+                                      .where(Application.mission_id == mission_id))
+            ).tuples()]
+    places_count, mission_status, organisation_status = row
+    state = mission_state(mission_status, organisation_status)
+    return await places.seed(mission_id, capacity=places_count, state=state,
+                             epoch=epoch, highest_version=highest, saved=saved)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    outcome: str
+    drain_needed: bool
+
+
+async def apply(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int | None,
+                message: object) -> Outcome:
+    """Redis only, unless the mission changed since Redis last read it (then one query, once per change)."""
+    if volunteer_id is None:
+        raise NotAVolunteer
+    text_message = message.strip()[:MAX_MESSAGE] if isinstance(message, str) else ""
+    drain = False
+    for _ in range(3):
+        applied: Applied = await places.apply(mission_id, volunteer_id, text_message)
+        if applied.outcome != "unknown":
+            outcome = "declined" if applied.outcome == "exists" and applied.current == "declined" else applied.outcome
+            return Outcome(outcome, drain or applied.drain_needed)
+        drain = await seed(places, engine, mission_id) or drain
+    raise ApplicationsUnavailable
+
+
+async def move(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int, *, target: str,
+               allowed: tuple[str, ...], kind: str, reason: str = "") -> tuple[Moved, bool]:
+    drain = False
+    for _ in range(3):
+        moved = await places.move(mission_id, volunteer_id, target=target, allowed=allowed, kind=kind, reason=reason)
+        if moved.outcome != "unknown":
+            return moved, drain or moved.drain_needed or moved.promoted > 0
+        drain = await seed(places, engine, mission_id) or drain
+    raise ApplicationsUnavailable
+
+
+async def cancel(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int | None) -> tuple[bool, bool]:
+    """The volunteer withdraws; their place goes to the first wait-listed person. (cancelled?, drain needed?)"""
+    if volunteer_id is None:
+        raise NotAVolunteer
+    moved, drain = await move(places, engine, mission_id, volunteer_id, target="cancelled", allowed=CANCELLABLE,
+                              kind="cancelled")
+    return moved.outcome == "done", drain
+
+
+async def _managed_mission(session: AsyncSession, mission_id: int, roles: Roles) -> tuple[Mission, Organisation]:
+    row = (await session.execute(
+        select(Mission, Organisation).join(Organisation, Organisation.id == Mission.organisation_id)
+        .where(Mission.id == mission_id)
+    )).first()
+    if row is None:
+        raise MissionNotFound
+    if not roles.manages(row[0].organisation_id):
+        raise MissionForbidden
+    return row[0], row[1]
+
+
+async def decide(places: Places, engine: AsyncEngine, session: AsyncSession, mission_id: int, *, roles: Roles,
+                 decision: str, volunteer_ids: Iterable[int], reason: str = "") -> tuple[int, int, bool]:
+    """A manager's decision on one or many applicants: (applied, refused because of their status, drain needed)."""
+    await _managed_mission(session, mission_id, roles)
+    target, allowed, kind = DECISIONS[decision]
+    done = refused = 0
+    drain = False
+    for volunteer_id in dict.fromkeys(volunteer_ids):
+        moved, needs = await move(places, engine, mission_id, volunteer_id, target=target, allowed=allowed, kind=kind,
+                                  reason=reason.strip()[:MAX_MESSAGE])
+        drain = drain or needs
+        if moved.outcome == "done":
+            done += 1
+        else:
+            refused += 1
+    return done, refused, drain
+
+
+async def _current(redis: Redis, mission_volunteers: Sequence[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """The statuses Redis holds now (ahead of PostgreSQL by at most one drain)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for mission_id, volunteer_id in mission_volunteers:
+            pipe.hget(f"renfort:applications:m{mission_id}:status", str(volunteer_id))
+        values = await pipe.execute()
+    return {key: value.decode() for key, value in zip(mission_volunteers, values, strict=True) if value}
+
+
+def _read(application: Application, mission: Mission, organisation: Organisation, status: str,
+          **person: object) -> ApplicationRead:
+    return ApplicationRead(
+        mission_id=mission.id, mission_title=mission.title,
+        mission_path=f"/missions/{mission.id}-{slugify(mission.title)}", organisation_name=organisation.name,
+        volunteer_id=application.volunteer_id, status=status,
+        status_label=STATUS_LABELS[status], applied_at=application.applied_at, message=application.message,
+        reason=application.reason, **person,  # type: ignore[arg-type]
+    )
+
+
+async def of_volunteer(session: AsyncSession, redis: Redis, volunteer_id: int) -> list[ApplicationRead]:
+    rows = (await session.execute(
+        select(Application, Mission, Organisation)
+        .join(Mission, Mission.id == Application.mission_id)
+        .join(Organisation, Organisation.id == Mission.organisation_id)
+        .where(Application.volunteer_id == volunteer_id)
+        .order_by(Application.applied_at.desc())
+    )).tuples().all()
+    current = await _current(redis, [(mission.id, volunteer_id) for _, mission, _ in rows])
+    return [_read(application, mission, organisation, current.get((mission.id, volunteer_id), application.status))
+            for application, mission, organisation in rows]
+
+
+async def of_mission(session: AsyncSession, redis: Redis, mission_id: int, roles: Roles
+                     ) -> tuple[Mission, list[ApplicationRead]]:
+    """The applicants of a mission, for its managers only."""
+    mission, organisation = await _managed_mission(session, mission_id, roles)
+    rows = (await session.execute(
+        select(Application, Volunteer, Commune.name)
+        .join(Volunteer, Volunteer.id == Application.volunteer_id)
+        .join(Commune, Commune.code == Volunteer.commune_code)
+        .where(Application.mission_id == mission_id)
+        .order_by(Application.applied_at, Application.id)
+    )).tuples().all()
+    current = await _current(redis, [(mission_id, application.volunteer_id) for application, _, _ in rows])
+    return mission, [
+        _read(application, mission, organisation, current.get((mission_id, application.volunteer_id),
+                                                               application.status),
+              first_name=volunteer.first_name, last_name=volunteer.last_name, email=volunteer.email,
+              phone=volunteer.phone, commune=commune)
+        for application, volunteer, commune in rows
+    ]
+
+
+async def taken_places(places: Places, engine: AsyncEngine, mission_id: int) -> int:
+    """Places held now: from Redis, seeding it first if it does not know the mission yet."""
+    taken = await places.taken(mission_id)
+    if taken is None:
+        await seed(places, engine, mission_id)
+        taken = await places.taken(mission_id) or 0
+    return taken
+
+
+# --- the drain (workers) ----------------------------------------------------------------------------------------
+
+UPSERT = text("""
+INSERT INTO applications (mission_id, volunteer_id, status, version, message, reason, applied_at, updated_at)
+SELECT e.m, e.v, e.s, e.n, nullif(e.msg, ''), nullif(e.r, ''), to_timestamp(e.applied), to_timestamp(e.t)
+FROM unnest(CAST(:m AS bigint[]), CAST(:v AS bigint[]), CAST(:s AS text[]), CAST(:n AS bigint[]),
+            CAST(:msg AS text[]), CAST(:r AS text[]), CAST(:applied AS float8[]), CAST(:t AS float8[]))
+     AS e(m, v, s, n, msg, r, applied, t)
+JOIN missions ON missions.id = e.m
+JOIN volunteers ON volunteers.id = e.v
+ON CONFLICT (mission_id, volunteer_id) DO UPDATE SET
+  status = excluded.status,
+  version = excluded.version,
+  message = coalesce(excluded.message, applications.message),
+  reason = excluded.reason,
+  applied_at = CASE WHEN applications.status = 'cancelled' AND excluded.status IN ('pending', 'waitlisted')
+                    THEN excluded.applied_at ELSE applications.applied_at END,
+  updated_at = excluded.updated_at
+WHERE applications.version < excluded.version
+""")
+
+
+async def save_events(session: AsyncSession, events: Sequence[ApplicationEvent]) -> None:
+    """Writes a batch of queued changes in one statement; idempotent and order-free: per application, the highest
+    version wins, whatever the order or number of times the events arrive. Changes for a mission or volunteer
+    deleted since are dropped (the joins), never resurrected."""
+    latest: dict[tuple[int, int], ApplicationEvent] = {}
+    message: dict[tuple[int, int], str] = {}
+    applied: dict[tuple[int, int], float] = {}
+    for event in sorted(events, key=lambda event: event.n):
+        key = (event.m, event.v)
+        latest[key] = event
+        if event.k == "applied":
+            message[key] = event.msg
+            applied[key] = event.t
+    if not latest:
+        return
+    rows = list(latest.values())
+    await session.execute(UPSERT, {
+        "m": [event.m for event in rows], "v": [event.v for event in rows], "s": [event.s for event in rows],
+        "n": [event.n for event in rows], "msg": [message.get((event.m, event.v), "") for event in rows],
+        "r": [event.r for event in rows], "applied": [applied.get((event.m, event.v), event.t) for event in rows],
+        "t": [event.t for event in rows],
+    })
+
+
+def holding(status: str) -> bool:
+    return status in HOLDING
