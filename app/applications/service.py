@@ -121,6 +121,21 @@ async def cancel(places: Places, engine: AsyncEngine, mission_id: int, volunteer
     return moved.outcome == "done", drain
 
 
+async def withdraw_everywhere(places: Places, engine: AsyncEngine, volunteer_id: int,
+                              mission_ids: Iterable[int]) -> bool:
+    """Before an account is deleted: gives back every place the volunteer holds (the wait-list moves up) and leaves
+    the wait-lists. Returns whether a drain is needed (the caller asks for one after its own commit)."""
+    drain = False
+    for mission_id in dict.fromkeys(mission_ids):
+        try:
+            _, needs = await move(places, engine, mission_id, volunteer_id, target="cancelled", allowed=CANCELLABLE,
+                                  kind="withdrawn")
+        except MissionNotFound:
+            continue  # the mission was deleted meanwhile
+        drain = drain or needs
+    return drain
+
+
 async def _managed_mission(session: AsyncSession, mission_id: int, roles: Roles) -> tuple[Mission, Organisation]:
     row = (await session.execute(
         select(Mission, Organisation).join(Organisation, Organisation.id == Mission.organisation_id)
