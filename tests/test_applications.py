@@ -302,6 +302,14 @@ async def test_applying_needs_a_volunteer_sign_up_and_a_signed_in_session(
     page = await volunteer.get("/mon-espace/candidatures?resultat=benevole")
     assert "inscrivez-vous d'abord comme bénévole" in page.text
     assert await redis.llen("renfort:applications:pending") == 0
+    # Signed up since (the sign-up drained while the session was open): the same session may now apply.
+    await db.execute(
+        "INSERT INTO volunteers (receipt, email, email_normalized, first_name, last_name, birth_date, postal_code,"
+        " commune_code, domains, availability, skills, consent_at, accepted_at) VALUES ('r-late', $1, $1, 'Lou',"
+        " 'Tardif', DATE '1990-01-01', '69001', '69123', '{}', 'weekends', '{}', now(), now())",
+        "pas.inscrit@example.org",
+    )
+    assert await apply(volunteer, mission_id) == "pending"
 
 
 async def test_an_offline_mission_takes_no_application(

@@ -8,6 +8,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
@@ -15,14 +16,32 @@ from litestar.response import Redirect, Response, Template
 
 from app.accounts.controllers import PRIVATE
 from app.accounts.guards import require_account, signed_in
+from app.accounts.sessions import update_account
 from app.applications import exports, service
 from app.applications.schemas import OUTCOME_MESSAGES
+from app.applications.service import volunteer_id_of
+from app.db.base import unit_of_work
 from app.deps import Db, Web
+from app.state import WebState
 from queues import enqueue
 
 MAX_BODY = 16_384
 MAX_MESSAGE_BODY = 5_000
 DECISION_DONE = {"accepter": "acceptée(s)", "refuser": "refusée(s)", "terminer": "marquée(s) réalisée(s)"}
+
+
+async def _volunteer_id(request: Request[Any, Any, Any], web: WebState) -> int | None:
+    """The signed-in person's volunteer id: from the session, or, for a session opened before the sign-up was saved,
+    looked up once by e-mail and kept in the session."""
+    account = require_account(request)
+    if account.volunteer_id is not None:
+        return account.volunteer_id
+    async with unit_of_work(web.engine) as session:
+        volunteer_id = await volunteer_id_of(session, account.email)
+    if volunteer_id is not None:
+        roles = msgspec.structs.replace(account.roles, volunteer=True)
+        update_account(request, msgspec.structs.replace(account, volunteer_id=volunteer_id, roles=roles))
+    return volunteer_id
 
 
 def _ids(values: list[str]) -> list[int]:
@@ -36,11 +55,11 @@ class ApplyPages(Controller):
     @post("/candidater", guards=[signed_in], request_max_body_size=MAX_BODY)
     async def apply(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web) -> Redirect:
         """The rush path: the session (Redis), one Lua call, no SQL while the mission is unchanged."""
-        account = require_account(request)
-        if account.volunteer_id is None:
+        volunteer_id = await _volunteer_id(request, web)
+        if volunteer_id is None:
             return Redirect("/mon-espace/candidatures?resultat=benevole", status_code=303)
         form = await request.form()
-        outcome = await service.apply(web.places, web.engine, mission_id, account.volunteer_id, form.get("message"))
+        outcome = await service.apply(web.places, web.engine, mission_id, volunteer_id, form.get("message"))
         if outcome.drain_needed:
             await web.request_drain(enqueue.drain_applications)
         return Redirect(f"/mon-espace/candidatures?mission={mission_id}&resultat={outcome.outcome}", status_code=303)
@@ -106,18 +125,16 @@ class VolunteerApplicationPages(Controller):
     @get("/mon-espace/candidatures", guards=[signed_in])
     async def mine(self, request: Request[Any, Any, Any], web: Web, db: Db, resultat: FromQuery[str | None] = None,
                    mission: FromQuery[int | None] = None) -> Template:
-        account = require_account(request)
-        applications = [] if account.volunteer_id is None else await service.of_volunteer(
-            db, web.redis, account.volunteer_id
-        )
+        volunteer_id = await _volunteer_id(request, web)
+        applications = [] if volunteer_id is None else await service.of_volunteer(db, web.redis, volunteer_id)
         context = {"applications": applications, "outcome": OUTCOME_MESSAGES.get(resultat or ""),
-                   "outcome_kind": resultat, "volunteer": account.volunteer_id is not None,
+                   "outcome_kind": resultat, "volunteer": volunteer_id is not None,
                    "just_applied": mission is not None and all(a.mission_id != mission for a in applications)}
         return Template("mes_candidatures.html", context=context, headers=PRIVATE)
 
     @post("/mon-espace/candidatures/{mission_id:int}/annuler", guards=[signed_in], request_max_body_size=MAX_BODY)
     async def cancel(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web) -> Redirect:
-        volunteer_id = require_account(request).volunteer_id
+        volunteer_id = await _volunteer_id(request, web)
         cancelled, drain = await service.cancel(web.places, web.engine, mission_id, volunteer_id)
         if drain:
             await web.request_drain(enqueue.drain_applications)

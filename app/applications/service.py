@@ -27,6 +27,7 @@ from app.organisations.models import Organisation
 from app.organisations.service import is_online as organisation_is_online
 from app.organisations.service import slugify
 from app.volunteers.models import Volunteer
+from app.volunteers.validation import normalize_email
 
 MAX_MESSAGE = 1_000
 # decision → (target status, statuses it may follow, event kind)
@@ -44,6 +45,10 @@ class ApplicationsUnavailable(Exception):
 
 class NotAVolunteer(Exception):
     """Signed in, but this address never signed up as a volunteer."""
+
+
+async def volunteer_id_of(session: AsyncSession, email: str) -> int | None:
+    return await session.scalar(select(Volunteer.id).where(Volunteer.email_normalized == normalize_email(email)))
 
 
 def mission_state(mission_status: str, organisation_status: str) -> str:
