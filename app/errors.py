@@ -20,7 +20,7 @@ from app.accounts.guards import RoleRequired, SignInRequired
 from app.accounts.service import SignInRateLimited
 from app.accounts.tokens import LinkExpired, LinkInvalid
 from app.applications.exports import ExportMissing
-from app.applications.service import ApplicationsUnavailable
+from app.applications.service import ApplicationsBacklogged, ApplicationsUnavailable
 from app.http import wants_json
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
 from app.missions.validation import MissionInvalid
@@ -61,7 +61,9 @@ def rate_limited(request: Request[Any, Any, Any], _: SignupRateLimited) -> Respo
     return _respond(request, 429, message, headers={"Retry-After": "60"})
 
 
-def backlogged(request: Request[Any, Any, Any], _: SignupBacklogged | ApplicationsUnavailable) -> Response[Any]:
+def backlogged(
+    request: Request[Any, Any, Any], _: SignupBacklogged | ApplicationsBacklogged | ApplicationsUnavailable
+) -> Response[Any]:
     return _respond(request, 503, BUSY, headers={"Retry-After": "30"})
 
 
@@ -171,6 +173,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignupRateLimited: rate_limited,
     SignupBacklogged: backlogged,
     ApplicationsUnavailable: backlogged,
+    ApplicationsBacklogged: backlogged,
     SignInRateLimited: signin_rate_limited,
     LinkInvalid: link_invalid,
     LinkExpired: link_expired,

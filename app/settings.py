@@ -59,6 +59,8 @@ class Settings:
     signup_ip_limit_per_minute: int = 120
     # Above this many queued sign-ups the accept path answers 503 with Retry-After instead of growing without bound.
     signup_backlog_limit: int = 2_000_000
+    # Above this many queued application changes, applying answers 503 with Retry-After (same reasoning).
+    application_backlog_limit: int = 1_000_000
     drain_batch_size: int = 2_000
     # A drain consumer that has not renewed its lease for this long is presumed dead; its batch is drained again.
     drain_lease_seconds: int = 30
@@ -110,6 +112,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ops_token=Secret(ops_token) if ops_token else None,
         signup_ip_limit_per_minute=_int(env, "SIGNUP_IP_LIMIT_PER_MINUTE", Settings.signup_ip_limit_per_minute),
         signup_backlog_limit=_int(env, "SIGNUP_BACKLOG_LIMIT", Settings.signup_backlog_limit),
+        application_backlog_limit=_int(env, "APPLICATION_BACKLOG_LIMIT", Settings.application_backlog_limit),
         drain_batch_size=_int(env, "DRAIN_BATCH_SIZE", Settings.drain_batch_size),
         drain_lease_seconds=_int(env, "DRAIN_LEASE_SECONDS", Settings.drain_lease_seconds),
         drain_consumers=_int(env, "DRAIN_CONSUMERS", Settings.drain_consumers),

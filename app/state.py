@@ -89,5 +89,5 @@ async def build_state(settings: Settings) -> WebState:
             ip_per_minute=settings.signin_ip_limit_per_minute,
             email_per_hour=settings.signin_email_limit_per_hour,
         ),
-        places=Places(redis),
+        places=Places(redis, backlog_limit=settings.application_backlog_limit),
     )

@@ -356,3 +356,20 @@ async def test_managers_export_applicants_as_csv_built_by_a_worker(
         assert (await volunteer.get(location + "/candidatures.csv")).status_code == 404
     finally:
         await close(clients)
+
+
+async def test_over_its_bound_the_application_queue_answers_503_with_retry_after(
+    mission_of: Any, settings: Any, redis: Redis, db: asyncpg.Connection
+) -> None:
+    import dataclasses
+
+    from app.main import create_app
+
+    mission_id = await mission_of()
+    (volunteer_id, email), = await add_volunteers(db, 1)
+    async with AsyncTestClient(app=create_app(dataclasses.replace(settings, application_backlog_limit=0))) as full:
+        await sign_in(full, redis, db, email)
+        response = await post_form(full, f"/missions/{mission_id}/candidater", {})
+        assert response.status_code == 503 and response.headers["retry-after"] == "30"
+        assert "Réessayez dans quelques instants" in response.text
+    assert await redis.hget(f"renfort:applications:m{mission_id}:status", str(volunteer_id)) is None

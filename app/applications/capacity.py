@@ -60,12 +60,13 @@ local function fresh()
 end
 """
 
-# ARGV: mission, volunteer, message, drain TTL → {outcome, current status or drain flag}
+# ARGV: mission, volunteer, message, backlog bound, drain TTL → {outcome, current status or drain flag}
 APPLY = _COMMON + """
 if not fresh() then return {'unknown', ''} end
 local current = redis.call('HGET', KEYS[4], ARGV[2])
 if current and current ~= 'cancelled' then return {'exists', current} end
 if redis.call('HGET', KEYS[1], 'open') ~= '1' then return {'closed', ''} end
+if redis.call('LLEN', KEYS[7]) >= tonumber(ARGV[4]) then return {'backlogged', ''} end
 local status = 'waitlisted'
 if redis.call('SCARD', KEYS[2]) < tonumber(redis.call('HGET', KEYS[1], 'capacity')) then
   redis.call('SADD', KEYS[2], ARGV[2])
@@ -130,7 +131,7 @@ class ApplicationEvent(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    outcome: str  # pending | waitlisted | exists | closed | unknown
+    outcome: str  # pending | waitlisted | exists | closed | backlogged | unknown
     current: str  # for `exists`: the status already held
     drain_needed: bool
 
@@ -157,8 +158,9 @@ def _text(value: bytes | str | int) -> str:
 class Places:
     """The web side of the scripts; one per process."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, backlog_limit: int = 1_000_000) -> None:
         self.redis = redis
+        self.backlog_limit = backlog_limit
         self.queue = DurableQueue(redis, PREFIX)
         self._apply = redis.register_script(APPLY)
         self._transition = redis.register_script(TRANSITION)
@@ -171,7 +173,7 @@ class Places:
 
     async def apply(self, mission_id: int, volunteer_id: int, message: str) -> Applied:
         reply = await self._apply(keys=self._keys(mission_id),
-                                  args=[mission_id, volunteer_id, message, DRAIN_SCHEDULED_TTL])
+                                  args=[mission_id, volunteer_id, message, self.backlog_limit, DRAIN_SCHEDULED_TTL])
         outcome, extra = _text(reply[0]), _text(reply[1])
         if outcome in ("pending", "waitlisted"):
             return Applied(outcome, "", extra == "1")

@@ -43,6 +43,10 @@ class ApplicationsUnavailable(Exception):
     """Redis kept answering that the mission's state is stale (changes racing the seed): try again shortly."""
 
 
+class ApplicationsBacklogged(Exception):
+    """The queue of application changes is over its bound: the person should come back in a moment."""
+
+
 class NotAVolunteer(Exception):
     """Signed in, but this address never signed up as a volunteer."""
 
@@ -99,6 +103,8 @@ async def apply(places: Places, engine: AsyncEngine, mission_id: int, volunteer_
     drain = False
     for _ in range(3):
         applied: Applied = await places.apply(mission_id, volunteer_id, text_message)
+        if applied.outcome == "backlogged":
+            raise ApplicationsBacklogged
         if applied.outcome != "unknown":
             outcome = "declined" if applied.outcome == "exists" and applied.current == "declined" else applied.outcome
             return Outcome(outcome, drain or applied.drain_needed)
