@@ -49,7 +49,7 @@ class Mission(Base):
     open_to_minors: Mapped[bool] = mapped_column(Boolean)
     prerequisites: Mapped[str | None] = mapped_column(Text)
     priority: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    emergency_slug: Mapped[str | None] = mapped_column(String(80))
+    emergency_slug: Mapped[str | None] = mapped_column(String(80), index=True)
     status: Mapped[str] = mapped_column(String(32), server_default="draft", index=True)
     status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,1 @@
+"""Emergencies: a coordinator's crisis page (scope, priority missions near the visitor, live counters)."""
