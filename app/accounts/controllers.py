@@ -1,4 +1,5 @@
-"""Sign-in pages (`/connexion`, `/connexion/lien`), the person's own page (`/mon-espace`) and sign-out."""
+"""Sign-in pages (`/connexion`, `/connexion/lien`), the person's own space (`/mon-espace`: the page, the volunteer's
+profile, deleting the account) and sign-out."""
 
 from __future__ import annotations
 
@@ -6,17 +7,24 @@ import time
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
+from app.accounts.deletion import delete_account
 from app.accounts.guards import require_account, signed_in
 from app.accounts.service import check_link, describe_roles, request_link, sign_in_with_link
-from app.accounts.sessions import current_account, end_session, start_session
+from app.accounts.sessions import current_account, end_every_session, end_session, start_session
 from app.deps import Db, Web
 from app.http import client_ip
-from app.volunteers.validation import SignupInvalid
+from app.reference import AVAILABILITY, DOMAINS
+from app.state import WebState
+from app.volunteers import profile
+from app.volunteers.validation import SignupInvalid, validate_profile
+from queues import enqueue
 
 MAX_BODY = 4_096
+MAX_PROFILE_BODY = 16_384
 # Personal pages must never be kept by a shared cache or the browser's back-forward history.
 PRIVATE = {"Cache-Control": "no-store"}
 
@@ -79,3 +87,51 @@ class AccountPages(Controller):
     async def sign_out(self, request: Request[Any, Any, Any]) -> Redirect:
         end_session(request)
         return Redirect("/connexion?deconnexion=1", status_code=303)
+
+    @get("/mon-espace/profil", guards=[signed_in])
+    async def profile_form(self, request: Request[Any, Any, Any], web: Web, db: Db,
+                           enregistre: FromQuery[str | None] = None) -> Template:
+        account = require_account(request)
+        try:
+            volunteer = await profile.volunteer_of(db, account.user_id)
+        except profile.NotAVolunteer:
+            return Template("profil_non_benevole.html", headers=PRIVATE)
+        return _profile_page(web, account.email, profile.form_values(volunteer), {}, saved=enregistre is not None)
+
+    @post("/mon-espace/profil", guards=[signed_in], request_max_body_size=MAX_PROFILE_BODY)
+    async def save_profile(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Template | Redirect:
+        account = require_account(request)
+        form = await request.form()
+        values: dict[str, Any] = {key: form.get(key) for key in form if key != "_csrf_token"}
+        values["domains"] = form.getall("domains", [])
+        try:
+            await profile.update_profile(db, account.user_id, validate_profile(values, web.postcodes))
+        except SignupInvalid as invalid:
+            return _profile_page(web, account.email, values, invalid.errors, status=422)
+        except profile.NotAVolunteer:
+            return Template("profil_non_benevole.html", headers=PRIVATE)
+        return Redirect("/mon-espace/profil?enregistre=1", status_code=303)
+
+    @get("/mon-espace/supprimer", guards=[signed_in])
+    async def deletion_form(self, request: Request[Any, Any, Any], db: Db) -> Template:
+        account = require_account(request)
+        context = {"email": account.email, "volunteer": await profile.is_volunteer(db, account.user_id),
+                   "roles": await describe_roles(db, account.roles), "manager": bool(account.roles.organisations)}
+        return Template("supprimer_compte.html", context=context, headers=PRIVATE)
+
+    @post("/mon-espace/supprimer", guards=[signed_in], request_max_body_size=MAX_BODY)
+    async def erase(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Template:
+        account = require_account(request)
+        drain = await delete_account(web, db, account)
+        await end_every_session(request, account.user_id)
+        # A background task runs once the response is sent, so after the request's transaction has committed.
+        after = BackgroundTask(web.request_drain, enqueue.drain_applications) if drain else None
+        return Template("compte_supprime.html", headers=PRIVATE, background=after)
+
+
+def _profile_page(web: WebState, email: str, values: dict[str, Any], errors: dict[str, str], *, saved: bool = False,
+                  status: int = 200) -> Template:
+    communes = web.postcodes.communes(str(values.get("postal_code") or "").replace(" ", ""))
+    context = {"email": email, "values": values, "errors": errors, "saved": saved, "domains": DOMAINS,
+               "availability": AVAILABILITY, "communes": communes if len(communes) > 1 else ()}
+    return Template("mon_profil.html", context=context, status_code=status, headers=PRIVATE)

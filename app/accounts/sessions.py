@@ -4,7 +4,8 @@ Litestar's backend stores a session for every visitor and rewrites it on every r
 ways that matter here: an anonymous visitor gets no cookie and no Redis key (a bot hammering a page creates
 nothing); an unchanged session is not written back, only its expiry renewed (a request still in flight cannot
 resurrect a session that a sign-out just deleted); and signing in moves the session to a fresh id, so a session id
-planted before sign-in (session fixation) is worthless.
+planted before sign-in (session fixation) is worthless. Each signed-in session id is also filed under its user, so
+deleting an account ends its sessions on every device, not only the one that asked.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ACCOUNT = "account"
 SESSION_LIFETIME = 30 * 86_400  # absolute, however active the session
 _LOADED = "renfort.session.loaded"
 _ROTATE = "renfort.session.rotate"
+SESSIONS_OF = "renfort:accounts:sessions:"  # + user id → set of the ids of that user's sessions
 
 
 class SessionBackend(ServerSideSessionBackend):
@@ -63,6 +65,9 @@ class SessionBackend(ServerSideSessionBackend):
                 await self.delete(session_id, store=store)
             session_id = self.generate_session_id()
             await self.set(session_id, data, store=store)
+            account = scope_session.get(ACCOUNT) if isinstance(scope_session, dict) else None
+            if isinstance(account, dict) and "user_id" in account:
+                await _file_session(connection, int(account["user_id"]), session_id)
         elif data != loaded:
             await self.set(session_id, data, store=store)
         # Sent again on every response so that the cookie's expiry slides with the session's.
@@ -90,6 +95,24 @@ def session_config(*, secure: bool, idle_days: int) -> SessionConfig:
         exclude=["^/api/", "^/static/", "^/health$", "^/ready$", "^/metrics$"],
         store="sessions",
     )
+
+
+async def _file_session(connection: ASGIConnection[Any, Any, Any, Any], user_id: int, session_id: str) -> None:
+    redis = connection.scope["app"].state.web.redis  # the Redis the session store lives on (see app.main)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.sadd(SESSIONS_OF + str(user_id), session_id)
+        pipe.expire(SESSIONS_OF + str(user_id), SESSION_LIFETIME)
+        await pipe.execute()
+
+
+async def end_every_session(connection: ASGIConnection[Any, Any, Any, Any], user_id: int) -> None:
+    """Signs a user out everywhere (their account is gone); the current session too, through `end_session`."""
+    redis = connection.scope["app"].state.web.redis
+    store = connection.scope["app"].stores.get("sessions")
+    for member in await redis.smembers(SESSIONS_OF + str(user_id)):
+        await store.delete(member.decode() if isinstance(member, bytes) else str(member))
+    await redis.delete(SESSIONS_OF + str(user_id))
+    end_session(connection)
 
 
 def start_session(connection: ASGIConnection[Any, Any, Any, Any], account: SignedIn) -> None:

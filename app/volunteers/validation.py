@@ -1,4 +1,4 @@
-"""Sign-up validation: one clear French message per field, from untrusted JSON or form input."""
+"""Sign-up and profile validation: one clear French message per field, from untrusted JSON or form input."""
 
 from __future__ import annotations
 
@@ -48,6 +48,22 @@ class ValidSignup:
     availability: str
     skills: list[str]
     emergency: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidProfile:
+    """What a volunteer may change in their own space; the e-mail (the identity) and birth date stay as signed up."""
+
+    first_name: str
+    last_name: str
+    phone: str | None
+    postal_code: str
+    commune_code: str
+    domains: list[str]
+    availability: str
+    skills: list[str]
+    mail_applications: bool
+    mail_emergencies: bool
 
 
 class SignupInvalid(Exception):
@@ -148,6 +164,10 @@ def _skills(raw: Any, errors: dict[str, str]) -> list[str]:
     return skills
 
 
+def _checked(raw: Any) -> bool:
+    return raw in (True, "true", "on", "1", "yes", "oui")
+
+
 def validate_signup(data: dict[str, Any], index: PostcodeIndex, today: date) -> ValidSignup:
     """Checks every field and raises `SignupInvalid` with all the problems at once."""
     errors: dict[str, str] = {}
@@ -165,7 +185,7 @@ def validate_signup(data: dict[str, Any], index: PostcodeIndex, today: date) -> 
     domains = _choices(data.get("domains"), DOMAINS, "domains", errors)
     availability_values = _choices(data.get("availability"), AVAILABILITY, "availability", errors)
     skills = _skills(data.get("skills"), errors)
-    if data.get("consent") not in (True, "true", "on", "1", "yes", "oui"):
+    if not _checked(data.get("consent")):
         errors["consent"] = MESSAGES["consent"]
     emergency = _text(data.get("emergency")) or None
     if emergency is not None and (len(emergency) > 64 or not SLUG.match(emergency)):
@@ -187,4 +207,33 @@ def validate_signup(data: dict[str, Any], index: PostcodeIndex, today: date) -> 
         availability=availability_values[0],
         skills=skills,
         emergency=emergency,
+    )
+
+
+def validate_profile(data: dict[str, Any], index: PostcodeIndex) -> ValidProfile:
+    """The profile form, with the sign-up's own field rules and messages; raises `SignupInvalid` with every problem.
+    An unticked preference box is absent from a form: absent means no."""
+    errors: dict[str, str] = {}
+    first_name = _name(data.get("first_name"), "first_name", errors)
+    last_name = _name(data.get("last_name"), "last_name", errors)
+    phone = _phone(data.get("phone"), errors)
+    postal_code, commune_code = _place(data.get("postal_code"), data.get("commune_code"), index, errors)
+    domains = _choices(data.get("domains"), DOMAINS, "domains", errors)
+    availability_values = _choices(data.get("availability"), AVAILABILITY, "availability", errors)
+    skills = _skills(data.get("skills"), errors)
+    if len(availability_values) > 1:
+        errors["availability"] = "Choisissez une seule disponibilité."
+    if errors:
+        raise SignupInvalid(errors)
+    return ValidProfile(
+        first_name=first_name,
+        last_name=last_name,
+        phone=phone,
+        postal_code=postal_code,
+        commune_code=commune_code,
+        domains=domains,
+        availability=availability_values[0],
+        skills=skills,
+        mail_applications=_checked(data.get("mail_applications")),
+        mail_emergencies=_checked(data.get("mail_emergencies")),
     )

@@ -1,0 +1,54 @@
+"""The volunteer's own profile: read it into the form, save what the form changed.
+
+The volunteer row is found through the signed-in user's address, not the session's `volunteer_id`: a person who
+signed in before their sign-up was drained has no id in the session, yet their row exists now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import User
+from app.volunteers.models import Volunteer
+from app.volunteers.validation import ValidProfile
+
+EDITABLE = tuple(ValidProfile.__dataclass_fields__)
+
+
+class NotAVolunteer(Exception):
+    """Signed in, but this address has no volunteer row (never signed up, or not drained yet)."""
+
+
+def _of_user(user_id: int) -> Any:
+    return select(User.email_normalized).where(User.id == user_id).scalar_subquery()
+
+
+async def volunteer_of(session: AsyncSession, user_id: int) -> Volunteer:
+    volunteer = await session.scalar(select(Volunteer).where(Volunteer.email_normalized == _of_user(user_id)))
+    if volunteer is None:
+        raise NotAVolunteer
+    return volunteer
+
+
+async def is_volunteer(session: AsyncSession, user_id: int) -> bool:
+    statement = select(Volunteer.id).where(Volunteer.email_normalized == _of_user(user_id))
+    return await session.scalar(statement) is not None
+
+
+def form_values(volunteer: Volunteer) -> dict[str, Any]:
+    """The form as the volunteer's row fills it (skills as the comma-separated text the form edits)."""
+    values: dict[str, Any] = {name: getattr(volunteer, name) for name in EDITABLE}
+    values["phone"] = volunteer.phone or ""
+    values["skills"] = ", ".join(volunteer.skills)
+    return values
+
+
+async def update_profile(session: AsyncSession, user_id: int, profile: ValidProfile) -> None:
+    changes = {name: getattr(profile, name) for name in EDITABLE}
+    result = await session.execute(
+        update(Volunteer).where(Volunteer.email_normalized == _of_user(user_id)).values(**changes)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotAVolunteer
