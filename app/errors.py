@@ -27,6 +27,11 @@ from app.missions.validation import MissionInvalid
 from app.organisations.service import IllegalTransition, ModerationForbidden, OrganisationNotFound, ReasonRequired
 from app.volunteers.service import SignupBacklogged, SignupRateLimited
 from app.volunteers.validation import SignupInvalid
+from surge.emergencies.service import (
+    EmergencyForbidden,
+    EmergencyNotFound,
+    EmergencyTransitionRefused,
+)
 
 log = logging.getLogger("renfort.errors")
 
@@ -127,6 +132,19 @@ def mission_not_found(request: Request[Any, Any, Any], _: MissionNotFound) -> Re
                     action=("/missions", "Chercher une autre mission"))
 
 
+def emergency_not_found(request: Request[Any, Any, Any], _: EmergencyNotFound) -> Response[Any]:
+    return _respond(request, 404, "Cette urgence n'existe pas ou n'est pas encore publiée.", action=("/", "Accueil"))
+
+
+def emergency_forbidden(request: Request[Any, Any, Any], _: EmergencyForbidden) -> Response[Any]:
+    message = "Cette urgence est hors de votre périmètre de coordination."
+    return _respond(request, 403, message, action=("/coordination/urgences", "Vos urgences"))
+
+
+def emergency_transition_refused(request: Request[Any, Any, Any], error: EmergencyTransitionRefused) -> Response[Any]:
+    return _respond(request, 409, error.message)
+
+
 def export_missing(request: Request[Any, Any, Any], _: ExportMissing) -> Response[Any]:
     message = "Cet export n'existe pas ou plus (il reste disponible une heure) : relancez-le depuis la mission."
     return _respond(request, 404, message, action=("/mon-espace", "Revenir à mon espace"))
@@ -186,6 +204,9 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     MissionNotFound: mission_not_found,
     MissionForbidden: mission_forbidden,
     ExportMissing: export_missing,
+    EmergencyNotFound: emergency_not_found,
+    EmergencyForbidden: emergency_forbidden,
+    EmergencyTransitionRefused: emergency_transition_refused,
     MissionTransitionRefused: mission_transition_refused,
     RedisError: redis_unavailable,
     NotFoundException: http_error,

@@ -6,12 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar, get
+from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
@@ -29,14 +28,10 @@ from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.settings import Settings, get_settings
 from app.state import build_state
 from app.volunteers.controllers import SignupPages, VolunteerApi
+from surge.emergencies.controllers import EmergencyCoordinationPages, EmergencyPublicPages
 
 ROOT = Path(__file__).resolve().parent.parent
 DSFR = ROOT / "node_modules" / "@gouvfr" / "dsfr" / "dist"
-
-
-@get("/", include_in_schema=False)
-async def home() -> Redirect:
-    return Redirect("/inscription")
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -65,7 +60,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     secure = settings.base_url.startswith("https://")
     return Litestar(
         route_handlers=[
-            home, VolunteerApi, SignupPages, SignInPages, AccountPages, OrganisationPages, ModerationPages,
+            EmergencyPublicPages, EmergencyCoordinationPages, VolunteerApi, SignupPages, SignInPages, AccountPages,
+            OrganisationPages, ModerationPages,
             MissionApi, MissionPages, OrganisationMissionPages, ApplyPages, VolunteerApplicationPages, ExportPages,
             HealthController, ConsoleController, *static
         ],
@@ -78,7 +74,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         csrf_config=CSRFConfig(
             secret=settings.secret_key.reveal(),
-            exclude=["/api/"],
+            # The API never authenticates with cookies; the surge's public pages carry no form that posts.
+            exclude=["/api/", "^/$", "^/urgence/"],
             cookie_secure=secure,
             cookie_samesite="lax",
         ),

@@ -21,6 +21,7 @@ from app.settings import Settings
 from app.volunteers.intake import SignupIntake
 from app.volunteers.signup_queue import SignupQueue
 from queues import enqueue
+from surge.emergencies.page import PageCache
 
 log = logging.getLogger("renfort.web")
 
@@ -36,6 +37,7 @@ class WebState:
     postcodes: PostcodeIndex
     signin_limiter: SignInLimiter
     places: Places
+    pages: PageCache
 
     async def request_drain(self, drain: Callable[[SyncRedis], object] = enqueue.drain_signups) -> None:
         """Enqueues a drain (of sign-ups, or `enqueue.drain_applications`), off the event loop (RQ's client is
@@ -90,4 +92,5 @@ async def build_state(settings: Settings) -> WebState:
             email_per_hour=settings.signin_email_limit_per_hour,
         ),
         places=Places(redis, backlog_limit=settings.application_backlog_limit),
+        pages=PageCache(redis),
     )

@@ -1,0 +1,194 @@
+"""Emergency pages: the public page `/urgence/{slug}` and the home page's banner (both from the page cache), and the
+coordinators' pages under `/coordination/urgences`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from sqlalchemy import select
+
+from app.accounts.controllers import PRIVATE
+from app.accounts.guards import coordinator, require_account
+from app.db.base import unit_of_work
+from app.deps import Db
+from app.geo.models import Department
+from app.missions import search
+from app.missions.validation import MissionInvalid
+from app.reference import DOMAINS
+from app.state import WebState
+from surge.emergencies import service
+from surge.emergencies.models import Emergency
+from surge.emergencies.page import counters
+
+POSTAL_CODE = re.compile(r"^\d{5}$")
+PUBLIC = {"Cache-Control": "public, max-age=5"}
+MAX_BODY = 32_768
+
+
+def _render(request: Request[Any, Any, Any], template: str, **context: Any) -> bytes:
+    engine = request.app.template_engine
+    assert engine is not None
+    environment: Any = engine.engine  # Jinja's Environment (JinjaTemplateEngine)
+    html: str = environment.get_template(template).render(**context)
+    return html.encode()
+
+
+async def _department_names(session: Any, codes: list[str]) -> list[str]:
+    rows = await session.execute(select(Department.code, Department.name).where(Department.code.in_(codes)))
+    names = dict(rows.tuples().all())
+    return [f"{names.get(code, code)} ({code})" for code in codes]
+
+
+class EmergencyPublicPages(Controller):
+    """The surge's hot pages: no session, no CSRF cookie, no SQL per visit (see app/main.py and page.py)."""
+
+    include_in_schema = False
+
+    @get("/")
+    async def home(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        web: WebState = request.app.state.web
+
+        async def build() -> bytes:
+            async with unit_of_work(web.engine) as session:
+                emergencies = await service.live(session)
+            return _render(request, "accueil.html", emergencies=emergencies)
+
+        html = await web.pages.get("home", "", build)
+        return Response(html or b"", media_type=MediaType.HTML, headers=PUBLIC)
+
+    @get("/urgence/{slug:str}")
+    async def emergency(self, request: Request[Any, Any, Any], slug: FromPath[str],
+                        code_postal: FromQuery[str] = "") -> Response[bytes]:
+        web: WebState = request.app.state.web
+        slug = slug.lower()
+        if not service.SLUG.match(slug):
+            raise NotFoundException
+        typed = code_postal.strip().replace(" ", "")
+        variant = typed if POSTAL_CODE.match(typed) else ("invalid" if typed else "")
+
+        async def build() -> bytes | None:
+            async with unit_of_work(web.engine) as session:
+                emergency = await session.scalar(select(Emergency).where(Emergency.slug == slug))
+                if emergency is None or emergency.status == "draft":
+                    return None
+                figures = await counters(session, slug)
+                error = "Saisissez un code postal à 5 chiffres." if variant == "invalid" else None
+                located = variant if variant not in ("", "invalid") else None
+                query = search.SearchQuery(emergency=slug, postal_code=located, sort="priority", radius_km=50,
+                                           per_page=30)
+                try:
+                    results = await search.search(session, web.redis, query)
+                except MissionInvalid as invalid:
+                    error = next(iter(invalid.errors.values()))
+                    results = await search.search(session, web.redis,
+                                                  search.SearchQuery(emergency=slug, sort="priority", per_page=30))
+                departments = await _department_names(session, emergency.departments)
+            return _render(request, "urgence.html", emergency=emergency, counters=figures, page=results,
+                           postal_code=located or "", error=error, departments=departments,
+                           domains=[DOMAINS[domain] for domain in emergency.priority_domains if domain in DOMAINS])
+
+        html = await web.pages.get(f"urgence:{slug}", variant, build)
+        if html is None:
+            raise NotFoundException
+        return Response(html, media_type=MediaType.HTML, headers=PUBLIC)
+
+
+def _form(values: dict[str, Any], errors: dict[str, str], action: str, status: int = 200) -> Template:
+    context = {"values": values, "errors": errors, "action": action, "domains": DOMAINS}
+    return Template("urgence_form.html", context=context, status_code=status, headers=PRIVATE)
+
+
+async def _values(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    form = await request.form()
+    values: dict[str, Any] = {field: form.get(field) or "" for field in service.FIELDS}
+    values["priority_domains"] = form.getall("priority_domains", [])
+    return values
+
+
+class EmergencyCoordinationPages(Controller):
+    path = "/coordination/urgences"
+    include_in_schema = False
+    guards = [coordinator]  # noqa: RUF012 (Litestar reads it as a class attribute)
+
+    @get("/")
+    async def index(self, request: Request[Any, Any, Any], db: Db) -> Template:
+        emergencies = await service.visible_to(db, require_account(request).roles)
+        context = {"emergencies": emergencies, "labels": service.STATUS_LABELS}
+        return Template("coordination_urgences.html", context=context, headers=PRIVATE)
+
+    @get("/nouvelle")
+    async def new(self) -> Template:
+        return _form({"priority_domains": []}, {}, "/coordination/urgences/nouvelle")
+
+    @post("/nouvelle", request_max_body_size=MAX_BODY)
+    async def create(self, request: Request[Any, Any, Any], db: Db) -> Template | Redirect:
+        values = await _values(request)
+        account = require_account(request)
+        try:
+            emergency = await service.create(db, values, roles=account.roles, user_id=account.user_id)
+        except service.EmergencyInvalid as invalid:
+            return _form(values, invalid.errors, "/coordination/urgences/nouvelle", 422)
+        return Redirect(f"/coordination/urgences/{emergency.slug}", status_code=303)
+
+    @get("/{slug:str}")
+    async def manage(self, request: Request[Any, Any, Any], slug: FromPath[str], db: Db,
+                     info: FromQuery[str | None] = None) -> Template:
+        emergency = await service.managed(db, slug, require_account(request).roles)
+        context = {
+            "emergency": emergency, "labels": service.STATUS_LABELS, "info": info,
+            "missions": await service.missions_of(db, slug), "counters": await counters(db, slug),
+            "departments": await _department_names(db, emergency.departments), "actions": service.ACTIONS,
+        }
+        return Template("urgence_gestion.html", context=context, headers=PRIVATE)
+
+    @get("/{slug:str}/modifier")
+    async def edit(self, request: Request[Any, Any, Any], slug: FromPath[str], db: Db) -> Template:
+        emergency = await service.managed(db, slug, require_account(request).roles)
+        values = {field: getattr(emergency, field) or "" for field in service.FIELDS}
+        values["departments"] = ", ".join(emergency.departments)
+        return _form(values, {}, f"/coordination/urgences/{slug}/modifier")
+
+    @post("/{slug:str}/modifier", request_max_body_size=MAX_BODY)
+    async def save(self, request: Request[Any, Any, Any], slug: FromPath[str], db: Db) -> Template | Redirect:
+        values = await _values(request)
+        try:
+            await service.edit(db, slug, values, roles=require_account(request).roles)
+        except service.EmergencyInvalid as invalid:
+            return _form({**values, "slug": slug}, invalid.errors, f"/coordination/urgences/{slug}/modifier", 422)
+        return Redirect(f"/coordination/urgences/{slug}?info=Urgence%20enregistr%C3%A9e.", status_code=303)
+
+    @post("/{slug:str}/statut/{decision:str}")
+    async def decide(self, request: Request[Any, Any, Any], slug: FromPath[str], decision: FromPath[str],
+                     db: Db) -> Redirect:
+        action = service.ACTIONS.get(decision)
+        if action is None:
+            raise NotFoundException
+        await service.transition(db, slug, action, roles=require_account(request).roles)
+        return Redirect(f"/coordination/urgences/{slug}", status_code=303)
+
+    @post("/{slug:str}/missions", request_max_body_size=MAX_BODY)
+    async def attach(self, request: Request[Any, Any, Any], slug: FromPath[str], db: Db) -> Redirect:
+        form = await request.form()
+        raw = str(form.get("mission") or "").strip().lstrip("#")
+        number = raw.split("-", 1)[0]
+        roles = require_account(request).roles
+        try:
+            if not number.isdigit() or len(number) > 18:
+                raise service.EmergencyInvalid({"mission": "Indiquez le numéro de la mission, par exemple 42."})
+            await service.attach(db, slug, int(number), priority=bool(form.get("priority")), roles=roles)
+        except service.EmergencyInvalid as invalid:
+            return Redirect(f"/coordination/urgences/{slug}?info={quote(invalid.errors['mission'])}", status_code=303)
+        return Redirect(f"/coordination/urgences/{slug}?info=Mission%20rattach%C3%A9e.", status_code=303)
+
+    @post("/{slug:str}/missions/{mission_id:int}/detacher")
+    async def detach(self, request: Request[Any, Any, Any], slug: FromPath[str], mission_id: FromPath[int],
+                     db: Db) -> Redirect:
+        await service.detach(db, slug, mission_id, roles=require_account(request).roles)
+        return Redirect(f"/coordination/urgences/{slug}?info=Mission%20d%C3%A9tach%C3%A9e.", status_code=303)
+

@@ -1,0 +1,115 @@
+"""The public emergency page `/urgence/{slug}` (and the home page's banner), served from a Redis page cache.
+
+A surge sends thousands of visitors a second to one page. Each visit costs one Redis call (a Lua script reads the
+current cache version and the page in one round trip) and no SQL: the HTML is built at most once per
+FRESH_SECONDS per variant (with or without a postal code) by whichever visit finds it stale, while the others keep
+serving the previous copy; a change to the emergency or its missions bumps the missions' cache version, which is
+part of the key, so the next visit after the commit builds the new page. Counters are computed by that build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.applications.capacity import HOLDING
+from app.applications.models import Application
+from app.missions.cache import VERSION_KEY
+from app.missions.models import Mission
+from app.missions.service import ONLINE_STATUSES
+from app.volunteers.models import Volunteer
+
+log = logging.getLogger("renfort.emergency_page")
+
+PREFIX = "renfort:pages:"
+FRESH_SECONDS = 5
+KEEP_SECONDS = 3600
+LOCK_SECONDS = 10
+FOUND, MISSING = b"2", b"4"  # the first byte of a cached entry: a page, or "no such public emergency"
+
+# → {entry or false, fresh (0/1), key}
+READ = """
+local key = ARGV[1] .. (redis.call('GET', KEYS[1]) or '0') .. ':' .. ARGV[2]
+return {redis.call('GET', key), redis.call('EXISTS', key .. ':fresh'), key}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    volunteers: int  # signed up from this emergency's page (saved in PostgreSQL)
+    missions: int  # online missions attached to it
+    places_open: int
+    places_filled: int
+
+
+async def counters(session: AsyncSession, slug: str) -> Counters:
+    volunteers = await session.scalar(select(func.count()).where(Volunteer.emergency_slug == slug))
+    held = (
+        select(Application.mission_id, func.count().label("held"))
+        .where(Application.status.in_(HOLDING)).group_by(Application.mission_id).subquery()
+    )
+    taken = func.coalesce(held.c.held, 0)
+    row = (await session.execute(
+        select(func.count(), func.coalesce(func.sum(func.greatest(Mission.places - taken, 0)), 0),
+               func.coalesce(func.sum(func.least(taken, Mission.places)), 0))
+        .select_from(Mission).outerjoin(held, held.c.mission_id == Mission.id)
+        .where(Mission.emergency_slug == slug, Mission.status.in_(ONLINE_STATUSES))
+    )).one()
+    return Counters(volunteers=int(volunteers or 0), missions=int(row[0]), places_open=int(row[1]),
+                    places_filled=int(row[2]))
+
+
+Build = Callable[[], Awaitable[bytes | None]]  # the page's HTML, or None when there is no such public page
+
+
+class PageCache:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._read = redis.register_script(READ)
+        self._building: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
+    async def get(self, name: str, variant: str, build: Build) -> bytes | None:
+        entry, fresh, key = await self._read(keys=[VERSION_KEY], args=[PREFIX + name + ":", variant])
+        key = key.decode() if isinstance(key, bytes) else str(key)
+        if entry:
+            if not fresh and await self._lock(key):
+                task = asyncio.ensure_future(self._rebuild(key, build))
+                self._building.add(task)
+                task.add_done_callback(self._building.discard)
+            return _page(entry)
+        if not await self._lock(key):  # someone is building it: wait a little for their copy
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                entry = await self.redis.get(key)
+                if entry:
+                    return _page(entry)
+        return _page(await self._store(key, await build()))
+
+    async def _lock(self, key: str) -> bool:
+        return bool(await self.redis.set(key + ":lock", b"1", nx=True, ex=LOCK_SECONDS))
+
+    async def _rebuild(self, key: str, build: Build) -> None:
+        try:
+            await self._store(key, await build())
+        except Exception:  # the stale copy keeps being served; the next visit after the lock expires retries
+            log.exception("could not rebuild a cached page")
+
+    async def _store(self, key: str, html: bytes | None) -> bytes:
+        entry = MISSING if html is None else FOUND + html
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, entry, ex=KEEP_SECONDS)
+            pipe.set(key + ":fresh", b"1", ex=FRESH_SECONDS)
+            pipe.delete(key + ":lock")
+            await pipe.execute()
+        return entry
+
+
+def _page(entry: bytes | str) -> bytes | None:
+    raw = entry if isinstance(entry, bytes) else entry.encode()
+    return raw[1:] if raw[:1] == FOUND else None

@@ -1,0 +1,154 @@
+"""Emergencies: the coordinators' lifecycle within their scope, the public page and the home banner served from the
+page cache, refreshed at once after a change and within seconds for counters, and missions attached in scope."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from app.main import create_app
+from surge.emergencies.page import FRESH_SECONDS
+from tests.test_applications import add_volunteers
+from tests.test_missions import insert_missions
+from tests.test_organisations import post_form, sign_in
+
+FORM = "/coordination/urgences/nouvelle"
+
+
+def emergency(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "title": "Inondations dans l'Aude",
+        "slug": "inondations-aude",
+        "description": "Des crues ont touché une trentaine de communes de l'Aude.",
+        "needs": "Nettoyage des maisons, distribution de repas, accueil des sinistrés.",
+        "departments": "11",
+        "priority_domains": ["solidarite-insertion", "prevention-protection"],
+        "ends_on": "",
+    }
+    body.update(overrides)
+    return body
+
+
+async def create(client: AsyncTestClient, **overrides: Any) -> Any:
+    return await post_form(client, FORM, emergency(**overrides), FORM)
+
+
+async def act(client: AsyncTestClient, slug: str, decision: str) -> Any:
+    return await post_form(client, f"/coordination/urgences/{slug}/statut/{decision}", {})
+
+
+@pytest.fixture
+async def public(settings: Any) -> Any:
+    """An anonymous visitor, on another web process."""
+    async with AsyncTestClient(app=create_app(settings)) as visitor:
+        yield visitor
+
+
+async def organisation_in(db: asyncpg.Connection, commune_code: str) -> int:
+    organisation_id: int = await db.fetchval(
+        "INSERT INTO organisations (name, type, rna, address_line, postal_code, commune_code, description, status)"
+        " SELECT 'Secours local', 'association', 'W111234567', 'Rue', postal_codes[1], code, 'Aide.', 'validated'"
+        " FROM communes WHERE code = $1 RETURNING id", commune_code,
+    )
+    return organisation_id
+
+
+async def test_department_coordinators_open_emergencies_in_their_departments_only(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, public: AsyncTestClient
+) -> None:
+    await sign_in(client, redis, db, "coord.aude@example.org", departments=("11",))
+    refused = await create(client, departments="11, 34")
+    assert refused.status_code == 422 and "Vous ne coordonnez pas tous ces départements" in refused.text
+    national = await create(client, departments="")
+    assert national.status_code == 422 and "coordination nationale" in national.text
+    unknown = await create(client, departments="11, 99")
+    assert unknown.status_code == 422 and "Départements inconnus : 99" in unknown.text
+    created = await create(client)
+    assert created.status_code == 303 and created.headers["location"] == "/coordination/urgences/inondations-aude"
+    assert (await create(client)).status_code == 422  # the address is taken
+    # Someone else: a volunteer is not a coordinator, a coordinator of another department is out of scope.
+    await sign_in(public, redis, db, "coord.herault@example.org", departments=("34",))
+    assert (await public.get("/coordination/urgences/inondations-aude")).status_code == 403
+    assert "Inondations" not in (await public.get("/coordination/urgences")).text
+
+
+async def test_going_live_shows_the_page_and_the_banner_and_closing_archives_it(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, public: AsyncTestClient
+) -> None:
+    await sign_in(client, redis, db, "coord.national@example.org", departments=(None,))
+    assert (await create(client, departments="")).status_code == 303
+    assert (await public.get("/urgence/inondations-aude")).status_code == 404  # a draft is not public
+    assert "Inondations" not in (await public.get("/")).text
+    assert (await act(client, "inondations-aude", "mettre-en-ligne")).status_code == 303
+    page = await public.get("/urgence/inondations-aude")
+    assert page.status_code == 200 and "Inondations dans l" in page.text
+    assert 'href="/inscription?urgence=inondations-aude"' in page.text
+    assert "set-cookie" not in page.headers  # no session, no CSRF cookie: the page is the same for everyone
+    home = await public.get("/")
+    assert 'href="/urgence/inondations-aude"' in home.text
+    assert (await act(client, "inondations-aude", "mettre-en-ligne")).status_code == 409
+    assert (await act(client, "inondations-aude", "clore")).status_code == 303
+    archived = await public.get("/urgence/inondations-aude")
+    assert archived.status_code == 200 and "Cette urgence est close" in archived.text
+    assert "/inscription?urgence=" not in archived.text
+    assert 'href="/urgence/inondations-aude"' not in (await public.get("/")).text
+
+
+async def test_the_page_shows_attached_missions_at_once_and_counters_within_seconds(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, public: AsyncTestClient
+) -> None:
+    await sign_in(client, redis, db, "coord.aude@example.org", departments=("11",))
+    await create(client)
+    await act(client, "inondations-aude", "mettre-en-ligne")
+    first = await public.get("/urgence/inondations-aude")
+    assert 'id="compteur-benevoles">0<' in first.text and 'id="aucune-mission"' in first.text
+
+    carcassonne = await organisation_in(db, "11069")
+    await insert_missions(db, carcassonne, "11069", 1)
+    mission_id = await db.fetchval("SELECT id FROM missions WHERE organisation_id = $1", carcassonne)
+    await post_form(client, "/coordination/urgences/inondations-aude/missions", {"mission": str(mission_id),
+                    "priority": "1"}, "/coordination/urgences/inondations-aude")
+    # A change to the emergency's missions shows on the very next visit.
+    page = await public.get("/urgence/inondations-aude?code_postal=11000")
+    assert "Mission 000" in page.text and "Prioritaire" in page.text and " km" in page.text
+    assert 'id="compteur-ouvertes">5<' in page.text
+
+    # Counters move without a change to the page: visits within FRESH_SECONDS get the cached copy, then it is rebuilt.
+    assert 'id="compteur-benevoles">0<' in (await public.get("/urgence/inondations-aude")).text
+    await db.execute("UPDATE volunteers SET emergency_slug = 'inondations-aude' WHERE id = ANY($1::bigint[])",
+                     [volunteer_id for volunteer_id, _ in await add_volunteers(db, 3)])
+    assert 'id="compteur-benevoles">0<' in (await public.get("/urgence/inondations-aude")).text
+    await asyncio.sleep(FRESH_SECONDS + 0.5)
+    for _ in range(50):
+        if 'id="compteur-benevoles">3<' in (await public.get("/urgence/inondations-aude")).text:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the counter was not refreshed")
+
+
+async def test_coordinators_attach_only_missions_of_the_emergencys_departments(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
+) -> None:
+    await sign_in(client, redis, db, "coord.aude@example.org", departments=("11",))
+    await create(client)
+    marseille = await organisation_in(db, "13055")
+    await insert_missions(db, marseille, "13055", 1)
+    mission_id = await db.fetchval("SELECT id FROM missions WHERE organisation_id = $1", marseille)
+    response = await post_form(client, "/coordination/urgences/inondations-aude/missions", {"mission": str(mission_id)},
+                               "/coordination/urgences/inondations-aude")
+    assert "hors%20des%20d%C3%A9partements" in response.headers["location"]
+    assert await db.fetchval("SELECT emergency_slug FROM missions WHERE id = $1", mission_id) is None
+    page = await client.get(response.headers["location"])
+    assert "Cette mission a lieu hors des départements de l" in page.text
+
+
+async def test_an_unknown_or_malformed_emergency_is_a_french_404(public: AsyncTestClient) -> None:
+    for path in ("/urgence/nexiste-pas", "/urgence/A%20B"):
+        response = await public.get(path)
+        assert response.status_code == 404 and "n'existe pas" in response.text.replace("&#39;", "'")
