@@ -1,17 +1,31 @@
-"""Demo data for a local run (`python -m app.demo`, called by ./ops/run): a few volunteers across France.
+"""Demo data for a local run (`python -m app.demo`, called by ./ops/run): a few volunteers across France,
+validated organisations with missions, and two emergencies — Covid-19 (March 2020) and Ukraine (March 2022) —
+with priority missions across several departments. Two accounts to sign in with (links land in .local/mail/):
+coordination@demo.renfort.example (national coordinator) and gestion@demo.renfort.example (manages the
+organisations).
 
-Idempotent (keyed by e-mail); never run in production. Written through the same `save_signups` the workers use.
+Idempotent (keyed by e-mail, name, slug and title); never run in production. Volunteers are written through the
+same `save_signups` the workers use.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import CoordinatorScope, User
 from app.db.base import make_engine, unit_of_work
+from app.geo.models import Commune
+from app.missions.models import Mission, MissionAddress
+from app.organisations.models import Organisation, OrganisationManager
 from app.settings import get_settings
 from app.volunteers.schemas import QueuedSignup
 from app.volunteers.service import new_receipt, save_signups
+from surge.emergencies.models import Emergency
 
 # (first name, last name, postal code, commune INSEE code, domain, emergency)
 PEOPLE = [
@@ -49,16 +63,123 @@ def demo_signups(now: datetime) -> list[QueuedSignup]:
     ]
 
 
-async def load_demo() -> int:
+COORDINATOR = "coordination@demo.renfort.example"
+MANAGER = "gestion@demo.renfort.example"
+
+# (name, commune INSEE code, address, description)
+ORGANISATIONS = [
+    ("Banque alimentaire de Paris", "75056", "15 avenue Jean Jaurès", "Collecte et redistribution de denrées."),
+    ("Entraide du Rhône", "69123", "8 rue Servient", "Aide aux personnes isolées et aux familles à Lyon."),
+    ("Solidarité Marseille", "13055", "2 La Canebière", "Distribution de repas et maraudes à Marseille."),
+    ("Secours du Nord", "59350", "1 place du Théâtre", "Entraide et accueil d'urgence dans la métropole lilloise."),
+    ("Accueil Ukraine Strasbourg", "67482", "5 place de la Gare", "Accueil des personnes réfugiées d'Ukraine."),
+    ("Gironde Solidaire", "33063", "10 cours de l'Intendance", "Hébergement et accompagnement des familles."),
+]
+
+EMERGENCIES = [
+    ("covid-19", "Covid-19 — mars 2020", [],
+     "L'épidémie de Covid-19 et le confinement privent les plus fragiles de leurs aides habituelles : les "
+     "bénévoles âgés restent chez eux, les associations manquent de bras.",
+     "Distribution alimentaire, courses et lien avec les personnes âgées isolées, garde d'enfants de soignants.",
+     ["solidarite-insertion", "sante-pour-tous"]),
+    ("ukraine", "Ukraine — mars 2022", ["67", "59", "75", "33"],
+     "Des milliers de personnes fuyant la guerre en Ukraine arrivent en France.",
+     "Accueil en gare, tri et acheminement des dons, interprétariat ukrainien et russe, accompagnement des "
+     "familles hébergées.",
+     ["solidarite-insertion", "cooperation-internationale"]),
+]
+
+# (organisation, title, domain, places, priority, emergency, remote)
+MISSIONS = [
+    ("Banque alimentaire de Paris", "Distribution de colis aux personnes isolées", "solidarite-insertion", 20, True,
+     "covid-19", False),
+    ("Entraide du Rhône", "Courses pour les personnes âgées confinées", "solidarite-insertion", 15, True,
+     "covid-19", False),
+    ("Entraide du Rhône", "Garde d'enfants de soignants", "education-pour-tous", 8, True, "covid-19", False),
+    ("Solidarité Marseille", "Appels de convivialité aux aînés", "sante-pour-tous", 30, False, "covid-19", True),
+    ("Secours du Nord", "Préparation de repas pour les sans-abri", "solidarite-insertion", 12, True, "covid-19",
+     False),
+    ("Accueil Ukraine Strasbourg", "Accueil des personnes réfugiées en gare", "solidarite-insertion", 25, True,
+     "ukraine", False),
+    ("Secours du Nord", "Tri et acheminement des dons", "solidarite-insertion", 20, True, "ukraine", False),
+    ("Banque alimentaire de Paris", "Interprétariat ukrainien-français", "cooperation-internationale", 10, True,
+     "ukraine", True),
+    ("Gironde Solidaire", "Accompagnement des familles hébergées", "solidarite-insertion", 10, False, "ukraine",
+     False),
+    ("Solidarité Marseille", "Maraude du soir", "solidarite-insertion", 6, False, None, False),
+]
+
+
+async def _user(session: AsyncSession, email: str) -> int:
+    statement = (insert(User).values(email=email, email_normalized=email)
+                 .on_conflict_do_update(index_elements=[User.email_normalized], set_={"email": email})
+                 .returning(User.id))
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def load_organisations(session: AsyncSession) -> int:
+    """Organisations, their manager, the national coordinator, the emergencies and the missions; returns how many
+    missions were created."""
+    coordinator_id, manager_id = await _user(session, COORDINATOR), await _user(session, MANAGER)
+    if await session.scalar(select(CoordinatorScope.id).where(CoordinatorScope.user_id == coordinator_id)) is None:
+        session.add(CoordinatorScope(user_id=coordinator_id, department_code=None))
+    ids: dict[str, int] = {}
+    for name, commune_code, address, description in ORGANISATIONS:
+        commune = await session.get(Commune, commune_code)
+        assert commune is not None, commune_code
+        existing = await session.scalar(select(Organisation.id).where(Organisation.name == name))
+        if existing is None:
+            organisation = Organisation(name=name, type="association", rna=f"W{commune_code[:2]}1234567",
+                                        address_line=address, postal_code=commune.postal_codes[0],
+                                        commune_code=commune_code, description=description, status="validated")
+            session.add(organisation)
+            await session.flush()
+            session.add(OrganisationManager(organisation_id=organisation.id, user_id=manager_id))
+            existing = organisation.id
+        ids[name] = existing
+    now = datetime.now(UTC)
+    for slug, title, departments, description, needs, domains in EMERGENCIES:
+        await session.execute(insert(Emergency).values(
+            slug=slug, title=title, departments=departments, description=description, needs=needs,
+            priority_domains=domains, status="live", live_at=now, created_by=coordinator_id,
+        ).on_conflict_do_nothing(index_elements=[Emergency.slug]))
+    created = 0
+    organisation_communes = {name: commune_code for name, commune_code, _, _ in ORGANISATIONS}
+    for organisation, title, domain, places, priority, emergency, remote in MISSIONS:
+        organisation_id = ids[organisation]
+        if await session.scalar(select(Mission.id).where(Mission.organisation_id == organisation_id,
+                                                         Mission.title == title)) is not None:
+            continue
+        mission = Mission(organisation_id=organisation_id, title=title, domain=domain, places=places,
+                          priority=priority, emergency_slug=emergency, remote=remote, open_to_minors=False,
+                          description=f"{title}. Mission proposée par {organisation} ; formation sur place.",
+                          activities=[], start_date=date.today(), end_date=date.today() + timedelta(days=60),
+                          status="published")
+        session.add(mission)
+        await session.flush()
+        commune = await session.get(Commune, organisation_communes[organisation])
+        assert commune is not None and commune.latitude is not None and commune.longitude is not None
+        session.add(MissionAddress(mission_id=mission.id, address_line="Adresse communiquée après acceptation",
+                                   postal_code=commune.postal_codes[0], commune_code=commune.code,
+                                   latitude=commune.latitude, longitude=commune.longitude))
+        created += 1
+    return created
+
+
+async def load_demo() -> tuple[int, int]:
     engine = make_engine(get_settings().database_url, pool_size=0)
     try:
         async with unit_of_work(engine) as session:
             outcome = await save_signups(session, demo_signups(datetime.now(UTC)))
+            missions = await load_organisations(session)
     finally:
         await engine.dispose()
-    return len(outcome.welcome)
+    return len(outcome.welcome), missions
 
 
 if __name__ == "__main__":
-    created = asyncio.run(load_demo())
-    print(f"démo : {created} bénévole(s) ajouté(s)" if created else "démo : déjà chargée")
+    volunteers, missions = asyncio.run(load_demo())
+    if volunteers or missions:
+        print(f"démo : {volunteers} bénévole(s) et {missions} mission(s) ajouté(s) ; urgences Covid-19 et Ukraine")
+    else:
+        print("démo : déjà chargée")

@@ -152,3 +152,24 @@ async def test_an_unknown_or_malformed_emergency_is_a_french_404(public: AsyncTe
     for path in ("/urgence/nexiste-pas", "/urgence/A%20B"):
         response = await public.get(path)
         assert response.status_code == 404 and "n'existe pas" in response.text.replace("&#39;", "'")
+
+
+async def test_the_demo_data_holds_the_covid_and_ukraine_emergencies_across_departments(
+    db: asyncpg.Connection, public: AsyncTestClient
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for _ in range(2):  # safe to run again
+        result = subprocess.run([sys.executable, "-m", "app.demo"], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+    for slug, title in (("covid-19", "Covid-19 — mars 2020"), ("ukraine", "Ukraine — mars 2022")):
+        departments = await db.fetchval(
+            "SELECT count(DISTINCT c.department_code) FROM missions m JOIN mission_addresses a ON a.mission_id = m.id"
+            " JOIN communes c ON c.code = a.commune_code WHERE m.emergency_slug = $1", slug)
+        assert departments >= 3
+        page = await public.get(f"/urgence/{slug}")
+        assert page.status_code == 200 and title in page.text
+    assert await db.fetchval("SELECT count(*) FROM emergencies") == 2
