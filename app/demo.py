@@ -145,19 +145,19 @@ async def load_organisations(session: AsyncSession) -> int:
         ).on_conflict_do_nothing(index_elements=[Emergency.slug]))
     created = 0
     organisation_communes = {name: commune_code for name, commune_code, _, _ in ORGANISATIONS}
-    for organisation, title, domain, places, priority, emergency, remote in MISSIONS:
-        organisation_id = ids[organisation]
+    for owner, title, domain, places, priority, emergency, remote in MISSIONS:
+        organisation_id = ids[owner]
         if await session.scalar(select(Mission.id).where(Mission.organisation_id == organisation_id,
                                                          Mission.title == title)) is not None:
             continue
         mission = Mission(organisation_id=organisation_id, title=title, domain=domain, places=places,
                           priority=priority, emergency_slug=emergency, remote=remote, open_to_minors=False,
-                          description=f"{title}. Mission proposée par {organisation} ; formation sur place.",
+                          description=f"{title}. Mission proposée par {owner} ; formation sur place.",
                           activities=[], start_date=date.today(), end_date=date.today() + timedelta(days=60),
                           status="published")
         session.add(mission)
         await session.flush()
-        commune = await session.get(Commune, organisation_communes[organisation])
+        commune = await session.get(Commune, organisation_communes[owner])
         assert commune is not None and commune.latitude is not None and commune.longitude is not None
         session.add(MissionAddress(mission_id=mission.id, address_line="Adresse communiquée après acceptation",
                                    postal_code=commune.postal_codes[0], commune_code=commune.code,
