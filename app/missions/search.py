@@ -231,8 +231,7 @@ async def _run(session: AsyncSession, query: SearchQuery) -> MissionPage:
 
 async def search(session: AsyncSession, redis: Redis, query: SearchQuery) -> MissionPage:
     """From the cache when this exact query was answered since the last change; else from PostgreSQL."""
-    key = await cache.entry_key(redis, msgspec.json.encode(query).decode())
-    cached = await redis.get(key)
+    key, cached = await cache.lookup(redis, msgspec.json.encode(query).decode())
     if cached is not None:
         return msgspec.json.decode(cached, type=MissionPage)
     page = await _run(session, query)
@@ -243,10 +242,9 @@ async def search(session: AsyncSession, redis: Redis, query: SearchQuery) -> Mis
 async def search_json(engine: AsyncEngine, redis: Redis, query: SearchQuery) -> bytes:
     """The same page as JSON. A hit is the cached bytes as they are: no database session, no decoding and
     re-encoding (the API's hot path); a miss opens its own read-only unit of work."""
-    key = await cache.entry_key(redis, msgspec.json.encode(query).decode())
-    cached = await redis.get(key)
+    key, cached = await cache.lookup(redis, msgspec.json.encode(query).decode())
     if cached is not None:
-        return cached if isinstance(cached, bytes) else cached.encode()
+        return cached
     async with unit_of_work(engine) as session:
         page = await _run(session, query)
     encoded = msgspec.json.encode(page)
