@@ -28,6 +28,7 @@ from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.settings import Settings, get_settings
 from app.state import build_state
 from app.volunteers.controllers import SignupPages, VolunteerApi
+from surge.dispatch.controllers import DispatchPages, ProposalPages
 from surge.emergencies.controllers import EmergencyCoordinationPages, EmergencyPublicPages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EmergencyPublicPages, EmergencyCoordinationPages, VolunteerApi, SignupPages, SignInPages, AccountPages,
             OrganisationPages, ModerationPages,
             MissionApi, MissionPages, OrganisationMissionPages, ApplyPages, VolunteerApplicationPages, ExportPages,
-            HealthController, ConsoleController, *static
+            HealthController, ConsoleController, DispatchPages, ProposalPages, *static
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
         middleware=[session_config(secure=secure, idle_days=settings.session_idle_days).middleware],

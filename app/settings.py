@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+SMS_PROVIDERS = ("log",)  # a real provider adds its name here and its sender in app/sms.py
+
 
 class SettingsError(RuntimeError):
     """A required setting is missing or malformed; raised at start-up, never mid-request."""
@@ -79,6 +81,10 @@ class Settings:
     # How many reverse proxies in front of the web processes append to X-Forwarded-For (0: trust none). Behind a
     # PaaS router set it to 1, or every citizen shares the router's address and its rate limit.
     trusted_proxy_hops: int = 0
+    # How long a volunteer has to answer a dispatch proposal before it lapses and its place goes back.
+    dispatch_proposal_hours: int = 48
+    # Who sends text messages: "log" (the default) only logs that one would be sent, by ids, never the number.
+    sms_provider: str = "log"
     log_level: str = "INFO"
 
     @property
@@ -100,6 +106,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if len(secret_key) < 32:
         raise SettingsError("SECRET_KEY doit compter au moins 32 caractères.")
     ops_token = env.get("OPS_TOKEN", "").strip()
+    sms_provider = env.get("SMS_PROVIDER", "").strip().lower() or Settings.sms_provider
+    if sms_provider not in SMS_PROVIDERS:
+        raise SettingsError(f"SMS_PROVIDER doit valoir {' ou '.join(SMS_PROVIDERS)} (reçu : {sms_provider!r}).")
     return Settings(
         database_url=_database_url(env["DATABASE_URL"].strip()),
         redis_url=env["REDIS_URL"].strip(),
@@ -122,6 +131,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         signin_email_limit_per_hour=_int(env, "SIGNIN_EMAIL_LIMIT_PER_HOUR", Settings.signin_email_limit_per_hour),
         session_idle_days=_int(env, "SESSION_IDLE_DAYS", Settings.session_idle_days),
         trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", Settings.trusted_proxy_hops),
+        dispatch_proposal_hours=_int(env, "DISPATCH_PROPOSAL_HOURS", Settings.dispatch_proposal_hours),
+        sms_provider=sms_provider,
         log_level=env.get("LOG_LEVEL", "").strip().upper() or Settings.log_level,
     )
 

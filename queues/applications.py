@@ -27,6 +27,8 @@ MAILS = {
     ("promoted", "pending"): "application_promoted",
     ("accepted", "accepted"): "application_accepted",
     ("declined", "declined"): "application_declined",
+    ("proposed", "proposed"): "dispatch_proposal",
+    ("dispatch_cancelled", "cancelled"): "dispatch_cancelled",
 }
 
 

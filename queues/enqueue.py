@@ -105,6 +105,54 @@ def finish_past_missions(connection: Redis) -> Job:
     )
 
 
+def plan_dispatch(connection: Redis, run_id: int) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.dispatch.plan_run",
+        run_id=run_id,
+        job_timeout=600,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        description="plan a dispatch run",
+    )
+
+
+def commit_dispatch(connection: Redis, run_id: int) -> Job:
+    # Retried: the job is re-runnable (nobody is proposed twice) and a run left `committing` helps nobody.
+    return job_queue(connection).enqueue(
+        "queues.dispatch.commit_run",
+        run_id=run_id,
+        job_timeout=900,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=5, interval=[10, 30, 60, 120, 300]),
+        description="commit a dispatch run: make its proposals",
+    )
+
+
+def withdraw_dispatch(connection: Redis, run_id: int) -> Job:
+    # Waits out a commit still running (it raises until the commit lets go of the run).
+    return job_queue(connection).enqueue(
+        "queues.dispatch.withdraw_run",
+        run_id=run_id,
+        job_timeout=900,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=10, interval=[10, 30, 60, 120, 300, 600, 900, 900, 900, 900]),
+        description="withdraw the proposals of a cancelled dispatch run",
+    )
+
+
+def expire_proposals(connection: Redis) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.dispatch.expire_proposals",
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=2, interval=[30, 120]),
+        description="cancel the dispatch proposals past their expiry",
+    )
+
+
 def connect(redis_url: str) -> Redis:
     """The synchronous connection RQ enqueues through."""
     return sync_redis(redis_url)

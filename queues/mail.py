@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import smtplib
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import ARRAY, BigInteger, bindparam, func, select
 
 from app.accounts.service import forget_request, prepare_signin_mail
 from app.applications.models import Application
@@ -17,12 +19,15 @@ from app.mail import build, render, smtp_connection
 from app.missions.models import Mission
 from app.organisations.models import Organisation
 from app.settings import Settings
+from app.sms import SmsSender, sender_for
 from app.volunteers.models import Volunteer
 from app.volunteers.signup_queue import digest
 from queues.runtime import JobContext, run_job
+from surge.dispatch import links
 
 log = logging.getLogger("renfort.mail")
 SENT_TTL = 30 * 86_400
+PARIS = ZoneInfo("Europe/Paris")
 
 
 def sent_key(key: str) -> str:
@@ -129,37 +134,71 @@ def send_application_mails(items: list[list]) -> dict[str, int]:
 async def _send_application_mails(context: JobContext, items: list[list]) -> dict[str, int]:
     settings = context.settings
     mission_ids = {int(item[0]) for item in items}
-    volunteer_ids = {int(item[1]) for item in items}
+    volunteer_ids = list({int(item[1]) for item in items})
     async with unit_of_work(context.engine) as session:
         volunteers = {row.id: row for row in await session.execute(
-            select(Volunteer.id, Volunteer.email, Volunteer.email_normalized, Volunteer.first_name,
-                   Volunteer.mail_applications).where(Volunteer.id.in_(volunteer_ids))
+            select(Volunteer.id, Volunteer.email, Volunteer.email_normalized, Volunteer.first_name, Volunteer.phone,
+                   Volunteer.mail_applications, Volunteer.mail_emergencies)
+            .where(Volunteer.id == func.any(bindparam("ids", volunteer_ids, type_=ARRAY(BigInteger))))
         )}
         missions = {row.id: row for row in await session.execute(
             select(Mission.id, Mission.title, Organisation.name.label("organisation_name"))
             .join(Organisation, Organisation.id == Mission.organisation_id).where(Mission.id.in_(mission_ids))
         )}
-        reasons = {(row.mission_id, row.volunteer_id): row.reason for row in await session.execute(
-            select(Application.mission_id, Application.volunteer_id, Application.reason)
-            .where(Application.mission_id.in_(mission_ids), Application.volunteer_id.in_(volunteer_ids))
+        applications = {(row.mission_id, row.volunteer_id): row for row in await session.execute(
+            select(Application.mission_id, Application.volunteer_id, Application.reason, Application.status,
+                   Application.dispatch_run_id, Application.expires_at)
+            .where(Application.mission_id.in_(mission_ids),
+                   Application.volunteer_id == func.any(bindparam("vids", volunteer_ids, type_=ARRAY(BigInteger))))
         )}
     skipped = 0
+    sms = sender_for(settings)
     with smtp_connection(settings.smtp_url) as smtp:
         outbox = Outbox(settings, context.redis, smtp)
         for item in items:
             mission_id, volunteer_id, kind, key = int(item[0]), int(item[1]), str(item[2]), str(item[3])
             volunteer, mission = volunteers.get(volunteer_id), missions.get(mission_id)
+            application = applications.get((mission_id, volunteer_id))
             if volunteer is None or mission is None:
                 continue  # deleted since
-            if not volunteer.mail_applications and kind != "application_message":
+            wanted = volunteer.mail_emergencies if kind.startswith("dispatch_") else volunteer.mail_applications
+            if not wanted and kind != "application_message":
                 skipped += 1  # the volunteer turned these e-mails off in their preferences
                 continue
+            links: dict[str, str] = {}
+            if kind == "dispatch_proposal":
+                if application is None or application.status != "proposed" or application.expires_at is None:
+                    continue  # answered, lapsed or withdrawn before this e-mail left
+                links = proposal_links(settings, mission_id, volunteer_id, application.dispatch_run_id or 0,
+                                       application.expires_at)
             await outbox.send(
                 key, email=volunteer.email, email_normalized=volunteer.email_normalized, kind=kind,
                 first_name=volunteer.first_name, mission_title=mission.title,
-                organisation_name=mission.organisation_name, reason=reasons.get((mission_id, volunteer_id)),
-                body=str(item[4]) if len(item) > 4 else "", base_url=settings.base_url,
+                organisation_name=mission.organisation_name, reason=application.reason if application else None,
+                body=str(item[4]) if len(item) > 4 else "", base_url=settings.base_url, **links,
             )
+            if links and volunteer.phone:
+                await send_sms(context.redis, sms, key, volunteer_id, volunteer.phone,
+                               f"Renfort : une mission vous est proposée ({mission.title[:60]}). Confirmez ici : "
+                               f"{links['confirm_url']}")
     log.info("application e-mails: %d sent, %d throttled, %d off by preference", outbox.counts["sent"],
              outbox.counts["throttled"], skipped)
     return outbox.counts
+
+
+def proposal_links(settings: Settings, mission_id: int, volunteer_id: int, run_id: int,
+                   expires_at: datetime) -> dict[str, str]:
+    """The signed confirm and decline links of a proposal, and its expiry in words (Paris time)."""
+    secret, expiry = settings.secret_key.reveal(), int(expires_at.timestamp())
+    local = expires_at.astimezone(PARIS)
+    return {
+        "confirm_url": links.url(settings.base_url, secret, "confirmer", mission_id, volunteer_id, run_id, expiry),
+        "decline_url": links.url(settings.base_url, secret, "decliner", mission_id, volunteer_id, run_id, expiry),
+        "expires": f"{local:%d/%m/%Y} à {local:%H} h {local:%M}",
+    }
+
+
+async def send_sms(redis: Redis, sender: SmsSender, key: str, volunteer_id: int, phone: str, text: str) -> None:
+    """At most once per key: a text message costs money and a second one helps nobody."""
+    if await redis.set(sent_key(f"sms:{key}"), "1", nx=True, ex=SENT_TTL):
+        sender.send(volunteer_id=volunteer_id, phone=phone, text=text)

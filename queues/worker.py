@@ -21,6 +21,7 @@ from queues.connection import job_queue, sync_redis
 
 log = logging.getLogger("renfort.worker")
 FINISH_MISSIONS_LOCK = "renfort:missions:finish-lock"
+EXPIRE_PROPOSALS_LOCK = "renfort:dispatch:expire-lock"
 
 
 class RenfortWorker(Worker):
@@ -32,6 +33,7 @@ class RenfortWorker(Worker):
         except RedisError:
             log.warning("could not check the write queues; will retry on the next tick")
         schedule_mission_ends(self.connection)
+        schedule_proposal_expiry(self.connection)
 
 
 def schedule_mission_ends(connection: Redis) -> bool:
@@ -42,6 +44,17 @@ def schedule_mission_ends(connection: Redis) -> bool:
             return True
     except RedisError:
         log.warning("could not schedule the end of past missions; will retry on the next tick")
+    return False
+
+
+def schedule_proposal_expiry(connection: Redis) -> bool:
+    """Enqueues the lapse of unanswered dispatch proposals at most once a minute, however many workers tick."""
+    try:
+        if connection.set(EXPIRE_PROPOSALS_LOCK, b"1", nx=True, ex=60):
+            enqueue.expire_proposals(connection)
+            return True
+    except RedisError:
+        log.warning("could not schedule the expiry of dispatch proposals; will retry on the next tick")
     return False
 
 

@@ -8,13 +8,15 @@ Per mission `m` (keys under `renfort:applications:m<id>:`):
   stale `meta` answers "unknown" and the web re-reads the mission once (see service.seed);
 - `holders`: set of the volunteers holding a place (pending, accepted, done, proposed);
 - `waitlist`: sorted set, volunteer → arrival number; the first is promoted when a place frees up;
-- `status`: hash, volunteer → the application's current status.
+- `status`: hash, volunteer → the application's current status;
+- `proposals`: hash, volunteer → the dispatch run that proposed them this mission (see PROPOSE).
 Every change gets a number from `renfort:applications:seq` (its version) and is pushed to the durable queue
 `renfort:applications:pending` as one JSON event; PostgreSQL keeps, per application, the highest version seen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -116,6 +118,61 @@ return '0'
 """
 
 
+# A coordinator's dispatch, one mission at a time. ARGV: mission, run, expiry (epoch seconds), then the volunteers,
+# then the drain TTL → {outcome, proposed now, proposed earlier by this run, drain flag}. A volunteer is proposed
+# only if they never had an application on this mission (whatever became of it: nobody is pushed back onto a mission
+# they left or declined) and a place is free, so a proposal never oversells and running the script again for the
+# same run proposes nobody twice.
+PROPOSE = _COMMON + """
+if not fresh() then return {'unknown', 0, 0, '0'} end
+if redis.call('HGET', KEYS[1], 'open') ~= '1' then return {'closed', 0, 0, '0'} end
+local capacity = tonumber(redis.call('HGET', KEYS[1], 'capacity'))
+local proposed, earlier = 0, 0
+for i = 4, #ARGV - 1 do
+  local volunteer = ARGV[i]
+  local current = redis.call('HGET', KEYS[4], volunteer)
+  if current then
+    if current == 'proposed' and redis.call('HGET', KEYS[9], volunteer) == ARGV[2] then earlier = earlier + 1 end
+  elseif redis.call('SCARD', KEYS[2]) < capacity then
+    redis.call('SADD', KEYS[2], volunteer)
+    redis.call('HSET', KEYS[4], volunteer, 'proposed')
+    redis.call('HSET', KEYS[9], volunteer, ARGV[2])
+    local version = redis.call('INCR', KEYS[6])
+    local now = redis.call('TIME')
+    redis.call('RPUSH', KEYS[7], cjson.encode({m = tonumber(ARGV[1]), v = tonumber(volunteer), s = 'proposed',
+      n = version, k = 'proposed', msg = '', r = '', d = tonumber(ARGV[2]), x = tonumber(ARGV[3]),
+      t = tonumber(now[1]) + tonumber(now[2]) / 1000000}))
+    proposed = proposed + 1
+  end
+end
+if proposed > 0 then return {'done', proposed, earlier, drain_needed()} end
+return {'done', 0, earlier, '0'}
+"""
+
+# Cancelling a run, one mission at a time. ARGV: mission, run, kind, reason, then the volunteers, then the drain TTL
+# → {outcome, cancelled, promoted, drain flag}. Only proposals still waiting for an answer and made by this run (or
+# of unknown run, after Redis lost its state) are cancelled; the freed places go to the wait-list.
+WITHDRAW_RUN = _COMMON + """
+if not fresh() then return {'unknown', 0, 0, '0'} end
+local cancelled = 0
+for i = 5, #ARGV - 1 do
+  local volunteer = ARGV[i]
+  if redis.call('HGET', KEYS[4], volunteer) == 'proposed' then
+    local run = redis.call('HGET', KEYS[9], volunteer)
+    if not run or run == ARGV[2] then
+      redis.call('HSET', KEYS[4], volunteer, 'cancelled')
+      redis.call('SREM', KEYS[2], volunteer)
+      push(ARGV[1], volunteer, 'cancelled', ARGV[3], '', ARGV[4])
+      cancelled = cancelled + 1
+    end
+  end
+end
+local promoted = promote(ARGV[1])
+if cancelled > 0 then return {'done', cancelled, promoted, drain_needed()} end
+return {'done', 0, promoted, '0'}
+"""
+
+
 class ApplicationEvent(msgspec.Struct, frozen=True):
     """One queued change, as the scripts encode it."""
 
@@ -123,10 +180,12 @@ class ApplicationEvent(msgspec.Struct, frozen=True):
     v: int  # volunteer id
     s: str  # the status it sets
     n: int  # its version
-    k: str  # applied | promoted | accepted | declined | cancelled | done | withdrawn
+    k: str  # applied | promoted | accepted | declined | cancelled | done | withdrawn | proposed | confirmed | …
     t: float  # when, epoch seconds (Redis clock)
     msg: str = ""
     r: str = ""
+    d: int = 0  # a proposal's dispatch run
+    x: float = 0.0  # a proposal's expiry, epoch seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +200,14 @@ class Moved:
     outcome: str  # done | refused | unknown
     previous: str
     promoted: int
+    drain_needed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    outcome: str  # done | closed | unknown
+    count: int  # proposed (PROPOSE) or cancelled (WITHDRAW_RUN) by this call
+    other: int  # proposed earlier by the same run (PROPOSE) or promoted from the wait-list (WITHDRAW_RUN)
     drain_needed: bool
 
 
@@ -165,6 +232,8 @@ class Places:
         self._apply = redis.register_script(APPLY)
         self._transition = redis.register_script(TRANSITION)
         self._seed = redis.register_script(SEED)
+        self._propose = redis.register_script(PROPOSE)
+        self._withdraw_run = redis.register_script(WITHDRAW_RUN)
 
     def _keys(self, mission_id: int) -> list[str]:
         base = f"{PREFIX}m{mission_id}:"
@@ -186,6 +255,20 @@ class Places:
         reply = await self._transition(keys=self._keys(mission_id), args=args)
         return Moved(_text(reply[0]), _text(reply[1]), int(reply[2]), _text(reply[3]) == "1")
 
+    async def propose(self, mission_id: int, run_id: int, expires_at: float, volunteer_ids: Sequence[int]) -> Batch:
+        args: list[str | int | float] = [mission_id, run_id, expires_at, *volunteer_ids, DRAIN_SCHEDULED_TTL]
+        reply = await self._propose(keys=[*self._keys(mission_id), self._proposals(mission_id)], args=args)
+        return Batch(_text(reply[0]), int(reply[1]), int(reply[2]), _text(reply[3]) == "1")
+
+    async def withdraw_run(self, mission_id: int, run_id: int, volunteer_ids: Sequence[int], *, kind: str,
+                           reason: str) -> Batch:
+        args: list[str | int] = [mission_id, run_id, kind, reason, *volunteer_ids, DRAIN_SCHEDULED_TTL]
+        reply = await self._withdraw_run(keys=[*self._keys(mission_id), self._proposals(mission_id)], args=args)
+        return Batch(_text(reply[0]), int(reply[1]), int(reply[2]), _text(reply[3]) == "1")
+
+    def _proposals(self, mission_id: int) -> str:
+        return f"{PREFIX}m{mission_id}:proposals"
+
     async def epoch(self) -> str:
         return _text(await self.redis.get(VERSION_KEY) or b"0")
 
@@ -201,6 +284,20 @@ class Places:
             args.extend([application.volunteer_id, application.status, application.version])
         args.append(DRAIN_SCHEDULED_TTL)
         return _text(await self._seed(keys=self._keys(mission_id), args=args)) == "1"
+
+    async def queued_missions(self, volunteer_id: int) -> set[int]:
+        """The missions with a change of this volunteer still queued or in flight, i.e. not yet in PostgreSQL."""
+        lists = [self.queue.pending] + [self.queue.inflight_key(name) for name in await self.queue.consumers()]
+        found: set[int] = set()
+        for key in lists:
+            start = 0
+            while chunk := await self.redis.lrange(key, start, start + 9_999):
+                for raw in chunk:
+                    event = msgspec.json.decode(raw, type=ApplicationEvent)
+                    if event.v == volunteer_id:
+                        found.add(event.m)
+                start += len(chunk)
+        return found
 
     async def taken(self, mission_id: int) -> int | None:
         """Places held right now, or None when Redis does not know the mission, or knew it before its last change."""

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db.base import Base
 from app.missions import models as mission_models  # noqa: F401  (maps `missions`)
 from app.volunteers import models as volunteer_models  # noqa: F401  (maps `volunteers`)
+from surge.dispatch import models as dispatch_models  # noqa: F401  (maps `dispatch_runs`)
 
 STATUSES = ("pending", "waitlisted", "accepted", "declined", "cancelled", "done", "proposed")
 
@@ -31,5 +32,9 @@ class Application(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     message: Mapped[str | None] = mapped_column(Text)  # the volunteer's, when applying
     reason: Mapped[str | None] = mapped_column(Text)  # the organisation's, when declining
+    # A proposal's run, and when it lapses if the volunteer has not answered (both kept once answered, for audit).
+    dispatch_run_id: Mapped[int | None] = mapped_column(ForeignKey("dispatch_runs.id", ondelete="SET NULL"),
+                                                        index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

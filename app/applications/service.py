@@ -243,11 +243,14 @@ async def taken_places(places: Places, engine: AsyncEngine, mission_id: int) -> 
 # --- the drain (workers) ----------------------------------------------------------------------------------------
 
 UPSERT = text("""
-INSERT INTO applications (mission_id, volunteer_id, status, version, message, reason, applied_at, updated_at)
-SELECT e.m, e.v, e.s, e.n, nullif(e.msg, ''), nullif(e.r, ''), to_timestamp(e.applied), to_timestamp(e.t)
+INSERT INTO applications (mission_id, volunteer_id, status, version, message, reason, applied_at, updated_at,
+                          dispatch_run_id, expires_at)
+SELECT e.m, e.v, e.s, e.n, nullif(e.msg, ''), nullif(e.r, ''), to_timestamp(e.applied), to_timestamp(e.t),
+       nullif(e.d, 0), CASE WHEN e.x > 0 THEN to_timestamp(e.x) END
 FROM unnest(CAST(:m AS bigint[]), CAST(:v AS bigint[]), CAST(:s AS text[]), CAST(:n AS bigint[]),
-            CAST(:msg AS text[]), CAST(:r AS text[]), CAST(:applied AS float8[]), CAST(:t AS float8[]))
-     AS e(m, v, s, n, msg, r, applied, t)
+            CAST(:msg AS text[]), CAST(:r AS text[]), CAST(:applied AS float8[]), CAST(:t AS float8[]),
+            CAST(:d AS bigint[]), CAST(:x AS float8[]))
+     AS e(m, v, s, n, msg, r, applied, t, d, x)
 JOIN missions ON missions.id = e.m
 JOIN volunteers ON volunteers.id = e.v
 ON CONFLICT (mission_id, volunteer_id) DO UPDATE SET
@@ -257,7 +260,14 @@ ON CONFLICT (mission_id, volunteer_id) DO UPDATE SET
   reason = excluded.reason,
   applied_at = CASE WHEN applications.status = 'cancelled' AND excluded.status IN ('pending', 'waitlisted')
                     THEN excluded.applied_at ELSE applications.applied_at END,
-  updated_at = excluded.updated_at
+  updated_at = excluded.updated_at,
+  -- a proposal keeps its run and expiry once answered (the audit); applying anew makes it a plain application
+  dispatch_run_id = CASE WHEN excluded.dispatch_run_id IS NOT NULL THEN excluded.dispatch_run_id
+                         WHEN excluded.status IN ('pending', 'waitlisted') THEN NULL
+                         ELSE applications.dispatch_run_id END,
+  expires_at = CASE WHEN excluded.dispatch_run_id IS NOT NULL THEN excluded.expires_at
+                    WHEN excluded.status IN ('pending', 'waitlisted') THEN NULL
+                    ELSE applications.expires_at END
 WHERE applications.version < excluded.version
 """)
 
@@ -269,12 +279,15 @@ async def save_events(session: AsyncSession, events: Sequence[ApplicationEvent])
     latest: dict[tuple[int, int], ApplicationEvent] = {}
     message: dict[tuple[int, int], str] = {}
     applied: dict[tuple[int, int], float] = {}
+    proposal: dict[tuple[int, int], tuple[int, float]] = {}  # run and expiry, when the batch holds the proposal
     for event in sorted(events, key=lambda event: event.n):
         key = (event.m, event.v)
         latest[key] = event
         if event.k == "applied":
             message[key] = event.msg
             applied[key] = event.t
+        if event.k == "proposed":
+            proposal[key] = (event.d, event.x)
     if not latest:
         return
     rows = list(latest.values())
@@ -282,7 +295,8 @@ async def save_events(session: AsyncSession, events: Sequence[ApplicationEvent])
         "m": [event.m for event in rows], "v": [event.v for event in rows], "s": [event.s for event in rows],
         "n": [event.n for event in rows], "msg": [message.get((event.m, event.v), "") for event in rows],
         "r": [event.r for event in rows], "applied": [applied.get((event.m, event.v), event.t) for event in rows],
-        "t": [event.t for event in rows],
+        "t": [event.t for event in rows], "d": [proposal.get((event.m, event.v), (0, 0.0))[0] for event in rows],
+        "x": [proposal.get((event.m, event.v), (0, 0.0))[1] for event in rows],
     })
 
 
