@@ -9,16 +9,34 @@ few polls of `GET /api/v1/receipts/{id}` until it says "saved". The "accept → 
 citizen waited, to the poll interval (0.5 to 1.5 s). About one citizen in ten sends invalid data and must get a
 422 with a per-field error. Tags select a part: `--tags signup` (valid journeys only) or `--tags invalid`.
 The platform's per-IP limit counts every user as one client: run with SIGNUP_IP_LIMIT_PER_MINUTE=0.
+
+Two more scenarios, each its own user class (pick classes by name on the command line):
+- `MissionBrowser` (tag `search`): citizens search missions around real postal codes (cached answers), page on,
+  filter by domain, and open a mission's page.
+- `Applicant` (tag `apply`): signed-in volunteers find missions near them and apply ("candidater"); the outcome
+  (place, wait-list, already applied, closed) is read from the 303's Location and reported per outcome. Each user
+  signs up and signs in through the real e-mailed link read from the mail sink's folder RENFORT_MAIL_DIR (default
+  `.local/mail`, as `ops/run` starts it; run with SIGNIN_IP_LIMIT_PER_MINUTE=0 and a worker), unless
+  RENFORT_SESSIONS names a file of sessions already signed in on that platform (bench_missions' sessions.txt format).
+
+    locust -f loadtests/locustfile.py --headless -u 100 -r 20 -t 60s --host http://127.0.0.1:8000 MissionBrowser
+    locust -f loadtests/locustfile.py --headless -u 100 -r 20 -t 60s --host http://127.0.0.1:8000 Applicant
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
+import itertools
 import os
 import random
+import re
 import time
 import uuid
 from datetime import date
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from locust import FastHttpUser, between, tag, task
 
@@ -111,3 +129,134 @@ class Citizen(FastHttpUser):
             exception=error,
             context={},
         )
+
+
+# Missions: browsing the search and the application rush -----------------------------------------------------------
+
+CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
+LINK = re.compile(r"/connexion/lien\?jeton=(\S+)")
+LINK_SUBJECT = "Votre lien de connexion à Renfort"
+SEARCH_PLACES = ["69001", "75011", "13001", "33000", "59000", "31000", "44000", "67000", "34000", "35000"]
+OUTCOMES = {"pending", "waitlisted", "exists", "closed", "declined"}
+_session_lines = itertools.count()
+
+
+class MissionBrowser(FastHttpUser):
+    """A citizen looking for a mission: a search near home, maybe the next page or a domain, then a mission."""
+
+    wait_time = between(0.5, 2)
+
+    def on_start(self) -> None:
+        self.postal_code = random.choice(SEARCH_PLACES)
+
+    def _search(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        with self.client.get("/api/v1/missions", params={"postal_code": self.postal_code, "radius_km": 35, **params},
+                             name=f"/api/v1/missions [{name}]", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"expected 200, got {response.status_code}")
+                return []
+            items: list[dict[str, Any]] = response.json()["items"]
+            return items
+
+    @tag("search")
+    @task(6)
+    def search_near_home(self) -> None:
+        self._search("near home")
+
+    @tag("search")
+    @task(2)
+    def next_page(self) -> None:
+        self._search("page 2", page=2)
+
+    @tag("search")
+    @task(2)
+    def one_domain(self) -> None:
+        self._search("domain", domain=random.choice(DOMAINS))
+
+    @tag("search")
+    @task(1)
+    def open_a_mission(self) -> None:
+        items = self._search("near home")
+        if items:
+            mission = random.choice(items)
+            self.client.get(f"/missions/{mission['id']}-{mission['slug']}", name="/missions/[id]-[slug]")
+
+
+class Applicant(FastHttpUser):
+    """A signed-in volunteer applying to missions near home, one after another; each mission at most once."""
+
+    wait_time = between(0.2, 1)
+
+    def on_start(self) -> None:
+        self.applied: set[int] = set()
+        self.postal_code = random.choice(SEARCH_PLACES)
+        sessions = os.environ.get("RENFORT_SESSIONS")
+        if sessions:  # "<volunteer id> <session> <csrftoken> <form token>" a line, one line per user
+            lines = Path(sessions).read_text().splitlines()
+            _, session, csrf, _ = lines[next(_session_lines) % len(lines)].split()
+            self.headers = {"Cookie": f"renfort_session={session}; csrftoken={csrf}"}
+            self.csrf = csrf
+        else:
+            self.headers = {}
+            self.csrf = self._sign_in()
+
+    def _csrf_of(self, path: str, **params: Any) -> str:
+        response = self.client.get(path, params=params, name=path)
+        match = CSRF_FIELD.search(response.text or "")
+        if match is None:
+            raise RuntimeError(f"{path}: no CSRF field (status {response.status_code})")
+        return match[1]
+
+    def _sign_in(self) -> str:
+        """Sign up, ask for a link, read it from the mail sink's folder, confirm: the real journey."""
+        address = f"{RUN}.{uuid.uuid4().hex}@example.org"
+        body = {**signup_body(), "email": address}
+        self.client.post("/api/v1/volunteers", json=body, name="/api/v1/volunteers")
+        token = self._csrf_of("/connexion")
+        self.client.post("/connexion", data={"email": address, "_csrf_token": token}, name="/connexion")
+        link = self._link_for(address, deadline=time.monotonic() + 120)
+        token = self._csrf_of("/connexion/lien", jeton=link)
+        self.client.post("/connexion/lien", data={"jeton": link, "_csrf_token": token}, name="/connexion/lien",
+                         allow_redirects=False)
+        return token
+
+    @staticmethod
+    def _link_for(address: str, deadline: float) -> str:
+        folder = Path(os.environ.get("RENFORT_MAIL_DIR", ".local/mail"))
+        while time.monotonic() < deadline:
+            for path in sorted(folder.glob("*.eml"), reverse=True):
+                message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                if str(message["To"]).strip().lower() == address and message["Subject"] == LINK_SUBJECT:
+                    match = LINK.search(message.get_content())
+                    if match:
+                        return match[1]
+            time.sleep(1)  # cooperative: Locust runs users on gevent
+        raise TimeoutError("no sign-in e-mail: is a worker running, and RENFORT_MAIL_DIR the sink's folder?")
+
+    @tag("apply")
+    @task
+    def apply_near_home(self) -> None:
+        response = self.client.get("/api/v1/missions", params={"postal_code": self.postal_code, "radius_km": 35,
+                                                               "per_page": 50}, name="/api/v1/missions [apply]")
+        candidates = [item["id"] for item in response.json()["items"] if item["id"] not in self.applied]
+        if not candidates:
+            self.postal_code = random.choice(SEARCH_PLACES)
+            return
+        mission = random.choice(candidates)
+        self.applied.add(mission)
+        with self.client.post(
+            f"/missions/{mission}/candidater",
+            data={"_csrf_token": self.csrf, "message": "Disponible tout de suite."},
+            headers=self.headers,
+            name="/missions/[id]/candidater",
+            allow_redirects=False,
+            catch_response=True,
+        ) as answer:
+            location = answer.headers.get("location") or ""
+            outcome = (parse_qs(urlsplit(location).query).get("resultat") or [""])[0]
+            if answer.status_code != 303 or outcome not in OUTCOMES:
+                answer.failure(f"expected a 303 with an outcome, got {answer.status_code} {location!r}")
+                return
+            answer.success()
+        self.environment.events.request.fire(request_type="APPLY", name=outcome, response_time=0,
+                                             response_length=0, exception=None, context={})
