@@ -196,3 +196,26 @@ async def test_an_organisation_manager_can_delete_and_only_loses_the_role(
     assert await db.fetchval("SELECT count(*) FROM organisation_managers") == 0
     assert await db.fetchval("SELECT count(*) FROM coordinator_scopes") == 0
     assert await db.fetchval("SELECT count(*) FROM organisations WHERE id = $1", organisation_id) == 1
+
+
+async def test_a_place_taken_moments_before_deleting_is_given_back_too(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, settings: Settings
+) -> None:
+    """The application is still in the queue, not in PostgreSQL, when the account goes."""
+    async with (AsyncTestClient(app=create_app(settings)) as moderator,
+                AsyncTestClient(app=create_app(settings)) as leaving,
+                AsyncTestClient(app=create_app(settings)) as waiting):
+        organisation_id = await validated_organisation(client, moderator, redis, db, "gestion@example.org")
+        mission_id = await online_mission(client, organisation_id, places="1")
+        await add_volunteer(db, EMAIL)
+        waiting_id = await add_volunteer(db, "zoe@example.org")
+        await sign_in(leaving, redis, db, EMAIL)
+        await sign_in(waiting, redis, db, "zoe@example.org")
+        for volunteer in (leaving, waiting):
+            response = await post_form(volunteer, f"/missions/{mission_id}/candidater", {})
+            assert response.status_code == 303, response.text
+        assert await db.fetchval("SELECT count(*) FROM applications") == 0  # nothing drained yet
+        assert (await delete_account(leaving)).status_code == 200
+        assert await redis.hget(f"renfort:applications:m{mission_id}:status", str(waiting_id)) == b"pending"
+        run_worker()
+        assert dict(await db.fetch("SELECT volunteer_id, status FROM applications")) == {waiting_id: "pending"}

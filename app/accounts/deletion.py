@@ -29,9 +29,9 @@ async def delete_account(web: WebState, session: AsyncSession, account: SignedIn
     drain = False
     for volunteer_id in volunteer_ids:
         # Places first, so the wait-listed move up now rather than behind a ghost holder.
-        mission_ids = list(await session.scalars(
+        mission_ids = set(await session.scalars(
             select(Application.mission_id).where(Application.volunteer_id == volunteer_id)
-        ))
+        )) | await web.places.queued_missions(volunteer_id)  # applied moments ago: not drained yet
         drain = await withdraw_everywhere(web.places, web.engine, volunteer_id, mission_ids) or drain
     # Before the rows: once no copy is queued or in flight, no drain can write the volunteer back after the delete.
     await erase_from_queue(web.signups, email_normalized, lease_seconds=web.settings.drain_lease_seconds)
