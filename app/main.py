@@ -28,6 +28,7 @@ from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.settings import Settings, get_settings
 from app.state import build_state
 from app.volunteers.controllers import SignupPages, VolunteerApi
+from surge.coordination.controllers import CoordinationDashboard
 from surge.dispatch.controllers import DispatchPages, ProposalPages
 from surge.emergencies.controllers import EmergencyCoordinationPages, EmergencyPublicPages
 
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             EmergencyPublicPages, EmergencyCoordinationPages, VolunteerApi, SignupPages, SignInPages, AccountPages,
-            OrganisationPages, ModerationPages,
+            OrganisationPages, ModerationPages, CoordinationDashboard,
             MissionApi, MissionPages, OrganisationMissionPages, ApplyPages, VolunteerApplicationPages, ExportPages,
             HealthController, ConsoleController, DispatchPages, ProposalPages, *static
         ],

@@ -80,7 +80,8 @@ class AccountPages(Controller):
     async def space(self, request: Request[Any, Any, Any], db: Db) -> Template:
         account = require_account(request)
         roles = await describe_roles(db, account.roles)
-        context = {"email": account.email, "roles": roles, "moderator": account.roles.moderator}
+        context = {"email": account.email, "roles": roles, "moderator": account.roles.moderator,
+                   "coordinator": account.roles.coordinator}
         return Template("mon_espace.html", context=context, headers=PRIVATE)
 
     @post("/deconnexion")
