@@ -27,6 +27,7 @@ from app.reference import AVAILABILITY, DOMAINS
 from surge.dispatch.links import ProposalLink
 from surge.dispatch.models import DispatchRun
 from surge.emergencies.models import Emergency
+from surge.emergencies.service import may_coordinate
 
 POOLS = {
     "urgence": "Les bénévoles inscrits via la page de l'urgence",
@@ -76,17 +77,11 @@ class ProposalGone(Exception):
     """The proposal was already answered, lapsed, or its run was cancelled."""
 
 
-def may_dispatch(roles: Roles, departments: list[str]) -> bool:
-    """National coordinators for every emergency; a department coordinator for an emergency that covers one of their
-    departments. National emergencies (no department) are for national coordinators."""
-    return roles.national_coordinator or any(roles.coordinates(code) for code in departments)
-
-
 async def emergency_for(session: AsyncSession, slug: str, roles: Roles) -> Emergency:
     emergency = await session.scalar(select(Emergency).where(Emergency.slug == slug.lower()))
     if emergency is None:
         raise EmergencyMissing
-    if not may_dispatch(roles, list(emergency.departments)):
+    if not may_coordinate(roles, list(emergency.departments)):  # one rule for every coordination page
         raise DispatchForbidden
     return emergency
 
