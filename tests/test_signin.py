@@ -306,15 +306,15 @@ async def test_role_guards_follow_the_roles_computed_at_sign_in(
 ) -> None:
     handler: Any = None
     with pytest.raises(SignInRequired):
-        guards.signed_in(connection_with({}), handler)
+        await guards.signed_in(connection_with({}), handler)
 
     await sign_up(client, mail_sink, "vol@example.org")
     await signed_in_client(client, mail_sink, "vol@example.org")
     volunteer = await session_of(client, redis)
-    guards.signed_in(connection_with(volunteer), handler)
+    await guards.signed_in(connection_with(volunteer), handler)
     for guard in (guards.admin, guards.coordinator, guards.coordinator_of("department_code")):
         with pytest.raises(RoleRequired):
-            guard(connection_with(volunteer, department_code="69"), handler)
+            await guard(connection_with(volunteer, department_code="69"), handler)
 
     user_id = await db.fetchval("SELECT id FROM users WHERE email_normalized = 'vol@example.org'")
     await db.execute("INSERT INTO coordinator_scopes (user_id, department_code) VALUES ($1, '69'), ($1, '01')", user_id)
@@ -322,20 +322,20 @@ async def test_role_guards_follow_the_roles_computed_at_sign_in(
     coordinator = await session_of(client, redis)
     space = await client.get("/mon-espace")
     assert "Coordination départementale : Rhône (69)" in space.text and "Bénévole" in space.text
-    guards.coordinator(connection_with(coordinator), handler)
-    guards.coordinator_of("department_code")(connection_with(coordinator, department_code="69"), handler)
+    await guards.coordinator(connection_with(coordinator), handler)
+    await guards.coordinator_of("department_code")(connection_with(coordinator, department_code="69"), handler)
     for other in ("13", ""):
         with pytest.raises(RoleRequired):
-            guards.coordinator_of("department_code")(connection_with(coordinator, department_code=other), handler)
+            await guards.coordinator_of("department_code")(connection_with(coordinator, department_code=other), handler)
     with pytest.raises(RoleRequired):
-        guards.national_coordinator(connection_with(coordinator), handler)
+        await guards.national_coordinator(connection_with(coordinator), handler)
 
     await db.execute("UPDATE users SET is_admin = true WHERE id = $1", user_id)
     await db.execute("INSERT INTO coordinator_scopes (user_id, department_code) VALUES ($1, NULL)", user_id)
     await signed_in_client(client, mail_sink, "vol@example.org", MAILS_PER_RECIPIENT_PER_HOUR="10")
     national = await session_of(client, redis)
-    guards.admin(connection_with(national), handler)
-    guards.coordinator_of("department_code")(connection_with(national, department_code="13"), handler)
+    await guards.admin(connection_with(national), handler)
+    await guards.coordinator_of("department_code")(connection_with(national, department_code="13"), handler)
     assert "Coordination nationale" in (await client.get("/mon-espace")).text
 
 

@@ -6,7 +6,7 @@ that app/errors.py turns into a redirect to /connexion (nobody signed in) or a 4
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -15,7 +15,8 @@ from litestar.handlers import BaseRouteHandler
 from app.accounts.schemas import Roles, SignedIn
 from app.accounts.sessions import current_account
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+# Async, so Litestar calls them on the event loop: a sync guard would be run in a worker thread on every request.
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 class SignInRequired(Exception):
@@ -34,7 +35,7 @@ def require_account(connection: ASGIConnection[Any, Any, Any, Any]) -> SignedIn:
 
 
 def _require(allowed: Callable[[Roles, ASGIConnection[Any, Any, Any, Any]], bool]) -> Guard:
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if not allowed(require_account(connection).roles, connection):
             raise RoleRequired
 
