@@ -1,18 +1,21 @@
 """The public emergency page `/urgence/{slug}` (and the home page's banner), served from a Redis page cache.
 
-A surge sends thousands of visitors a second to one page. Each visit costs one Redis call (a Lua script reads the
-current cache version and the page in one round trip) and no SQL: the HTML is built at most once per
-FRESH_SECONDS per variant (with or without a postal code) by whichever visit finds it stale, while the others keep
-serving the previous copy; a change to the emergency or its missions bumps the missions' cache version, which is
-part of the key, so the next visit after the commit builds the new page. Counters are computed by that build.
+A surge sends thousands of visitors a second to one page. A visit costs at most one Redis call (a Lua script reads
+the current cache version and the page in one round trip) and no SQL; visits of the same variant that reach a web
+process in the same event-loop tick share that call, which is sent after the last of them arrived, so each still
+sees every change committed before it came. The HTML is built at most once per FRESH_SECONDS per variant (with or
+without a postal code) by whichever read finds it stale, while the others keep serving the previous copy; a change
+to the emergency or its missions bumps the missions' cache version, which is part of the key, so the next visit
+after the commit builds the new page. Counters are computed by that build.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -68,28 +71,76 @@ async def counters(session: AsyncSession, slug: str) -> Counters:
 Build = Callable[[], Awaitable[bytes | None]]  # the page's HTML, or None when there is no such public page
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    key: str  # the entry's key at the current cache version
+    cached: bool  # an entry exists: a page, or MISSING
+    page: bytes | None  # the page, when the entry is one
+
+
+@dataclass(slots=True)
+class _Batch:
+    build: Build  # the first visit's, to rebuild a stale page
+    waiters: list[asyncio.Future[Lookup]] = field(default_factory=list)  # one per visit: cancelling one spares the rest
+
+
 class PageCache:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._read = redis.register_script(READ)
-        self._building: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+        self._batches: dict[tuple[str, str], _Batch] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
     async def get(self, name: str, variant: str, build: Build) -> bytes | None:
-        entry, fresh, key = await self._read(keys=[VERSION_KEY], args=[PREFIX + name + ":", variant])
-        key = key.decode() if isinstance(key, bytes) else str(key)
-        if entry:
-            if not fresh and await self._lock(key):
-                task = asyncio.ensure_future(self._rebuild(key, build))
-                self._building.add(task)
-                task.add_done_callback(self._building.discard)
-            return _page(entry)
-        if not await self._lock(key):  # someone is building it: wait a little for their copy
+        found = await self._lookup(name, variant, build)
+        if found.cached:
+            return found.page
+        if not await self._lock(found.key):  # someone is building it: wait a little for their copy
             for _ in range(40):
                 await asyncio.sleep(0.05)
-                entry = await self.redis.get(key)
+                entry = await self.redis.get(found.key)
                 if entry:
                     return _page(entry)
-        return _page(await self._store(key, await build()))
+        return _page(await self._store(found.key, await build()))
+
+    def _lookup(self, name: str, variant: str, build: Build) -> asyncio.Future[Lookup]:
+        """Joins the read of this variant that goes out at the end of the current loop tick, or starts it."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Lookup] = loop.create_future()
+        batch = self._batches.get((name, variant))
+        if batch is None:
+            batch = self._batches[(name, variant)] = _Batch(build)
+            loop.call_soon(self._send, name, variant)
+        batch.waiters.append(waiter)
+        return waiter
+
+    def _send(self, name: str, variant: str) -> None:
+        self._spawn(self._answer(name, variant, self._batches.pop((name, variant))))
+
+    async def _answer(self, name: str, variant: str, batch: _Batch) -> None:
+        try:
+            entry, fresh, key = await self._read(keys=[VERSION_KEY], args=[PREFIX + name + ":", variant])
+            key = key.decode() if isinstance(key, bytes) else str(key)
+            found = Lookup(key, bool(entry), _page(entry) if entry else None)
+            if entry and not fresh and await self._lock(key):  # stale: rebuilt in the background, served meanwhile
+                self._spawn(self._rebuild(key, batch.build))
+        except Exception as error:  # each visit raises it (a Redis outage is every visit's 500)
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            return
+        except BaseException:  # the loop is shutting down
+            for waiter in batch.waiters:
+                waiter.cancel()
+            raise
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_result(found)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _lock(self, key: str) -> bool:
         return bool(await self.redis.set(key + ":lock", b"1", nx=True, ex=LOCK_SECONDS))
