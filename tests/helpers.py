@@ -70,6 +70,13 @@ def kill_worker(worker: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> N
     worker.wait(timeout=30)
 
 
+def wait_for_fresh_minute(needed_seconds: float = 5) -> None:
+    """Per-address limits count per calendar minute: a test that fills one window waits for a new minute when fewer
+    than `needed_seconds` are left, so it cannot straddle two windows (and see the count start again)."""
+    if 60 - time.time() % 60 < needed_seconds:
+        time.sleep(60 - time.time() % 60 + 0.1)
+
+
 async def eventually(condition: Callable[[], object], timeout: float = 60, interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while True:

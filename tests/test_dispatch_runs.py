@@ -183,7 +183,7 @@ async def test_preview_then_commit_twice_proposes_once(client: AsyncTestClient, 
 async def test_confirm_and_decline_links_are_signed_expiring_and_single_use(
     client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
-    run_id, mission_ids, _ = await committed_run(client, redis, db, (2,), 2)
+    run_id, _missions, _ = await committed_run(client, redis, db, (2,), 2)
     (m, first), (_, second) = sorted(await proposals(db, run_id))
     holders = f"renfort:applications:m{m}:holders"
 
@@ -209,7 +209,7 @@ async def test_confirm_and_decline_links_are_signed_expiring_and_single_use(
 
 async def test_expired_proposals_give_their_places_back(client: AsyncTestClient, redis: Redis,
                                                         db: asyncpg.Connection) -> None:
-    run_id, mission_ids, _ = await committed_run(client, redis, db, (2,), 2)
+    run_id, _missions, _ = await committed_run(client, redis, db, (2,), 2)
     (m, first), (_, second) = sorted(await proposals(db, run_id))
     await db.execute("UPDATE applications SET expires_at = now() - interval '1 minute' WHERE volunteer_id = $1",
                      first)
@@ -226,7 +226,7 @@ async def test_expired_proposals_give_their_places_back(client: AsyncTestClient,
 
 async def test_cancelling_a_run_withdraws_unanswered_proposals_only(client: AsyncTestClient, redis: Redis,
                                                                     db: asyncpg.Connection) -> None:
-    run_id, mission_ids, _ = await committed_run(client, redis, db, (3,), 3)
+    run_id, _missions, _ = await committed_run(client, redis, db, (3,), 3)
     pairs = sorted(await proposals(db, run_id))
     m, confirmed = pairs[0]
     assert (await answer(client, "confirmer", token("confirmer", m, confirmed, run_id))).status_code == 200
@@ -246,7 +246,7 @@ async def test_cancelling_a_run_withdraws_unanswered_proposals_only(client: Asyn
 
 async def test_a_new_run_leaves_out_volunteers_engaged_on_a_live_dispatch(client: AsyncTestClient, redis: Redis,
                                                                           db: asyncpg.Connection) -> None:
-    run_id, mission_ids, volunteer_ids = await committed_run(client, redis, db, (2,), 3)
+    run_id, _missions, volunteer_ids = await committed_run(client, redis, db, (2,), 3)
     more = await missions(db, (5,))
     second = await plan(client, more)
     planned = set((await run_row(db, second))["planned_volunteers"])

@@ -24,6 +24,7 @@ from ops.services import MailSink
 from queues.connection import job_queue, sync_redis
 from tests.conftest import REDIS_URL, TEST_ENV, run_worker
 from tests.factories import signup
+from tests.helpers import wait_for_fresh_minute
 
 SENT = "Si cette adresse est connue, vous allez recevoir un lien de connexion valable 15 minutes."
 LINK_SUBJECT = "Votre lien de connexion à Renfort"
@@ -89,12 +90,6 @@ async def make_client(settings: Settings) -> AsyncIterator[Any]:
     yield build
     for client in clients:
         await client.__aexit__(None, None, None)
-
-
-def wait_for_fresh_minute() -> None:
-    # The per-IP window is the calendar minute: keep a short test from straddling two windows.
-    if time.time() % 60 > 55:
-        time.sleep(60 - time.time() % 60 + 0.1)
 
 
 async def test_volunteer_signs_in_with_the_emailed_link_and_signs_out(
