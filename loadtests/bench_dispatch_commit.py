@@ -27,10 +27,6 @@ import argparse
 import asyncio
 import json
 import secrets
-import shutil
-import signal
-import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
@@ -46,7 +42,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from loadtests.bench_signups import Postgres, run_release
-from loadtests.harness import Process, base_env, log, procfile
+from loadtests.harness import Process, base_env, log, procfile, run_benchmark
 from ops.services import LocalPostgres, LocalRedis, free_port
 
 TARGETS = {"commit_seconds": 60.0}
@@ -250,24 +246,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="give up on the commit after this many s")
     parser.add_argument("--keep", action="store_true", help="leave the temporary folder (data, logs)")
     args = parser.parse_args()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    tmp = Path(tempfile.mkdtemp(prefix="renfort-bench-dispatch-"))
-    try:
-        with ExitStack() as stack:
-            result = bench(stack, tmp, args)
-        print(json.dumps(result), flush=True)
-    except (RuntimeError, OSError, asyncpg.PostgresError) as error:
-        log(f"benchmark failed: {type(error).__name__}: {error}")
-        raise SystemExit(1) from error
-    except KeyboardInterrupt:
-        log("interrupted; every process this benchmark started is stopped")
-        raise SystemExit(130) from None
-    finally:
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    run_benchmark(bench, args, prefix="renfort-bench-dispatch-", failures=(asyncpg.PostgresError,))
 
 
 if __name__ == "__main__":

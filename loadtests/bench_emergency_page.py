@@ -23,12 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
-import shutil
-import signal
-import sys
-import tempfile
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
@@ -38,7 +33,7 @@ from typing import Any
 import asyncpg
 
 from loadtests.bench_signups import Platform, serve, start_platform
-from loadtests.harness import CpuWindow, WrkResult, log, loopback, require_wrk, run_wrk
+from loadtests.harness import CpuWindow, WrkResult, log, loopback, require_wrk, run_benchmark, run_wrk
 
 BARE_APP = "loadtests.bare_app:app"
 SLUG = "crues-aude-herault"
@@ -236,25 +231,7 @@ def main() -> None:
     args = parser.parse_args()
     args.mail_sink = False  # start_platform's option: no mail is sent here
     require_wrk()
-    # Both unwind the ExitStack, so every server is stopped (SIGINT too when started from a script that ignores it).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    tmp = Path(tempfile.mkdtemp(prefix="renfort-bench-"))
-    try:
-        with ExitStack() as stack:
-            result = bench(stack, tmp, args)
-        print(json.dumps(result), flush=True)
-    except (RuntimeError, OSError, asyncpg.PostgresError) as error:
-        log(f"benchmark failed: {type(error).__name__}: {error}")
-        raise SystemExit(1) from error
-    except KeyboardInterrupt:
-        log("interrupted; every process this benchmark started is stopped")
-        raise SystemExit(130) from None
-    finally:
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    run_benchmark(bench, args, prefix="renfort-bench-", failures=(asyncpg.PostgresError,))
 
 
 if __name__ == "__main__":

@@ -28,13 +28,8 @@ import argparse
 import asyncio
 import email
 import email.policy
-import json
 import random
 import re
-import shutil
-import signal
-import sys
-import tempfile
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -50,7 +45,7 @@ from redis import Redis
 
 from loadtests import bench_signups
 from loadtests.bench_signups import Platform, serve, start_platform
-from loadtests.harness import CpuWindow, Process, WrkResult, log, loopback, require_wrk, run_wrk
+from loadtests.harness import CpuWindow, Process, WrkResult, log, loopback, require_wrk, run_benchmark, run_wrk
 
 BARE_APP = "loadtests.bare_app:app"
 APPLICATIONS_PENDING = "renfort:applications:pending"
@@ -588,24 +583,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the temporary folder (data, logs, pairs)")
     args = parser.parse_args()
     require_wrk()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    tmp = Path(tempfile.mkdtemp(prefix="renfort-bench-missions-"))
-    try:
-        with ExitStack() as stack:
-            result = bench(stack, tmp, args)
-        print(json.dumps(result), flush=True)
-    except (RuntimeError, OSError, asyncpg.PostgresError, httpx.HTTPError) as error:
-        log(f"benchmark failed: {type(error).__name__}: {error}")
-        raise SystemExit(1) from error
-    except KeyboardInterrupt:
-        log("interrupted; every process this benchmark started is stopped")
-        raise SystemExit(130) from None
-    finally:
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    run_benchmark(bench, args, prefix="renfort-bench-missions-", failures=(asyncpg.PostgresError, httpx.HTTPError))
 
 
 if __name__ == "__main__":

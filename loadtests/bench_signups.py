@@ -20,13 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import secrets
-import shutil
-import signal
 import subprocess
-import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -46,6 +41,7 @@ from loadtests.harness import (
     loopback,
     procfile,
     require_wrk,
+    run_benchmark,
     run_wrk,
     wait_http,
 )
@@ -356,25 +352,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the temporary folder (data, logs, receipts)")
     args = parser.parse_args()
     require_wrk()
-    # Both unwind the ExitStack, so every server is stopped (SIGINT too when started from a script that ignores it).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    tmp = Path(tempfile.mkdtemp(prefix="renfort-bench-"))
-    try:
-        with ExitStack() as stack:
-            result = bench(stack, tmp, args)
-        print(json.dumps(result), flush=True)
-    except (RuntimeError, OSError, asyncpg.PostgresError) as error:
-        log(f"benchmark failed: {type(error).__name__}: {error}")
-        raise SystemExit(1) from error
-    except KeyboardInterrupt:
-        log("interrupted; every process this benchmark started is stopped")
-        raise SystemExit(130) from None
-    finally:
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    run_benchmark(bench, args, prefix="renfort-bench-", failures=(asyncpg.PostgresError,))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ is its own process group (a server's workers included) and is stopped by that gr
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -15,9 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -224,3 +228,33 @@ def run_wrk(
         p50_ms=float(data["latency_ms"]["p50"]),
         p99_ms=float(data["latency_ms"]["p99"]),
     )
+
+
+Bench = Callable[[ExitStack, Path, argparse.Namespace], dict[str, Any]]
+
+
+def run_benchmark(bench: Bench, args: argparse.Namespace, *, prefix: str,
+                  failures: tuple[type[BaseException], ...] = ()) -> None:
+    """Runs `bench` in a temporary folder and prints its ONE JSON line. Whatever happens (an error, Ctrl-C, SIGTERM)
+    the ExitStack unwinds, so every server and process the benchmark started is stopped; the folder is removed
+    unless `--keep`. `failures` are the errors that end the run with a one-line message and exit status 1."""
+    # Both unwind the ExitStack (SIGINT too when started from a script that ignores it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    expected: tuple[type[BaseException], ...] = (RuntimeError, OSError, *failures)
+    try:
+        with ExitStack() as stack:
+            result = bench(stack, tmp, args)
+        print(json.dumps(result), flush=True)
+    except expected as error:
+        log(f"benchmark failed: {type(error).__name__}: {error}")
+        raise SystemExit(1) from error
+    except KeyboardInterrupt:
+        log("interrupted; every process this benchmark started is stopped")
+        raise SystemExit(130) from None
+    finally:
+        if getattr(args, "keep", False):
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
