@@ -24,6 +24,7 @@ from app.settings import Settings, load_settings
 from ops.services import MailSink, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.browser"]  # the browser tests' server, mail sink and Chromium
 
 
 def _test_urls() -> tuple[str, str]:

@@ -4,38 +4,20 @@ with the real worker and e-mails through a local SMTP sink: what a volunteer and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import asyncpg
-import pytest
 from playwright.async_api import Browser, Page, expect
 
-from ops.services import MailSink, free_port
+from ops.services import MailSink
 from tests.conftest import run_worker
-from tests.servers import WebServer, running_web_server
-from tests.test_signup_page_browser import browser  # noqa: F401  (the module's headless Chromium)
+from tests.servers import WebServer
 
 VOLUNTEER = "camille.journey@example.org"
 MANAGER = "gestion.journey@example.org"
 TITLE = "Collecte pour la banque alimentaire"
 
 
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailSink]:
-    mail = MailSink(tmp_path_factory.mktemp("mail"), port=free_port())
-    mail.start()
-    yield mail
-    mail.stop()
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory, sink: MailSink) -> Iterator[WebServer]:
-    log = tmp_path_factory.mktemp("web") / "granian.log"
-    with running_web_server(log, {"SMTP_URL": sink.url}) as server:
-        yield server
-
-
-async def new_page(browser: Browser, web: WebServer) -> Page:  # noqa: F811
+async def new_page(browser: Browser, web: WebServer) -> Page:
     context = await browser.new_context(base_url=web.base_url, locale="fr-FR", viewport={"width": 390, "height": 844})
     context.set_default_timeout(15_000)
     return await context.new_page()
@@ -85,7 +67,7 @@ async def sign_in(page: Page, sink: MailSink, email: str) -> None:
 
 
 async def test_a_volunteer_signs_in_applies_and_is_accepted_by_the_manager(
-    browser: Browser, web: WebServer, sink: MailSink, db: asyncpg.Connection  # noqa: F811
+    browser: Browser, web: WebServer, sink: MailSink, db: asyncpg.Connection
 ) -> None:
     mission_id = await seed(db)
     volunteer = await new_page(browser, web)

@@ -3,35 +3,21 @@ and the chart change by themselves while the page stays the same page (no reload
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
 
+from tests.browser import SCREENSHOTS
 from tests.helpers import queue_signups, queued_signup
-from tests.servers import WebServer, running_web_server
+from tests.servers import WebServer
 from tests.test_applications import session_cookies
 from tests.test_coordination import add_emergency, add_volunteers
-from tests.test_signup_page_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
 SLUG = "inondations-aude"
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    with running_web_server(tmp_path_factory.mktemp("web") / "granian.log") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        await launched.close()
 
 
 @pytest.fixture

@@ -5,36 +5,19 @@ volunteer confirms from the e-mailed link."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import asyncpg
-import pytest
 from playwright.async_api import Browser, Page, expect
 
-from ops.services import MailSink, free_port
+from ops.services import MailSink
 from tests.conftest import run_worker
-from tests.servers import WebServer, running_web_server
+from tests.servers import WebServer
 from tests.test_application_journey_browser import new_page, sign_in
-from tests.test_signup_page_browser import browser, fill_signup, submit  # noqa: F401  (the module's Chromium)
+from tests.test_signup_page_browser import fill_signup, submit
 
 COORDINATOR = "coordination.journey@example.org"
 CITIZEN = "sacha.journey@example.org"
 MISSION = "Porter de l'eau aux personnes âgées"
-
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailSink]:
-    mail = MailSink(tmp_path_factory.mktemp("mail"), port=free_port())
-    mail.start()
-    yield mail
-    mail.stop()
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory, sink: MailSink) -> Iterator[WebServer]:
-    log = tmp_path_factory.mktemp("web") / "granian.log"
-    with running_web_server(log, {"SMTP_URL": sink.url}) as server:
-        yield server
 
 
 async def seed(db: asyncpg.Connection) -> int:
@@ -79,7 +62,7 @@ async def launch(coordinator: Page, mission_id: int) -> None:
 
 
 async def test_launch_an_emergency_sign_up_from_it_dispatch_and_confirm(
-    browser: Browser, web: WebServer, sink: MailSink, db: asyncpg.Connection  # noqa: F811
+    browser: Browser, web: WebServer, sink: MailSink, db: asyncpg.Connection
 ) -> None:
     mission_id = await seed(db)
     coordinator = await new_page(browser, web)

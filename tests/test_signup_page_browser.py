@@ -10,46 +10,19 @@ import asyncio
 import itertools
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from app.main import DSFR
+from tests.browser import SCREENSHOTS
 from tests.conftest import run_worker
-from tests.servers import WebServer, running_web_server
+from tests.servers import WebServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = Path("/tmp")
 CONSENT_MESSAGE = "Vous devez accepter que vos données servent à vous proposer des missions pour vous inscrire."
 _numbers = itertools.count(1)
-
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    with running_web_server(tmp_path_factory.mktemp("web") / "granian.log") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    # The async API: the sync one keeps an event loop running in this thread, which pytest-asyncio's loop forbids.
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        await launched.close()
 
 
 @pytest.fixture
