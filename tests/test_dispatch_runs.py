@@ -12,6 +12,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from app.main import create_app
+from app.settings import Settings
 from ops.services import MailSink
 from surge.dispatch import links
 from tests.conftest import TEST_ENV, run_worker
@@ -262,3 +264,25 @@ async def test_only_a_live_emergency_dispatches(client: AsyncTestClient, redis: 
     await sign_in(client, redis, db, "coordination69@example.org", departments=("69",))
     response = await post_form(client, BASE, {"pool": "departements", "max_km": "30", "missions": mission_ids}, BASE)
     assert response.status_code == 409
+
+
+async def test_a_volunteer_answers_a_proposal_from_their_space_too(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, settings: Settings
+) -> None:
+    """Without the e-mail (lost, or read on another device), the proposal waits in « Mes candidatures »."""
+    _, mission_ids, volunteer_ids = await committed_run(client, redis, db, (2,), 2)
+    emails = dict(await db.fetch("SELECT id, email FROM volunteers WHERE id = ANY($1::bigint[])", volunteer_ids))
+    async with AsyncTestClient(app=create_app(settings)) as first, AsyncTestClient(app=create_app(settings)) as second:
+        await sign_in(first, redis, db, emails[volunteer_ids[0]])
+        await sign_in(second, redis, db, emails[volunteer_ids[1]])
+        page = await first.get("/mon-espace/candidatures")
+        assert "Proposée par la coordination" in page.text and "Je confirme, je serai là" in page.text
+        confirmed = await post_form(first, f"/mon-espace/candidatures/{mission_ids[0]}/confirmer", {})
+        assert confirmed.headers["location"].endswith("resultat=confirmed")
+        again = await post_form(first, f"/mon-espace/candidatures/{mission_ids[0]}/confirmer", {})
+        assert again.headers["location"].endswith("resultat=inchange")
+        declined = await post_form(second, f"/mon-espace/candidatures/{mission_ids[0]}/annuler", {})
+        assert declined.headers["location"].endswith("resultat=cancelled")
+    run_worker()
+    assert dict(await db.fetch("SELECT volunteer_id, status FROM applications WHERE mission_id = $1",
+                               mission_ids[0])) == {volunteer_ids[0]: "accepted", volunteer_ids[1]: "cancelled"}

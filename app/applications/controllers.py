@@ -141,6 +141,15 @@ class VolunteerApplicationPages(Controller):
         return Redirect(f"/mon-espace/candidatures?resultat={'cancelled' if cancelled else 'inchange'}",
                         status_code=303)
 
+    @post("/mon-espace/candidatures/{mission_id:int}/confirmer", guards=[signed_in], request_max_body_size=MAX_BODY)
+    async def confirm(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web) -> Redirect:
+        volunteer_id = await _volunteer_id(request, web)
+        confirmed, drain = await service.confirm(web.places, web.engine, mission_id, volunteer_id)
+        if drain:
+            await web.request_drain(enqueue.drain_applications)
+        return Redirect(f"/mon-espace/candidatures?resultat={'confirmed' if confirmed else 'inchange'}",
+                        status_code=303)
+
 
 class ExportPages(Controller):
     path = "/exports"

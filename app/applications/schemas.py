@@ -24,6 +24,8 @@ OUTCOME_MESSAGES = {
     "declined": "La structure a déjà refusé votre candidature à cette mission.",
     "closed": "Cette mission ne reçoit plus de candidatures.",
     "cancelled": "Votre candidature est annulée.",
+    "confirmed": "Merci ! Votre participation est confirmée : la structure vous contactera pour les détails pratiques.",
+    "inchange": "Rien n'a changé : cette candidature a déjà évolué entre-temps (voir son statut ci-dessous).",
 }
 
 

@@ -147,6 +147,16 @@ async def withdraw_everywhere(places: Places, engine: AsyncEngine, volunteer_id:
     return drain
 
 
+async def confirm(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int | None) -> tuple[bool, bool]:
+    """The volunteer accepts a coordinator's proposal from their space (as from the e-mailed link): (confirmed?,
+    drain needed?)."""
+    if volunteer_id is None:
+        raise NotAVolunteer
+    moved, drain = await move(places, engine, mission_id, volunteer_id, target="accepted", allowed=("proposed",),
+                              kind="confirmed")
+    return moved.outcome == "done", drain
+
+
 async def _managed_mission(session: AsyncSession, mission_id: int, roles: Roles) -> tuple[Mission, Organisation]:
     row = (await session.execute(
         select(Mission, Organisation).join(Organisation, Organisation.id == Mission.organisation_id)
