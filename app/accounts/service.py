@@ -165,7 +165,7 @@ async def describe_roles(session: AsyncSession, roles: Roles) -> list[str]:
         rows = await session.execute(
             select(Department.code, Department.name).where(Department.code.in_(roles.departments))
         )
-        names = dict(rows.tuples().all())
+        names = dict(rows.all())
         for code in roles.departments:
             labels.append(f"Coordination départementale : {names.get(code, code)} ({code})")
     if roles.organisations:

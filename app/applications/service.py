@@ -81,7 +81,7 @@ async def seed(places: Places, engine: AsyncEngine, mission_id: int) -> bool:
             saved = [SavedApplication(volunteer_id, status, version) for volunteer_id, status, version in (
                 await session.execute(select(Application.volunteer_id, Application.status, Application.version)
                                       .where(Application.mission_id == mission_id))
-            ).tuples()]
+            )]
     places_count, mission_status, organisation_status = row
     state = mission_state(mission_status, organisation_status)
     return await places.seed(mission_id, capacity=places_count, state=state,
@@ -214,7 +214,7 @@ async def of_volunteer(session: AsyncSession, redis: Redis, volunteer_id: int) -
         .join(Organisation, Organisation.id == Mission.organisation_id)
         .where(Application.volunteer_id == volunteer_id)
         .order_by(Application.applied_at.desc())
-    )).tuples().all()
+    )).all()
     current = await _current(redis, [(mission.id, volunteer_id) for _, mission, _ in rows])
     return [_read(application, mission, organisation, current.get((mission.id, volunteer_id), application.status))
             for application, mission, organisation in rows]
@@ -230,7 +230,7 @@ async def of_mission(session: AsyncSession, redis: Redis, mission_id: int, roles
         .join(Commune, Commune.code == Volunteer.commune_code)
         .where(Application.mission_id == mission_id)
         .order_by(Application.applied_at, Application.id)
-    )).tuples().all()
+    )).all()
     current = await _current(redis, [(mission_id, application.volunteer_id) for application, _, _ in rows])
     return mission, [
         _read(application, mission, organisation, current.get((mission_id, application.volunteer_id),

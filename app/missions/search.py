@@ -220,7 +220,7 @@ async def _run(session: AsyncSession, query: SearchQuery) -> MissionPage:
     rows = (await session.execute(
         base.add_columns(distance.label("km")).order_by(*order)
         .limit(query.per_page).offset((query.page - 1) * query.per_page)
-    )).tuples().all()
+    )).all()
     ids = [mission.id for mission, _, _ in rows]
     addresses, held = await _addresses(session, ids), await taken(session, ids)
     items = [read(mission, organisation, addresses[mission.id], km, held.get(mission.id, 0))

@@ -75,7 +75,7 @@ async def taken(session: AsyncSession, mission_ids: Sequence[int]) -> dict[int, 
         .where(Application.mission_id.in_(mission_ids), Application.status.in_(HOLDING))
         .group_by(Application.mission_id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def _addresses(session: AsyncSession, mission_ids: Sequence[int]) -> dict[int, list[AddressRead]]:
@@ -86,7 +86,7 @@ async def _addresses(session: AsyncSession, mission_ids: Sequence[int]) -> dict[
         .order_by(MissionAddress.id)
     )
     found: dict[int, list[AddressRead]] = {mission_id: [] for mission_id in mission_ids}
-    for address, name, department in rows.tuples():
+    for address, name, department in rows:
         found[address.mission_id].append(AddressRead(
             address_line=address.address_line, postal_code=address.postal_code, commune_code=address.commune_code,
             commune_name=name, department_code=department, latitude=address.latitude, longitude=address.longitude,

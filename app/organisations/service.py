@@ -197,7 +197,7 @@ async def moderation_queue(session: AsyncSession, roles: Roles) -> dict[str, lis
     query = _query().where(Organisation.status.in_(("awaiting_validation", "validated", "suspended")))
     if not (roles.admin or roles.national_coordinator):
         query = query.where(Commune.department_code.in_(roles.departments))
-    rows = (await session.execute(query.order_by(Organisation.status_changed_at, Organisation.id))).tuples()
+    rows = (await session.execute(query.order_by(Organisation.status_changed_at, Organisation.id)))
     queue: dict[str, list[OrganisationRead]] = {"awaiting_validation": [], "validated": [], "suspended": []}
     for organisation, commune in rows:
         queue[organisation.status].append(_read(organisation, commune))

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts.models import User
@@ -117,7 +118,7 @@ class MissionChoice:
 async def mission_choices(session: AsyncSession, slug: str) -> list[MissionChoice]:
     """The emergency's missions a dispatch may target: online, on site; priority first."""
     first_address = (select(MissionAddress.mission_id, MissionAddress.commune_code)
-                     .distinct(MissionAddress.mission_id)
+                     .ext(distinct_on(MissionAddress.mission_id))
                      .order_by(MissionAddress.mission_id, MissionAddress.id).subquery())
     rows = await session.execute(
         select(Mission.id, Mission.title, Mission.priority, Mission.places, Commune.name, Commune.department_code)

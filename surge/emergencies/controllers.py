@@ -53,7 +53,7 @@ def _postal_code(query_string: bytes) -> str:
 
 async def _department_names(session: Any, codes: list[str]) -> list[str]:
     rows = await session.execute(select(Department.code, Department.name).where(Department.code.in_(codes)))
-    names = dict(rows.tuples().all())
+    names = dict(rows.all())
     return [f"{names.get(code, code)} ({code})" for code in codes]
 
 
