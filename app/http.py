@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
+from litestar.params import PathParameter
+
+# A row id in a path (missions, organisations, runs…): PostgreSQL's BIGINT range, so a number past it is a 400 with
+# the French "malformed request" page instead of a database error.
+RowId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 
 def client_ip(request: Request[Any, Any, Any], trusted_proxy_hops: int) -> str:

@@ -373,3 +373,16 @@ async def test_over_its_bound_the_application_queue_answers_503_with_retry_after
         assert response.status_code == 503 and response.headers["retry-after"] == "30"
         assert "Réessayez dans quelques instants" in response.text
     assert await redis.hget(f"renfort:applications:m{mission_id}:status", str(volunteer_id)) is None
+
+
+async def test_an_id_past_bigint_in_a_path_is_a_french_400_not_a_server_error(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
+) -> None:
+    (_, email), = await add_volunteers(db, 1)
+    await sign_in(client, redis, db, email)
+    huge = "9" * 23
+    for path in (f"/missions/{huge}/candidater", f"/missions/{huge}/candidatures/decision",
+                 f"/mon-espace/candidatures/{huge}/annuler", f"/missions/{huge}/statut/publier"):
+        response = await post_form(client, path, {"decision": "accepter"})
+        assert response.status_code == 400 and "La requête est mal formée." in response.text, path
+    assert (await client.get(f"/missions/{huge}/candidatures")).status_code == 400

@@ -22,6 +22,7 @@ from app.applications.schemas import OUTCOME_MESSAGES
 from app.applications.service import volunteer_id_of
 from app.db.base import unit_of_work
 from app.deps import Db, Web
+from app.http import RowId
 from app.state import WebState
 from queues import enqueue
 
@@ -53,7 +54,7 @@ class ApplyPages(Controller):
     include_in_schema = False
 
     @post("/candidater", guards=[signed_in], request_max_body_size=MAX_BODY)
-    async def apply(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web) -> Redirect:
+    async def apply(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect:
         """The rush path: the session (Redis), one Lua call, no SQL while the mission is unchanged."""
         volunteer_id = await _volunteer_id(request, web)
         if volunteer_id is None:
@@ -65,7 +66,7 @@ class ApplyPages(Controller):
         return Redirect(f"/mon-espace/candidatures?mission={mission_id}&resultat={outcome.outcome}", status_code=303)
 
     @get("/candidatures", guards=[signed_in])
-    async def applicants(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db,
+    async def applicants(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db,
                          info: FromQuery[str | None] = None) -> Template:
         mission, applications = await service.of_mission(db, web.redis, mission_id, require_account(request).roles)
         counts: dict[str, int] = {}
@@ -76,7 +77,7 @@ class ApplyPages(Controller):
         return Template("candidatures_mission.html", context=context, headers=PRIVATE)
 
     @post("/candidatures/decision", guards=[signed_in], request_max_body_size=MAX_BODY)
-    async def decide(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db) -> Redirect:
+    async def decide(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db) -> Redirect:
         form = await request.form()
         decision = str(form.get("decision") or "")
         if decision not in service.DECISIONS:
@@ -93,7 +94,7 @@ class ApplyPages(Controller):
         return Redirect(f"/missions/{mission_id}/candidatures?info={quote(info + '.')}", status_code=303)
 
     @post("/candidatures/message", guards=[signed_in], request_max_body_size=MAX_BODY)
-    async def message(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db) -> Redirect:
+    async def message(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db) -> Redirect:
         form = await request.form()
         _, applications = await service.of_mission(db, web.redis, mission_id, require_account(request).roles)
         chosen = set(_ids(form.getall("volunteer", [])))
@@ -110,7 +111,7 @@ class ApplyPages(Controller):
         return Redirect(f"/missions/{mission_id}/candidatures?info={quote(info)}", status_code=303)
 
     @post("/candidatures/export", guards=[signed_in], request_max_body_size=MAX_BODY)
-    async def export(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db) -> Redirect:
+    async def export(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db) -> Redirect:
         account = require_account(request)
         mission, _ = await service.of_mission(db, web.redis, mission_id, account.roles)  # checks the manager
         token = exports.new_token()
@@ -133,7 +134,7 @@ class VolunteerApplicationPages(Controller):
         return Template("mes_candidatures.html", context=context, headers=PRIVATE)
 
     @post("/mon-espace/candidatures/{mission_id:int}/annuler", guards=[signed_in], request_max_body_size=MAX_BODY)
-    async def cancel(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web) -> Redirect:
+    async def cancel(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect:
         volunteer_id = await _volunteer_id(request, web)
         cancelled, drain = await service.cancel(web.places, web.engine, mission_id, volunteer_id)
         if drain:
@@ -142,7 +143,7 @@ class VolunteerApplicationPages(Controller):
                         status_code=303)
 
     @post("/mon-espace/candidatures/{mission_id:int}/confirmer", guards=[signed_in], request_max_body_size=MAX_BODY)
-    async def confirm(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web) -> Redirect:
+    async def confirm(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect:
         volunteer_id = await _volunteer_id(request, web)
         confirmed, drain = await service.confirm(web.places, web.engine, mission_id, volunteer_id)
         if drain:

@@ -15,6 +15,7 @@ from app.accounts.guards import organisation_manager, require_account, signed_in
 from app.accounts.sessions import current_account
 from app.applications import service as applications
 from app.deps import Db, Web
+from app.http import RowId
 from app.missions import search, service
 from app.missions.schemas import MissionPage, MissionRead
 from app.missions.validation import FIELDS, MAX_ADDRESSES, MissionInvalid
@@ -86,13 +87,13 @@ class MissionPages(Controller):
         return Template("mission.html", context=context, headers=None if mission.online else PRIVATE)
 
     @get("/{mission_id:int}/modifier", guards=[signed_in])
-    async def edit(self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db) -> Template:
+    async def edit(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db) -> Template:
         mission = await service.edit_form(db, mission_id, require_account(request).roles)
         return _form(web, _values_of(mission), {}, f"/missions/{mission_id}/modifier")
 
     @post("/{mission_id:int}/modifier", guards=[signed_in], request_max_body_size=MAX_BODY)
     async def save(
-        self, request: Request[Any, Any, Any], mission_id: FromPath[int], web: Web, db: Db
+        self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db
     ) -> Template | Redirect:
         values = await _values(request)
         roles = require_account(request).roles
@@ -104,7 +105,7 @@ class MissionPages(Controller):
 
     @post("/{mission_id:int}/statut/{decision:str}", guards=[signed_in])
     async def decide(
-        self, request: Request[Any, Any, Any], mission_id: FromPath[int], decision: FromPath[str], db: Db
+        self, request: Request[Any, Any, Any], mission_id: RowId, decision: FromPath[str], db: Db
     ) -> Redirect:
         action = service.ACTIONS.get(decision)
         if action is None:
@@ -118,12 +119,12 @@ class OrganisationMissionPages(Controller):
     include_in_schema = False
 
     @get("/nouvelle", guards=[organisation_manager("organisation_id")])
-    async def new(self, organisation_id: FromPath[int], web: Web) -> Template:
+    async def new(self, organisation_id: RowId, web: Web) -> Template:
         return _form(web, {}, {}, f"/organisations/{organisation_id}/missions/nouvelle")
 
     @post("/nouvelle", guards=[organisation_manager("organisation_id")], request_max_body_size=MAX_BODY)
     async def create(
-        self, request: Request[Any, Any, Any], organisation_id: FromPath[int], web: Web, db: Db
+        self, request: Request[Any, Any, Any], organisation_id: RowId, web: Web, db: Db
     ) -> Template | Redirect:
         values = await _values(request)
         try:

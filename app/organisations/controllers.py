@@ -13,6 +13,7 @@ from app.accounts.controllers import PRIVATE
 from app.accounts.guards import moderator, organisation_manager, require_account, signed_in
 from app.accounts.sessions import current_account, update_account
 from app.deps import Db, Web
+from app.http import RowId
 from app.organisations import service
 from app.organisations.validation import TYPE_LABELS, OrganisationInvalid
 
@@ -53,7 +54,7 @@ class OrganisationPages(Controller):
         return Redirect(organisation.path, status_code=303)
 
     @get("/{organisation_id:int}/modifier", guards=[organisation_manager("organisation_id")])
-    async def edit(self, organisation_id: FromPath[int], web: Web, db: Db) -> Template:
+    async def edit(self, organisation_id: RowId, web: Web, db: Db) -> Template:
         organisation = await service.edit_form(db, organisation_id)
         values = {field: getattr(organisation, field) or "" for field in FIELDS}
         return _form(web, values, {}, f"/organisations/{organisation_id}/modifier")
@@ -61,7 +62,7 @@ class OrganisationPages(Controller):
     @post("/{organisation_id:int}/modifier", guards=[organisation_manager("organisation_id")],
           request_max_body_size=MAX_BODY)
     async def save(
-        self, request: Request[Any, Any, Any], organisation_id: FromPath[int], web: Web, db: Db
+        self, request: Request[Any, Any, Any], organisation_id: RowId, web: Web, db: Db
     ) -> Template | Redirect:
         values = await _values(request)
         try:
@@ -71,7 +72,7 @@ class OrganisationPages(Controller):
         return Redirect(organisation.path, status_code=303)
 
     @post("/{organisation_id:int}/soumettre", guards=[organisation_manager("organisation_id")])
-    async def submit(self, organisation_id: FromPath[int], db: Db) -> Redirect:
+    async def submit(self, organisation_id: RowId, db: Db) -> Redirect:
         organisation = await service.submit(db, organisation_id)
         return Redirect(organisation.path, status_code=303)
 
@@ -99,7 +100,7 @@ class ModerationPages(Controller):
 
     @post("/{organisation_id:int}/{decision:str}", guards=[moderator], request_max_body_size=MAX_BODY)
     async def decide(
-        self, request: Request[Any, Any, Any], organisation_id: FromPath[int], decision: FromPath[str], db: Db
+        self, request: Request[Any, Any, Any], organisation_id: RowId, decision: FromPath[str], db: Db
     ) -> Redirect:
         action = service.MODERATION_ACTIONS.get(decision)
         if action is None:

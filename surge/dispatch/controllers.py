@@ -22,6 +22,7 @@ from app.applications.models import Application
 from app.db.base import unit_of_work
 from app.deps import Db, Web
 from app.geo.models import Commune
+from app.http import RowId
 from app.reference import AVAILABILITY, DOMAINS
 from app.volunteers.models import Volunteer
 from queues import enqueue
@@ -108,7 +109,7 @@ class DispatchPages(Controller):
         return Redirect(f"/coordination/urgences/{emergency.slug}/mobilisation/{run_id}", status_code=303)
 
     @get("/{run_id:int}", guards=[signed_in])
-    async def run_page(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: FromPath[int], db: Db,
+    async def run_page(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId, db: Db,
                        info: FromQuery[str | None] = None) -> Template:
         emergency = await runs.emergency_for(db, slug, require_account(request).roles)
         view = await runs.run_of(db, emergency, run_id)
@@ -123,7 +124,7 @@ class DispatchPages(Controller):
         return Template("mobilisation_plan.html", context=context, headers=PRIVATE)
 
     @post("/{run_id:int}/engager", guards=[signed_in])
-    async def commit(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: FromPath[int],
+    async def commit(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId,
                      web: Web) -> Redirect:
         account = require_account(request)
         async with unit_of_work(web.engine) as session:
@@ -136,7 +137,7 @@ class DispatchPages(Controller):
                         status_code=303)
 
     @post("/{run_id:int}/annuler", guards=[signed_in])
-    async def cancel(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: FromPath[int],
+    async def cancel(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId,
                      web: Web) -> Redirect:
         account = require_account(request)
         async with unit_of_work(web.engine) as session:

@@ -19,6 +19,7 @@ from app.accounts.guards import coordinator, require_account
 from app.db.base import unit_of_work
 from app.deps import Db
 from app.geo.models import Department
+from app.http import RowId
 from app.missions import search
 from app.missions.validation import MissionInvalid
 from app.reference import DOMAINS
@@ -213,7 +214,7 @@ class EmergencyCoordinationPages(Controller):
         return Redirect(f"/coordination/urgences/{slug}?info=Mission%20rattach%C3%A9e.", status_code=303)
 
     @post("/{slug:str}/missions/{mission_id:int}/detacher")
-    async def detach(self, request: Request[Any, Any, Any], slug: FromPath[str], mission_id: FromPath[int],
+    async def detach(self, request: Request[Any, Any, Any], slug: FromPath[str], mission_id: RowId,
                      db: Db) -> Redirect:
         await service.detach(db, slug, mission_id, roles=require_account(request).roles)
         return Redirect(f"/coordination/urgences/{slug}?info=Mission%20d%C3%A9tach%C3%A9e.", status_code=303)
