@@ -124,7 +124,8 @@ def commit_dispatch(connection: Redis, run_id: int) -> Job:
         job_timeout=900,
         result_ttl=3600,
         failure_ttl=7 * DAY,
-        retry=Retry(max=5, interval=[10, 30, 60, 120, 300]),
+        # Long enough to outlast the run's lock (15 min) when a killed worker left it behind.
+        retry=Retry(max=7, interval=[10, 30, 60, 120, 300, 600, 900]),
         description="commit a dispatch run: make its proposals",
     )
 

@@ -299,6 +299,9 @@ async def test_applying_needs_a_volunteer_sign_up_and_a_signed_in_session(
     assert anonymous.status_code in (303, 403)  # no session: sign-in page (or CSRF refusal), never a place
     await sign_in(volunteer, redis, db, "pas.inscrit@example.org")
     assert await apply(volunteer, mission_id) == "benevole"
+    for action in ("annuler", "confirmer"):
+        response = await post_form(volunteer, f"/mon-espace/candidatures/{mission_id}/{action}", {})
+        assert outcome_of(response) == "benevole"
     page = await volunteer.get("/mon-espace/candidatures?resultat=benevole")
     assert "inscrivez-vous d'abord comme bénévole" in page.text
     assert await redis.llen("renfort:applications:pending") == 0
@@ -351,6 +354,8 @@ async def test_managers_export_applicants_as_csv_built_by_a_worker(
         assert lines[0].startswith("Prénom;Nom;E-mail")
         assert len(lines) == 3 and "benevole1@example.org" in download.text
         assert "'=HYPERLINK" in download.text  # never a live formula
+        # Only tokens of the export's shape are looked up (the CSV's own key is not an export).
+        assert (await client.get(location + ":csv")).status_code == 404
         # The link is the requester's only.
         await sign_in(volunteer, redis, db, "curieux@example.org")
         assert (await volunteer.get(location + "/candidatures.csv")).status_code == 404

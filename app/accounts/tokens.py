@@ -54,7 +54,7 @@ def mint(secret: str, token_id: str, expires_at: int) -> str:
 def read(secret: str, token: str, now: float) -> LinkToken:
     """Checks the signature, then the expiry; raises `LinkInvalid` or `LinkExpired`."""
     parts = token.strip().split(".")
-    if len(parts) != 3 or not parts[1].isdigit() or len(token) > 200:
+    if len(parts) != 3 or not parts[1].isdecimal() or len(token) > 200:
         raise LinkInvalid
     token_id, expiry, signature = parts
     if not hmac.compare_digest(signature.encode(), _signature(secret, token_id, int(expiry)).encode()):

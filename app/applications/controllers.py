@@ -46,7 +46,7 @@ async def _volunteer_id(request: Request[Any, Any, Any], web: WebState) -> int |
 
 
 def _ids(values: list[str]) -> list[int]:
-    return [int(value) for value in values if value.isdigit() and len(value) < 19]
+    return [int(value) for value in values if value.isdecimal() and len(value) < 19]
 
 
 class ApplyPages(Controller):
@@ -136,6 +136,8 @@ class VolunteerApplicationPages(Controller):
     @post("/mon-espace/candidatures/{mission_id:int}/annuler", guards=[signed_in], request_max_body_size=MAX_BODY)
     async def cancel(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect:
         volunteer_id = await _volunteer_id(request, web)
+        if volunteer_id is None:
+            return Redirect("/mon-espace/candidatures?resultat=benevole", status_code=303)
         cancelled, drain = await service.cancel(web.places, web.engine, mission_id, volunteer_id)
         if drain:
             await web.request_drain(enqueue.drain_applications)
@@ -145,6 +147,8 @@ class VolunteerApplicationPages(Controller):
     @post("/mon-espace/candidatures/{mission_id:int}/confirmer", guards=[signed_in], request_max_body_size=MAX_BODY)
     async def confirm(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect:
         volunteer_id = await _volunteer_id(request, web)
+        if volunteer_id is None:
+            return Redirect("/mon-espace/candidatures?resultat=benevole", status_code=303)
         confirmed, drain = await service.confirm(web.places, web.engine, mission_id, volunteer_id)
         if drain:
             await web.request_drain(enqueue.drain_applications)

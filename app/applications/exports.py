@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import secrets
 
 import msgspec
@@ -14,6 +15,7 @@ from app.applications.schemas import ApplicationRead
 
 TTL_SECONDS = 3600
 PREFIX = "renfort:exports:"
+TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")  # what new_token() makes
 COLUMNS = ("Prénom", "Nom", "E-mail", "Téléphone", "Commune", "Statut", "Candidature le", "Message")
 
 
@@ -36,6 +38,8 @@ async def register(redis: Redis, token: str, user_id: int, mission_id: int) -> N
 
 
 async def find_any(redis: Redis, token: str) -> ExportRequest | None:
+    if not TOKEN.fullmatch(token):
+        return None  # not one of ours (and never a key of another shape, e.g. the CSV's own)
     raw = await redis.get(PREFIX + token)
     return msgspec.json.decode(raw, type=ExportRequest) if raw else None
 

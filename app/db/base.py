@@ -26,9 +26,12 @@ class Base(DeclarativeBase):
 def make_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
     """An engine owned by one event loop: web processes keep a pool; each job builds a small one of its own (RQ runs
     it in a fresh loop) and disposes of it at the end; one-off scripts pass 0 for no pool at all."""
+    # hide_parameters: a database error's message never carries the bound values (names, e-mails, phones) into a
+    # log line or a Sentry event.
     if pool_size == 0:
-        return create_async_engine(database_url, poolclass=NullPool)
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        return create_async_engine(database_url, poolclass=NullPool, hide_parameters=True)
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               hide_parameters=True)
 
 
 @asynccontextmanager

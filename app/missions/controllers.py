@@ -75,7 +75,7 @@ class MissionPages(Controller):
     async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], web: Web, db: Db
                    ) -> Template | Redirect:
         number, _, slug = reference.partition("-")
-        if not number.isdigit() or len(number) > 18:
+        if not number.isdecimal() or len(number) > 18:
             raise NotFoundException
         account = current_account(request)
         mission, manager = await service.mission_page(db, int(number), account)

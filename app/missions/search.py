@@ -126,7 +126,7 @@ def parse_query(params: Mapping[str, str]) -> SearchQuery:
     for field, high in (("page", 10_000), ("per_page", MAX_PER_PAGE)):
         if field in text:
             raw = text[field]
-            if raw.isdigit() and 1 <= int(raw) <= high:
+            if raw.isdecimal() and 1 <= int(raw) <= high:
                 values[field] = int(raw)
             else:
                 errors[field] = (f"Le nombre de résultats par page va de 1 à {MAX_PER_PAGE}." if field == "per_page"

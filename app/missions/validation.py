@@ -105,7 +105,7 @@ def validate_mission(data: dict[str, Any], postcodes: PostcodeIndex, *, today: d
     elif not start and not schedule and not {"start_date", "end_date"} & errors.keys():
         errors["start_date"] = "Indiquez une date de début, ou décrivez le rythme de la mission."
     raw_places = _text(data.get("places")) if not isinstance(data.get("places"), int) else str(data.get("places"))
-    places = int(raw_places) if raw_places.isdigit() and len(raw_places) < 6 else 0
+    places = int(raw_places) if raw_places.isdecimal() and len(raw_places) < 6 else 0
     if places <= 0:
         errors["places"] = "Indiquez un nombre de places (1 au moins)."
     addresses = _addresses(data, remote, postcodes, errors)

@@ -79,7 +79,7 @@ class OrganisationPages(Controller):
     @get("/{reference:str}")
     async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], db: Db) -> Template | Redirect:
         number, _, slug = reference.partition("-")
-        if not number.isdigit() or len(number) > 18:
+        if not number.isdecimal() or len(number) > 18:
             raise NotFoundException
         page = await service.showcase(db, int(number), current_account(request))
         if slug != page.organisation.slug:

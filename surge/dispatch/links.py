@@ -53,7 +53,7 @@ def url(base_url: str, secret: str, action: str, mission_id: int, volunteer_id: 
 def read(secret: str, action: str, token: str, now: float) -> ProposalLink:
     """Checks the action, the signature, then the expiry; raises `LinkInvalid` or `LinkExpired`."""
     parts = token.strip().split(".")
-    if action not in ACTIONS or len(parts) != 5 or len(token) > 200 or not all(p.isdigit() for p in parts[:4]):
+    if action not in ACTIONS or len(parts) != 5 or len(token) > 200 or not all(p.isdecimal() for p in parts[:4]):
         raise LinkInvalid
     body, signature = ".".join(parts[:4]), parts[4]
     if not hmac.compare_digest(signature.encode(), _signature(secret, action, body).encode()):

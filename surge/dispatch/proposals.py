@@ -94,7 +94,7 @@ async def commit_run(engine: AsyncEngine, places: Places, redis: Redis, run_id: 
     """committing → committed: proposes the plan's pairs. One job at a time per run (a Redis lock); re-runnable."""
     lock = _Lock(redis, run_id)
     if not await lock.take():
-        return {"proposed": 0, "busy": 1}
+        raise RunBusy  # another job is committing this run (or died holding the lock): RQ retries later
     try:
         return await _commit(engine, places, run_id, ttl_seconds, request_drain)
     finally:

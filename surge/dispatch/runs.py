@@ -147,7 +147,7 @@ def parse_parameters(form: dict[str, Any], choices: list[MissionChoice]) -> Para
     domains = [d for d in dict.fromkeys(form.get("domains") or []) if d in DOMAINS]
     availability = [a for a in dict.fromkeys(form.get("availability") or []) if a in AVAILABILITY]
     known = {choice.id for choice in choices}
-    wanted = [int(m) for m in form.get("missions") or [] if str(m).isdigit() and int(m) in known]
+    wanted = [int(m) for m in form.get("missions") or [] if str(m).isdecimal() and int(m) in known]
     if not wanted:
         errors["missions"] = "Cochez au moins une mission en ligne de l'urgence."
     if errors:

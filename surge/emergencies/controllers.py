@@ -206,7 +206,7 @@ class EmergencyCoordinationPages(Controller):
         number = raw.split("-", 1)[0]
         roles = require_account(request).roles
         try:
-            if not number.isdigit() or len(number) > 18:
+            if not number.isdecimal() or len(number) > 18:
                 raise service.EmergencyInvalid({"mission": "Indiquez le numéro de la mission, par exemple 42."})
             await service.attach(db, slug, int(number), priority=bool(form.get("priority")), roles=roles)
         except service.EmergencyInvalid as invalid:
