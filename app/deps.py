@@ -26,6 +26,7 @@ async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
         yield session
     if cache.changed(session):
         await cache.invalidate(web.redis)  # after the commit, so no search can re-cache the old state
+        await web.places.changed(cache.changed_capacity(session))
 
 
 # Handlers declare `web: Web`: the dependency is named explicitly, as Litestar 3 will require.

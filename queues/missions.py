@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from app.applications.capacity import Places
 from app.db.base import unit_of_work
 from app.missions import cache, service
 from queues.runtime import JobContext, run_job
@@ -17,6 +18,7 @@ def finish_past_missions() -> int:
             finished = await service.finish_past_missions(session, today=date.today())
         if finished:
             await cache.invalidate(context.redis)  # after the commit
+            await Places(context.redis).changed(cache.changed_capacity(session))  # they take no more applications
         return finished
 
     return run_job(body)

@@ -391,3 +391,26 @@ async def test_an_id_past_bigint_in_a_path_is_a_french_400_not_a_server_error(
         response = await post_form(client, path, {"decision": "accepter"})
         assert response.status_code == 400 and "La requête est mal formée." in response.text, path
     assert (await client.get(f"/missions/{huge}/candidatures")).status_code == 400
+
+
+async def test_a_change_to_one_mission_makes_only_that_mission_read_postgresql_again(
+    client: AsyncTestClient, mission_of: Any, settings: Any, redis: Redis, db: asyncpg.Connection
+) -> None:
+    from app.applications.capacity import Places
+    from tests.test_missions import mission
+
+    first, second = await mission_of(places="1"), await mission_of(places="1")
+    clients, _ = await signed_in_volunteers(settings, redis, db, 1)
+    try:
+        assert await apply(clients[0], first) == "pending" and await apply(clients[0], second) == "pending"
+        places = Places(redis)
+        assert await places.taken(first) == 1 and await places.taken(second) == 1
+        edit = f"/missions/{first}/modifier"
+        assert (await post_form(client, edit, mission(places="3"), edit)).status_code == 303
+        assert await places.taken(first) is None  # read again at its next use
+        assert await places.taken(second) == 1  # untouched: still served from Redis alone
+        # A seed that read PostgreSQL before the change is refused rather than written over the new state.
+        assert await places.seed(first, capacity=1, state="1", epoch="0", highest_version=0, saved=[]) is False
+        assert await places.taken(first) is None
+    finally:
+        await close(clients)

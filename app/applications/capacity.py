@@ -3,9 +3,10 @@ process: one Lua script decides "place" or "wait-list", records the state and qu
 
 Per mission `m` (keys under `renfort:applications:m<id>:`):
 - `meta`: hash of capacity (places), open ("1" while the mission takes applications, "w" while it is online but
-  full, so that only the wait-list moves up, "0" offline) and epoch, the missions' cache
-  version it was read at; any change to missions or organisations bumps that version after its commit, so a
-  stale `meta` answers "unknown" and the web re-reads the mission once (see service.seed);
+  full, so that only the wait-list moves up, "0" offline) and the epoch it was read at;
+- `epoch`: a counter bumped after the commit of any change to this mission's places or openness (its own edit or
+  status, its organisation's moderation, its scheduled end): a stale `meta` answers "unknown" and the web reads
+  that mission from PostgreSQL once (see service.seed) — other missions keep serving without SQL;
 - `holders`: set of the volunteers holding a place (pending, accepted, done, proposed);
 - `waitlist`: sorted set, volunteer → arrival number; the first is promoted when a place frees up;
 - `status`: hash, volunteer → the application's current status;
@@ -16,14 +17,13 @@ Every change gets a number from `renfort:applications:seq` (its version) and is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
 from redis.asyncio import Redis
 
 from app.durable_queue import DRAIN_SCHEDULED_TTL, DurableQueue
-from app.missions.cache import VERSION_KEY
 
 PREFIX = "renfort:applications:"
 SEQUENCE = PREFIX + "seq"
@@ -98,9 +98,11 @@ end
 return {'done', current, promoted, drain_needed()}
 """
 
-# ARGV: mission, capacity, open, epoch, highest saved version, then (volunteer, status, version) triples of the
-# saved applications, used only when Redis holds no state for this mission (first use, or Redis lost it); drain TTL
+# ARGV: mission, capacity, open, epoch (the mission's, read before PostgreSQL), highest saved version, then
+# (volunteer, status, version) triples of the saved applications, used only when Redis holds no state for this
+# mission (first use, or Redis lost it); drain TTL
 SEED = _COMMON + """
+if ARGV[4] ~= (redis.call('GET', KEYS[5]) or '0') then return 'stale' end  -- changed since it was read: read again
 redis.call('HSET', KEYS[1], 'capacity', ARGV[2], 'open', ARGV[3], 'epoch', ARGV[4])
 if tonumber(redis.call('GET', KEYS[6]) or '0') < tonumber(ARGV[5]) then redis.call('SET', KEYS[6], ARGV[5]) end
 if redis.call('EXISTS', KEYS[4]) == 0 then
@@ -237,7 +239,7 @@ class Places:
 
     def _keys(self, mission_id: int) -> list[str]:
         base = f"{PREFIX}m{mission_id}:"
-        return [base + "meta", base + "holders", base + "waitlist", base + "status", VERSION_KEY, SEQUENCE,
+        return [base + "meta", base + "holders", base + "waitlist", base + "status", base + "epoch", SEQUENCE,
                 self.queue.pending, self.queue.drain_scheduled]
 
     async def apply(self, mission_id: int, volunteer_id: int, message: str) -> Applied:
@@ -269,8 +271,15 @@ class Places:
     def _proposals(self, mission_id: int) -> str:
         return f"{PREFIX}m{mission_id}:proposals"
 
-    async def epoch(self) -> str:
-        return _text(await self.redis.get(VERSION_KEY) or b"0")
+    async def epoch(self, mission_id: int) -> str:
+        return _text(await self.redis.get(self._keys(mission_id)[4]) or b"0")
+
+    async def changed(self, mission_ids: Iterable[int]) -> None:
+        """After the commit of a change to these missions' places or openness: Redis reads them again at next use."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for mission_id in mission_ids:
+                pipe.incr(self._keys(mission_id)[4])
+            await pipe.execute()
 
     async def knows(self, mission_id: int) -> bool:
         """Whether Redis holds this mission's application states (else a seed rebuilds them from PostgreSQL)."""
@@ -304,7 +313,7 @@ class Places:
         keys = self._keys(mission_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(keys[0], "epoch")
-            pipe.get(VERSION_KEY)
+            pipe.get(keys[4])
             pipe.scard(keys[1])
             epoch, version, held = await pipe.execute()
         if epoch is None or epoch != (version or b"0"):

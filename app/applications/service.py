@@ -64,7 +64,7 @@ def mission_state(mission_status: str, organisation_status: str) -> str:
 async def seed(places: Places, engine: AsyncEngine, mission_id: int) -> bool:
     """Gives Redis the mission's capacity and state as PostgreSQL has them now (and the applications, when Redis has
     none for it); returns whether promotions were queued (the caller asks for a drain)."""
-    epoch = await places.epoch()  # read before PostgreSQL: a change committed after it makes this seed stale
+    epoch = await places.epoch(mission_id)  # read before PostgreSQL: a change committed after it makes the seed stale
     knows = await places.knows(mission_id)
     async with unit_of_work(engine) as session:
         row = (await session.execute(

@@ -7,6 +7,7 @@ transaction commits, so every older entry stops being read at once and expires o
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -16,6 +17,7 @@ VERSION_KEY = "renfort:missions:version"
 ENTRY_PREFIX = "renfort:missions:search"
 TTL_SECONDS = 300
 CHANGED = "missions_changed"  # a flag in session.info, read by whoever owns the transaction
+CAPACITY_CHANGED = "missions_capacity_changed"  # the ids of the missions whose places or openness changed
 
 # The version and the entry it selects, read in one round trip: on the search's hot path they are two reads that
 # depend on each other. The entry's key is built inside the script, so it cannot be declared: fine on one Redis
@@ -27,8 +29,15 @@ return {key, redis.call('GET', key)}
 LOOKUP_SHA = hashlib.sha1(LOOKUP.encode(), usedforsecurity=False).hexdigest()  # EVALSHA names scripts by it
 
 
-def mark_changed(session: AsyncSession) -> None:
+def mark_changed(session: AsyncSession, mission_ids: Iterable[int] = ()) -> None:
+    """What is online changed. `mission_ids`: missions whose places or openness changed, so that the capacity Redis
+    holds for them is read again (app/applications/capacity.py) — only theirs, not every mission's."""
     session.info[CHANGED] = True
+    session.info.setdefault(CAPACITY_CHANGED, set()).update(mission_ids)
+
+
+def changed_capacity(session: AsyncSession) -> set[int]:
+    return set(session.info.get(CAPACITY_CHANGED, ()))
 
 
 def changed(session: AsyncSession) -> bool:

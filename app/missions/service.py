@@ -192,7 +192,7 @@ async def update_mission(session: AsyncSession, mission_id: int, *, data: dict[s
     await _set_addresses(session, mission_id, valid)
     await session.flush()
     if mission.status in ONLINE_STATUSES:
-        mark_changed(session)  # what the search shows changed
+        mark_changed(session, [mission.id])  # what the search shows changed, and maybe the places
     return await _read(session, mission, organisation)
 
 
@@ -219,7 +219,7 @@ async def transition(session: AsyncSession, mission_id: int, *, action: str, rol
     mission.status = target
     mission.status_changed_at = datetime.now(UTC)
     await session.flush()
-    mark_changed(session)
+    mark_changed(session, [mission.id])
     return await _read(session, mission, organisation)
 
 
@@ -241,7 +241,7 @@ async def finish_past_missions(session: AsyncSession, *, today: date) -> int:
         .values(status="finished", status_changed_at=datetime.now(UTC))
         .returning(Mission.id)
     )
-    finished = len(result.all())
+    finished = [mission_id for (mission_id,) in result.all()]
     if finished:
-        mark_changed(session)
-    return finished
+        mark_changed(session, finished)
+    return len(finished)

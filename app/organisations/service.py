@@ -17,6 +17,7 @@ from app.accounts.schemas import Roles, SignedIn
 from app.geo.index import PostcodeIndex
 from app.geo.models import Commune
 from app.missions.cache import mark_changed
+from app.missions.models import Mission
 from app.organisations.models import Organisation, OrganisationManager
 from app.organisations.schemas import STATUS_LABELS, OrganisationRead
 from app.organisations.validation import TYPE_LABELS, validate_organisation
@@ -188,7 +189,8 @@ async def moderate(
         raise ReasonRequired
     _transition(organisation, action, text[:2_000] or None)
     await session.flush()
-    mark_changed(session)  # its missions go online or offline with it
+    # Its missions go online or offline with it.
+    mark_changed(session, await session.scalars(select(Mission.id).where(Mission.organisation_id == organisation_id)))
     return _read(organisation, commune)
 
 
