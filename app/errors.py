@@ -27,6 +27,7 @@ from app.missions.validation import MissionInvalid
 from app.organisations.service import IllegalTransition, ModerationForbidden, OrganisationNotFound, ReasonRequired
 from app.volunteers.service import SignupBacklogged, SignupRateLimited
 from app.volunteers.validation import SignupInvalid
+from surge.emergencies.page import PageUnavailable
 from surge.emergencies.service import (
     EmergencyForbidden,
     EmergencyNotFound,
@@ -67,7 +68,8 @@ def rate_limited(request: Request[Any, Any, Any], _: SignupRateLimited) -> Respo
 
 
 def backlogged(
-    request: Request[Any, Any, Any], _: SignupBacklogged | ApplicationsBacklogged | ApplicationsUnavailable
+    request: Request[Any, Any, Any],
+    _: SignupBacklogged | ApplicationsBacklogged | ApplicationsUnavailable | PageUnavailable,
 ) -> Response[Any]:
     return _respond(request, 503, BUSY, headers={"Retry-After": "30"})
 
@@ -192,6 +194,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignupBacklogged: backlogged,
     ApplicationsUnavailable: backlogged,
     ApplicationsBacklogged: backlogged,
+    PageUnavailable: backlogged,
     SignInRateLimited: signin_rate_limited,
     LinkInvalid: link_invalid,
     LinkExpired: link_expired,

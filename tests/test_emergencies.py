@@ -173,3 +173,24 @@ async def test_the_demo_data_holds_the_covid_and_ukraine_emergencies_across_depa
         page = await public.get(f"/urgence/{slug}")
         assert page.status_code == 200 and title in page.text
     assert await db.fetchval("SELECT count(*) FROM emergencies") == 2
+
+
+async def test_a_page_that_cannot_be_rebuilt_is_served_from_its_previous_copy(redis: Redis) -> None:
+    """PostgreSQL unreachable after a change: visitors keep the last copy; with none at all, a 503, not a 500."""
+    from app.missions.cache import invalidate
+    from surge.emergencies.page import PageCache, PageUnavailable
+
+    pages = PageCache(redis)
+
+    async def good() -> bytes:
+        return b"<h1>Crues</h1>"
+
+    async def down() -> bytes:
+        raise OSError("connection refused")
+
+    assert await pages.get("urgence:crues", "", good) == b"<h1>Crues</h1>"
+    await invalidate(redis)  # a change: the cached copy is no longer current
+    assert await pages.get("urgence:crues", "", down) == b"<h1>Crues</h1>"
+    with pytest.raises(PageUnavailable):
+        await pages.get("urgence:jamais-vue", "", down)
+    assert await pages.get("urgence:crues", "", good) == b"<h1>Crues</h1>"  # and it rebuilds once it can

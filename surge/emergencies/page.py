@@ -36,11 +36,20 @@ KEEP_SECONDS = 3600
 LOCK_SECONDS = 10
 FOUND, MISSING = b"2", b"4"  # the first byte of a cached entry: a page, or "no such public emergency"
 
-# → {entry or false, fresh (0/1), key}
+LATEST_SECONDS = 86_400
+
+# → {entry or false, fresh (0/1), key, the last entry built at any version (only when the current one is missing)}
 READ = """
 local key = ARGV[1] .. (redis.call('GET', KEYS[1]) or '0') .. ':' .. ARGV[2]
-return {redis.call('GET', key), redis.call('EXISTS', key .. ':fresh'), key}
+local entry = redis.call('GET', key)
+local latest = false
+if not entry then latest = redis.call('GET', ARGV[1] .. 'latest:' .. ARGV[2]) end
+return {entry, redis.call('EXISTS', key .. ':fresh'), key, latest}
 """
+
+
+class PageUnavailable(Exception):
+    """No copy of the page at all, and it cannot be built now (PostgreSQL unreachable): a 503, not a 500."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,7 @@ class Lookup:
     key: str  # the entry's key at the current cache version
     cached: bool  # an entry exists: a page, or MISSING
     page: bytes | None  # the page, when the entry is one
+    latest: bytes | str | None  # when there is no entry: the last one built before the cache version moved
 
 
 @dataclass(slots=True)
@@ -95,13 +105,22 @@ class PageCache:
         found = await self._lookup(name, variant, build)
         if found.cached:
             return found.page
-        if not await self._lock(found.key):  # someone is building it: wait a little for their copy
+        if not await self._lock(found.key):  # someone is building it: the previous copy meanwhile, if any
+            if found.latest is not None:
+                return _page(found.latest)
             for _ in range(40):
                 await asyncio.sleep(0.05)
                 entry = await self.redis.get(found.key)
                 if entry:
                     return _page(entry)
-        return _page(await self._store(found.key, await build()))
+        try:
+            return _page(await self._store(found.key, await build()))
+        except Exception as error:  # PostgreSQL down, say: the previous copy beats an error page
+            await self.redis.delete(found.key + ":lock")
+            if found.latest is not None:
+                log.warning("serving the previous copy of a page that could not be rebuilt (%s)", type(error).__name__)
+                return _page(found.latest)
+            raise PageUnavailable from error
 
     def _lookup(self, name: str, variant: str, build: Build) -> asyncio.Future[Lookup]:
         """Joins the read of this variant that goes out at the end of the current loop tick, or starts it."""
@@ -119,9 +138,9 @@ class PageCache:
 
     async def _answer(self, name: str, variant: str, batch: _Batch) -> None:
         try:
-            entry, fresh, key = await self._read(keys=[VERSION_KEY], args=[PREFIX + name + ":", variant])
+            entry, fresh, key, latest = await self._read(keys=[VERSION_KEY], args=[PREFIX + name + ":", variant])
             key = key.decode() if isinstance(key, bytes) else str(key)
-            found = Lookup(key, bool(entry), _page(entry) if entry else None)
+            found = Lookup(key, bool(entry), _page(entry) if entry else None, latest or None)
             if entry and not fresh and await self._lock(key):  # stale: rebuilt in the background, served meanwhile
                 self._spawn(self._rebuild(key, batch.build))
         except Exception as error:  # each visit raises it (a Redis outage is every visit's 500)
@@ -153,8 +172,11 @@ class PageCache:
 
     async def _store(self, key: str, html: bytes | None) -> bytes:
         entry = MISSING if html is None else FOUND + html
+        prefix, _, variant = key.rpartition(":")  # PREFIX + name + ":" + version + ":" + variant
+        latest = prefix.rpartition(":")[0] + ":latest:" + variant
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(key, entry, ex=KEEP_SECONDS)
+            pipe.set(latest, entry, ex=LATEST_SECONDS)
             pipe.set(key + ":fresh", b"1", ex=FRESH_SECONDS)
             pipe.delete(key + ":lock")
             await pipe.execute()
