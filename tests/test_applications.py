@@ -414,3 +414,33 @@ async def test_a_change_to_one_mission_makes_only_that_mission_read_postgresql_a
         assert await places.taken(first) is None
     finally:
         await close(clients)
+
+
+async def test_managers_write_to_the_ticked_applicants_once_even_when_clicking_twice(
+    client: AsyncTestClient, mission_of: Any, settings: Any, redis: Redis, db: asyncpg.Connection,
+    mail_sink: MailSink
+) -> None:
+    mission_id = await mission_of()
+    clients, ids = await signed_in_volunteers(settings, redis, db, 3)
+    try:
+        for volunteer in clients:
+            await apply(volunteer, mission_id)
+        run_worker()
+        listing = f"/missions/{mission_id}/candidatures"
+        page = (await client.get(listing)).text
+        sending = re.search(r'name="envoi" value="([^"]+)"', page)
+        assert sending
+        form = {"volunteer": [str(ids[0]), str(ids[2])], "body": "Rendez-vous samedi à 9 h devant la mairie.",
+                "envoi": sending[1]}
+        first = await post_form(client, f"{listing}/message", form, listing)
+        assert "Message envoyé à 2 personne(s)." in unquote(first.headers["location"])
+        again = await post_form(client, f"{listing}/message", form, listing)
+        assert "déjà parti" in unquote(again.headers["location"])
+        empty = await post_form(client, f"{listing}/message", {**form, "body": " "}, listing)
+        assert "Écrivez un message" in unquote(empty.headers["location"])
+        run_worker({"SMTP_URL": mail_sink.url})
+        received = [m for m in mail_sink.messages() if m["Subject"].startswith("Message de ")]
+        assert sorted(m["To"] for m in received) == ["benevole1@example.org", "benevole3@example.org"]
+        assert all("Rendez-vous samedi à 9 h" in m.get_content() for m in received)
+    finally:
+        await close(clients)

@@ -4,7 +4,8 @@ CSV export (managers)."""
 from __future__ import annotations
 
 import asyncio
-import time
+import re
+import secrets
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ from queues import enqueue
 
 MAX_BODY = 16_384
 MAX_MESSAGE_BODY = 5_000
+SENDING = re.compile(r"[A-Za-z0-9_-]{16}")  # what secrets.token_urlsafe(12) makes
 DECISION_DONE = {"accepter": "acceptée(s)", "refuser": "refusée(s)", "terminer": "marquée(s) réalisée(s)"}
 
 
@@ -73,6 +75,7 @@ class ApplyPages(Controller):
         for application in applications:
             counts[application.status_label] = counts.get(application.status_label, 0) + 1
         context = {"mission": mission, "applications": applications, "counts": counts, "info": info,
+                   "sending": secrets.token_urlsafe(12),
                    "taken": await service.taken_places(web.places, web.engine, mission_id)}
         return Template("candidatures_mission.html", context=context, headers=PRIVATE)
 
@@ -100,11 +103,16 @@ class ApplyPages(Controller):
         chosen = set(_ids(form.getall("volunteer", [])))
         body = str(form.get("body") or "").strip()[:MAX_MESSAGE_BODY]
         recipients = [application.volunteer_id for application in applications if application.volunteer_id in chosen]
+        # The form's one-time number: a second click (or a reload of the POST) sends nothing twice.
+        sending = str(form.get("envoi") or "")
         if not body or not recipients:
             info = "Écrivez un message et cochez au moins une personne."
+        elif not SENDING.fullmatch(sending) or not await web.redis.set(
+            f"renfort:applications:message-sent:{sending}", b"1", nx=True, ex=86_400
+        ):
+            info = "Ce message est déjà parti : il n'a pas été envoyé une seconde fois."
         else:
-            stamp = time.time_ns()
-            items = [(mission_id, volunteer_id, "application_message", f"message:{mission_id}:{volunteer_id}:{stamp}",
+            items = [(mission_id, volunteer_id, "application_message", f"message:{mission_id}:{volunteer_id}:{sending}",
                       body) for volunteer_id in recipients]
             await asyncio.to_thread(enqueue.send_application_mails, web.rq_connection, items)
             info = f"Message envoyé à {len(recipients)} personne(s)."
