@@ -294,6 +294,14 @@ class Places:
         args.append(DRAIN_SCHEDULED_TTL)
         return _text(await self._seed(keys=self._keys(mission_id), args=args)) == "1"
 
+    async def statuses(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        """The current status of each (mission, volunteer) Redis knows, ahead of PostgreSQL by at most one drain."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for mission_id, volunteer_id in pairs:
+                pipe.hget(self._keys(mission_id)[3], str(volunteer_id))
+            values = await pipe.execute()
+        return {pair: _text(value) for pair, value in zip(pairs, values, strict=True) if value}
+
     async def queued_missions(self, volunteer_id: int) -> set[int]:
         """The missions with a change of this volunteer still queued or in flight, i.e. not yet in PostgreSQL."""
         lists = [self.queue.pending] + [self.queue.inflight_key(name) for name in await self.queue.consumers()]

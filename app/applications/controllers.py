@@ -20,11 +20,11 @@ from app.accounts.guards import require_account, signed_in
 from app.accounts.sessions import update_account
 from app.applications import exports, service
 from app.applications.schemas import OUTCOME_MESSAGES
-from app.applications.service import volunteer_id_of
 from app.db.base import unit_of_work
 from app.deps import Db, Web
 from app.http import RowId
 from app.state import WebState
+from app.volunteers.profile import volunteer_id_of
 from queues import enqueue
 
 MAX_BODY = 16_384
@@ -40,7 +40,7 @@ async def _volunteer_id(request: Request[Any, Any, Any], web: WebState) -> int |
     if account.volunteer_id is not None:
         return account.volunteer_id
     async with unit_of_work(web.engine) as session:
-        volunteer_id = await volunteer_id_of(session, account.email)
+        volunteer_id = await volunteer_id_of(session, account.user_id)
     if volunteer_id is not None:
         roles = msgspec.structs.replace(account.roles, volunteer=True)
         update_account(request, msgspec.structs.replace(account, volunteer_id=volunteer_id, roles=roles))
@@ -141,27 +141,20 @@ class VolunteerApplicationPages(Controller):
                    "just_applied": mission is not None and all(a.mission_id != mission for a in applications)}
         return Template("mes_candidatures.html", context=context, headers=PRIVATE)
 
-    @post("/mon-espace/candidatures/{mission_id:int}/annuler", guards=[signed_in], request_max_body_size=MAX_BODY)
-    async def cancel(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect:
+    @post("/mon-espace/candidatures/{mission_id:int}/{action:str}", guards=[signed_in],
+          request_max_body_size=MAX_BODY)
+    async def answer(self, request: Request[Any, Any, Any], mission_id: RowId, action: FromPath[str],
+                     web: Web) -> Redirect:
+        """Cancel an application, or confirm a coordinator's proposal."""
+        if action not in service.VOLUNTEER_ANSWERS:
+            raise NotFoundException
         volunteer_id = await _volunteer_id(request, web)
         if volunteer_id is None:
             return Redirect("/mon-espace/candidatures?resultat=benevole", status_code=303)
-        cancelled, drain = await service.cancel(web.places, web.engine, mission_id, volunteer_id)
+        outcome, drain = await service.answer(web.places, web.engine, mission_id, volunteer_id, action)
         if drain:
             await web.request_drain(enqueue.drain_applications)
-        return Redirect(f"/mon-espace/candidatures?resultat={'cancelled' if cancelled else 'inchange'}",
-                        status_code=303)
-
-    @post("/mon-espace/candidatures/{mission_id:int}/confirmer", guards=[signed_in], request_max_body_size=MAX_BODY)
-    async def confirm(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect:
-        volunteer_id = await _volunteer_id(request, web)
-        if volunteer_id is None:
-            return Redirect("/mon-espace/candidatures?resultat=benevole", status_code=303)
-        confirmed, drain = await service.confirm(web.places, web.engine, mission_id, volunteer_id)
-        if drain:
-            await web.request_drain(enqueue.drain_applications)
-        return Redirect(f"/mon-espace/candidatures?resultat={'confirmed' if confirmed else 'inchange'}",
-                        status_code=303)
+        return Redirect(f"/mon-espace/candidatures?resultat={outcome}", status_code=303)
 
 
 class ExportPages(Controller):

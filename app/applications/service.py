@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts.schemas import Roles
-from app.applications.capacity import HOLDING, ApplicationEvent, Applied, Moved, Places, SavedApplication
+from app.applications.capacity import ApplicationEvent, Applied, Moved, Places, SavedApplication
 from app.applications.models import Application
 from app.applications.schemas import STATUS_LABELS, ApplicationRead
 from app.db.base import unit_of_work
@@ -27,7 +27,6 @@ from app.organisations.models import Organisation
 from app.organisations.service import is_online as organisation_is_online
 from app.organisations.service import slugify
 from app.volunteers.models import Volunteer
-from app.volunteers.validation import normalize_email
 
 MAX_MESSAGE = 1_000
 # decision → (target status, statuses it may follow, event kind)
@@ -45,14 +44,6 @@ class ApplicationsUnavailable(Exception):
 
 class ApplicationsBacklogged(Exception):
     """The queue of application changes is over its bound: the person should come back in a moment."""
-
-
-class NotAVolunteer(Exception):
-    """Signed in, but this address never signed up as a volunteer."""
-
-
-async def volunteer_id_of(session: AsyncSession, email: str) -> int | None:
-    return await session.scalar(select(Volunteer.id).where(Volunteer.email_normalized == normalize_email(email)))
 
 
 def mission_state(mission_status: str, organisation_status: str) -> str:
@@ -94,11 +85,9 @@ class Outcome:
     drain_needed: bool
 
 
-async def apply(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int | None,
+async def apply(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int,
                 message: object) -> Outcome:
     """Redis only, unless the mission changed since Redis last read it (then one query, once per change)."""
-    if volunteer_id is None:
-        raise NotAVolunteer
     text_message = message.strip()[:MAX_MESSAGE] if isinstance(message, str) else ""
     drain = False
     for _ in range(3):
@@ -123,13 +112,19 @@ async def move(places: Places, engine: AsyncEngine, mission_id: int, volunteer_i
     raise ApplicationsUnavailable
 
 
-async def cancel(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int | None) -> tuple[bool, bool]:
-    """The volunteer withdraws; their place goes to the first wait-listed person. (cancelled?, drain needed?)"""
-    if volunteer_id is None:
-        raise NotAVolunteer
-    moved, drain = await move(places, engine, mission_id, volunteer_id, target="cancelled", allowed=CANCELLABLE,
-                              kind="cancelled")
-    return moved.outcome == "done", drain
+# The volunteer's own answers, from « Mes candidatures »: (target status, statuses it may follow, event kind, outcome).
+VOLUNTEER_ANSWERS = {
+    "annuler": ("cancelled", CANCELLABLE, "cancelled", "cancelled"),  # the place goes to the first wait-listed
+    "confirmer": ("accepted", ("proposed",), "confirmed", "confirmed"),  # a coordinator's proposal, as by its link
+}
+
+
+async def answer(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int, action: str
+                 ) -> tuple[str, bool]:
+    """(outcome for the page — "inchange" when the status no longer allows it —, drain needed?)"""
+    target, allowed, kind, outcome = VOLUNTEER_ANSWERS[action]
+    moved, drain = await move(places, engine, mission_id, volunteer_id, target=target, allowed=allowed, kind=kind)
+    return (outcome if moved.outcome == "done" else "inchange"), drain
 
 
 async def withdraw_everywhere(places: Places, engine: AsyncEngine, volunteer_id: int,
@@ -145,16 +140,6 @@ async def withdraw_everywhere(places: Places, engine: AsyncEngine, volunteer_id:
             continue  # the mission was deleted meanwhile
         drain = drain or needs
     return drain
-
-
-async def confirm(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int | None) -> tuple[bool, bool]:
-    """The volunteer accepts a coordinator's proposal from their space (as from the e-mailed link): (confirmed?,
-    drain needed?)."""
-    if volunteer_id is None:
-        raise NotAVolunteer
-    moved, drain = await move(places, engine, mission_id, volunteer_id, target="accepted", allowed=("proposed",),
-                              kind="confirmed")
-    return moved.outcome == "done", drain
 
 
 async def _managed_mission(session: AsyncSession, mission_id: int, roles: Roles) -> tuple[Mission, Organisation]:
@@ -187,15 +172,6 @@ async def decide(places: Places, engine: AsyncEngine, session: AsyncSession, mis
     return done, refused, drain
 
 
-async def _current(redis: Redis, mission_volunteers: Sequence[tuple[int, int]]) -> dict[tuple[int, int], str]:
-    """The statuses Redis holds now (ahead of PostgreSQL by at most one drain)."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for mission_id, volunteer_id in mission_volunteers:
-            pipe.hget(f"renfort:applications:m{mission_id}:status", str(volunteer_id))
-        values = await pipe.execute()
-    return {key: value.decode() for key, value in zip(mission_volunteers, values, strict=True) if value}
-
-
 def _read(application: Application, mission: Mission, organisation: Organisation, status: str,
           **person: object) -> ApplicationRead:
     return ApplicationRead(
@@ -215,7 +191,7 @@ async def of_volunteer(session: AsyncSession, redis: Redis, volunteer_id: int) -
         .where(Application.volunteer_id == volunteer_id)
         .order_by(Application.applied_at.desc())
     )).all()
-    current = await _current(redis, [(mission.id, volunteer_id) for _, mission, _ in rows])
+    current = await Places(redis).statuses([(mission.id, volunteer_id) for _, mission, _ in rows])
     return [_read(application, mission, organisation, current.get((mission.id, volunteer_id), application.status))
             for application, mission, organisation in rows]
 
@@ -231,7 +207,7 @@ async def of_mission(session: AsyncSession, redis: Redis, mission_id: int, roles
         .where(Application.mission_id == mission_id)
         .order_by(Application.applied_at, Application.id)
     )).all()
-    current = await _current(redis, [(mission_id, application.volunteer_id) for application, _, _ in rows])
+    current = await Places(redis).statuses([(mission_id, application.volunteer_id) for application, _, _ in rows])
     return mission, [
         _read(application, mission, organisation, current.get((mission_id, application.volunteer_id),
                                                                application.status),
@@ -309,6 +285,3 @@ async def save_events(session: AsyncSession, events: Sequence[ApplicationEvent])
         "x": [proposal.get((event.m, event.v), (0, 0.0))[1] for event in rows],
     })
 
-
-def holding(status: str) -> bool:
-    return status in HOLDING

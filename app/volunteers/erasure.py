@@ -18,7 +18,7 @@ import time
 
 import msgspec
 
-from app.volunteers.signup_queue import SignupQueue, email_mark, receipt_key
+from app.volunteers.signup_queue import SignupQueue, receipt_key
 
 log = logging.getLogger("renfort.erasure")
 
@@ -78,5 +78,5 @@ async def erase_from_queue(queue: SignupQueue, email_normalized: str, *, lease_s
             log.warning("a drain consumer held a sign-up being erased for a whole lease; copy removed")
             break
         await asyncio.sleep(0.05)
-    await queue.redis.delete(email_mark(queue.secret, email_normalized))
+    await queue.forget_email(email_normalized)
     return released

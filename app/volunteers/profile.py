@@ -32,9 +32,13 @@ async def volunteer_of(session: AsyncSession, user_id: int) -> Volunteer:
     return volunteer
 
 
+async def volunteer_id_of(session: AsyncSession, user_id: int) -> int | None:
+    """The id of the volunteer row of this user's address, if they signed up (and it has been saved)."""
+    return await session.scalar(select(Volunteer.id).where(Volunteer.email_normalized == _of_user(user_id)))
+
+
 async def is_volunteer(session: AsyncSession, user_id: int) -> bool:
-    statement = select(Volunteer.id).where(Volunteer.email_normalized == _of_user(user_id))
-    return await session.scalar(statement) is not None
+    return await volunteer_id_of(session, user_id) is not None
 
 
 def form_values(volunteer: Volunteer) -> dict[str, Any]:

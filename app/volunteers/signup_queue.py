@@ -16,7 +16,6 @@ from app.volunteers.schemas import QueuedSignup
 
 PREFIX = "renfort:signups:"
 PENDING = PREFIX + "pending"
-CONSUMERS = PREFIX + "consumers"
 DEAD = PREFIX + "dead"
 DRAIN_SCHEDULED = PREFIX + "drain-scheduled"
 __all__ = ["DRAIN_SCHEDULED_TTL", "RECEIPT_TTL", "SignupQueue", "digest", "email_mark", "receipt_key"]

@@ -21,11 +21,9 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.applications.capacity import HOLDING
-from app.applications.models import Application
 from app.missions.cache import VERSION_KEY
 from app.missions.models import Mission
-from app.missions.service import ONLINE_STATUSES
+from app.missions.service import ONLINE_STATUSES, taken
 from app.volunteers.models import Volunteer
 
 log = logging.getLogger("renfort.emergency_page")
@@ -62,19 +60,13 @@ class Counters:
 
 async def counters(session: AsyncSession, slug: str) -> Counters:
     volunteers = await session.scalar(select(func.count()).where(Volunteer.emergency_slug == slug))
-    held = (
-        select(Application.mission_id, func.count().label("held"))
-        .where(Application.status.in_(HOLDING)).group_by(Application.mission_id).subquery()
-    )
-    taken = func.coalesce(held.c.held, 0)
-    row = (await session.execute(
-        select(func.count(), func.coalesce(func.sum(func.greatest(Mission.places - taken, 0)), 0),
-               func.coalesce(func.sum(func.least(taken, Mission.places)), 0))
-        .select_from(Mission).outerjoin(held, held.c.mission_id == Mission.id)
-        .where(Mission.emergency_slug == slug, Mission.status.in_(ONLINE_STATUSES))
-    )).one()
-    return Counters(volunteers=int(volunteers or 0), missions=int(row[0]), places_open=int(row[1]),
-                    places_filled=int(row[2]))
+    missions = dict((await session.execute(
+        select(Mission.id, Mission.places).where(Mission.emergency_slug == slug, Mission.status.in_(ONLINE_STATUSES))
+    )).all())
+    held = await taken(session, list(missions))  # the places held on these missions only
+    filled = sum(min(held.get(mission_id, 0), places) for mission_id, places in missions.items())
+    return Counters(volunteers=int(volunteers or 0), missions=len(missions),
+                    places_open=sum(missions.values()) - filled, places_filled=filled)
 
 
 Build = Callable[[], Awaitable[bytes | None]]  # the page's HTML, or None when there is no such public page
