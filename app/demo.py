@@ -167,10 +167,11 @@ async def load_organisations(session: AsyncSession) -> int:
 
 
 async def load_demo() -> tuple[int, int]:
-    engine = make_engine(get_settings().database_url, pool_size=0)
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=0)
     try:
         async with unit_of_work(engine) as session:
-            outcome = await save_signups(session, demo_signups(datetime.now(UTC)))
+            outcome = await save_signups(session, settings.secret_key.reveal(), demo_signups(datetime.now(UTC)))
             missions = await load_organisations(session)
     finally:
         await engine.dispose()

@@ -25,7 +25,7 @@ from app.http import wants_json
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
 from app.missions.validation import MissionInvalid
 from app.organisations.service import IllegalTransition, ModerationForbidden, OrganisationNotFound, ReasonRequired
-from app.volunteers.service import SignupBacklogged, SignupRateLimited
+from app.volunteers.service import IdempotencyKeyReused, SignupBacklogged
 from app.volunteers.validation import SignupInvalid
 from surge.emergencies.page import PageUnavailable
 from surge.emergencies.service import (
@@ -45,8 +45,8 @@ def _respond(request: Request[Any, Any, Any], status: int, message: str, headers
     if wants_json(request):
         body: dict[str, Any] = {"errors": errors} if errors else {"error": message}
         return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
-    return Template("error.html", context={"status": status, "message": message, "action": action},
-                    status_code=status, headers=headers)
+    context = {"status": status, "message": message, "action": action, "errors": errors or {}}
+    return Template("error.html", context=context, status_code=status, headers=headers)
 
 
 def _report(request: Request[Any, Any, Any], error: Exception) -> None:
@@ -62,9 +62,10 @@ def signup_invalid(request: Request[Any, Any, Any], error: SignupInvalid) -> Res
     return _respond(request, 422, "Certaines informations sont à corriger.", errors=error.errors)
 
 
-def rate_limited(request: Request[Any, Any, Any], _: SignupRateLimited) -> Response[Any]:
-    message = "Trop d'inscriptions depuis votre connexion en peu de temps. Réessayez dans une minute."
-    return _respond(request, 429, message, headers={"Retry-After": "60"})
+def idempotency_key_reused(request: Request[Any, Any, Any], _: IdempotencyKeyReused) -> Response[Any]:
+    message = ("Cette clé d'idempotence (en-tête Idempotency-Key) a déjà servi pour une autre inscription : "
+               "utilisez une nouvelle clé pour chaque inscription différente.")
+    return _respond(request, 422, message, errors={"idempotency_key": message})
 
 
 def backlogged(
@@ -181,6 +182,11 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
     return _respond(request, status, messages.get(status, "La requête n'a pas pu aboutir."), headers=error.headers)
 
 
+def undecodable(request: Request[Any, Any, Any], _: UnicodeDecodeError) -> Response[Any]:
+    # Litestar decodes multipart form fields without catching a wrong encoding: the client's error, not a 500.
+    return _respond(request, 400, "La requête est mal formée : le formulaire doit être envoyé en UTF-8.")
+
+
 def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     _report(request, error)
@@ -190,7 +196,7 @@ def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     MissionInvalid: mission_invalid,
     SignupInvalid: signup_invalid,
-    SignupRateLimited: rate_limited,
+    IdempotencyKeyReused: idempotency_key_reused,
     SignupBacklogged: backlogged,
     ApplicationsUnavailable: backlogged,
     ApplicationsBacklogged: backlogged,
@@ -216,5 +222,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     NotAuthorizedException: http_error,
     PermissionDeniedException: http_error,
     HTTPException: http_error,
+    UnicodeDecodeError: undecodable,
     Exception: server_error,
 }

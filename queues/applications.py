@@ -1,34 +1,33 @@
-"""The application drain: queued application changes from Redis into PostgreSQL (the loop is queues/drain.py),
-then the e-mails they call for."""
+"""The application drain: queued application changes from Redis into PostgreSQL (the loop, with its leases and the
+isolation of changes PostgreSQL refuses, is queues/drain.py), then the e-mails they call for."""
 
 from __future__ import annotations
 
 import logging
 
 import msgspec
-import sentry_sdk
 from redis import Redis as SyncRedis
-from sqlalchemy.exc import DataError, IntegrityError
 
 from app.applications.capacity import PREFIX, ApplicationEvent
 from app.applications.service import save_events
+from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
 from app.durable_queue import DurableQueue
 from queues import enqueue
-from queues.drain import drain, schedule_if_waiting
+from queues.drain import Writer, Written, drain, schedule_if_waiting
 from queues.runtime import JobContext, run_job
 
 log = logging.getLogger("renfort.applications")
 
 # event kind (and status) → the e-mail the volunteer gets
 MAILS = {
-    ("applied", "pending"): "application_received",
-    ("applied", "waitlisted"): "application_waitlisted",
-    ("promoted", "pending"): "application_promoted",
-    ("accepted", "accepted"): "application_accepted",
-    ("declined", "declined"): "application_declined",
-    ("proposed", "proposed"): "dispatch_proposal",
-    ("dispatch_cancelled", "cancelled"): "dispatch_cancelled",
+    ("applied", Status.PENDING): "application_received",
+    ("applied", Status.WAITLISTED): "application_waitlisted",
+    ("promoted", Status.PENDING): "application_promoted",
+    ("accepted", Status.ACCEPTED): "application_accepted",
+    ("declined", Status.DECLINED): "application_declined",
+    ("proposed", Status.PROPOSED): "dispatch_proposal",
+    ("dispatch_cancelled", Status.CANCELLED): "dispatch_cancelled",
 }
 
 
@@ -36,30 +35,39 @@ def drain_applications(attempt: int = 0) -> dict[str, int]:
     return run_job(lambda context: _drain(context, attempt))
 
 
+class MailEffect(msgspec.Struct, frozen=True):
+    """E-mails a saved batch calls for, filed in the effects list until RQ takes them: ids, kinds and keys only."""
+
+    items: list[tuple[int, int, str, str]]
+
+
+def describe(record: bytes) -> tuple[str, str]:
+    """A change's dead-letter key, and whom it is about (for erasure)."""
+    event = msgspec.json.decode(record, type=ApplicationEvent)
+    return f"{event.mission_id}:{event.volunteer_id}:{event.version}", f"v{event.volunteer_id}"
+
+
 async def _drain(context: JobContext, attempt: int) -> dict[str, int]:
     queue = DurableQueue(context.redis, PREFIX)
 
-    async def write(raw: list[bytes]) -> list[str]:
+    async def write(raw: list[bytes]) -> Written:
         events = [msgspec.json.decode(item, type=ApplicationEvent) for item in raw]
-        try:
-            async with unit_of_work(context.engine) as session:
-                await save_events(session, events)
-        except (IntegrityError, DataError) as error:  # not expected: the statement filters what could fail
-            for item, event in zip(raw, events, strict=True):
-                await queue.bury_raw(item, f"{event.m}:{event.v}:{event.n}", type(error).__name__)
-            sentry_sdk.capture_message("application changes moved to dead letters", level="error")
-            return []
-        mails = [(event.m, event.v, MAILS[(event.k, event.s)], f"application:{event.m}:{event.v}:{event.n}")
-                 for event in events if (event.k, event.s) in MAILS]
-        if mails:
-            enqueue.send_application_mails(context.rq_connection, mails)
+        async with unit_of_work(context.engine) as session:
+            await save_events(session, events)
+        mails = [(event.mission_id, event.volunteer_id, MAILS[(event.kind, event.status)],
+                  f"application:{event.mission_id}:{event.volunteer_id}:{event.version}")
+                 for event in events if (event.kind, event.status) in MAILS]
         log.info("drained %d application changes", len(events))
-        return []
+        return Written(effects=[msgspec.json.encode(MailEffect(mails))] if mails else [])
+
+    async def deliver(effect: bytes) -> None:
+        enqueue.send_application_mails(context.rq_connection, msgspec.json.decode(effect, type=MailEffect).items)
 
     def enqueue_next(attempt: int) -> None:
         enqueue.drain_applications(context.rq_connection, attempt=attempt)
 
-    return await drain(context, queue, write, enqueue_next=enqueue_next, attempt=attempt, log=log)
+    writer = Writer(write=write, describe=describe, deliver=deliver)
+    return await drain(context, queue, writer, enqueue_next=enqueue_next, attempt=attempt, log=log)
 
 
 def ensure_drain(connection: SyncRedis, *, starting: bool = False) -> bool:

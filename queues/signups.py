@@ -1,28 +1,31 @@
-"""The sign-up drain: moves queued sign-ups from Redis into PostgreSQL in batches (the loop is queues/drain.py),
-bisecting a batch PostgreSQL refuses so that one bad record goes to the dead letters and never blocks the others.
-"""
+"""The sign-up drain: queued sign-ups from Redis into PostgreSQL in batches (the loop, with its leases and the
+isolation of records PostgreSQL refuses, is queues/drain.py), then the e-mails they call for."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import msgspec
-import sentry_sdk
 from redis import Redis as SyncRedis
-from sqlalchemy.exc import DataError, IntegrityError
 
 from app.db.base import unit_of_work
-from app.volunteers import signup_queue as keys
+from app.volunteers.erasure import forget_tombstones
 from app.volunteers.schemas import QueuedSignup
-from app.volunteers.service import SaveOutcome, save_signups
-from app.volunteers.signup_queue import SignupQueue
+from app.volunteers.service import save_signups
+from app.volunteers.signup_queue import PREFIX, SignupQueue
 from queues import enqueue
-from queues.drain import drain, schedule_if_waiting
+from queues.drain import Writer, Written, drain, schedule_if_waiting
 from queues.runtime import JobContext, run_job
 
 log = logging.getLogger("renfort.drain")
 
-BAD_DATA = (IntegrityError, DataError)
+
+class MailEffect(msgspec.Struct, frozen=True):
+    """E-mails a saved batch calls for, filed in the effects list until RQ takes them: ids and keys only."""
+
+    kind: str
+    recipients: list[tuple[int, str]]
 
 
 def drain_signups(attempt: int = 0) -> dict[str, int]:
@@ -30,60 +33,48 @@ def drain_signups(attempt: int = 0) -> dict[str, int]:
 
 
 async def _drain(context: JobContext, attempt: int) -> dict[str, int]:
-    queue = SignupQueue(context.redis, context.settings.secret_key.reveal())
+    secret = context.settings.secret_key.reveal()
+    queue = SignupQueue(context.redis, secret)
 
-    async def write(raw: list[bytes]) -> list[str]:
+    async def write(raw: list[bytes]) -> Written:
         batch = [msgspec.json.decode(item, type=QueuedSignup) for item in raw]
-        outcome = await _save(context, queue, batch)
-        _queue_mails(context.rq_connection, outcome)
-        log.info("drained %d sign-ups (%d new, %d repeats)", len(batch), len(outcome.welcome), len(outcome.reminder))
-        return outcome.saved_receipts
+        async with unit_of_work(context.engine) as session:
+            outcome = await save_signups(session, secret, batch)
+        log.info("drained %d sign-ups (%d new, %d repeats, %d held back)", len(batch), len(outcome.welcome),
+                 len(outcome.reminder), len(outcome.confirm))
+        mails = [MailEffect(kind, recipients) for kind, recipients in
+                 (("welcome", outcome.welcome), ("reminder", outcome.reminder), ("confirm_email", outcome.confirm))
+                 if recipients]
+        return Written(outcome.saved_receipts, [msgspec.json.encode(mail) for mail in mails])
+
+    async def deliver(effect: bytes) -> None:
+        mail = msgspec.json.decode(effect, type=MailEffect)
+        enqueue.send_volunteer_mails(context.rq_connection, mail.kind, mail.recipients)
 
     def enqueue_next(attempt: int) -> None:
         enqueue.drain_signups(context.rq_connection, attempt=attempt)
 
-    return await drain(context, queue, write, enqueue_next=enqueue_next, attempt=attempt, log=log)
+    writer = Writer(write=write, describe=queue.describe, deliver=deliver)
+    figures = await drain(context, queue, writer, enqueue_next=enqueue_next, attempt=attempt, log=log)
+    await _forget_tombstones(context, queue)
+    return figures
 
 
-async def _save(context: JobContext, queue: SignupQueue, batch: list[QueuedSignup]) -> SaveOutcome:
-    """Saves a batch; if it holds a record PostgreSQL refuses, splits it until that record stands alone and
-    moves it to the dead letters with the reason, so one bad record never blocks the others."""
+async def _forget_tombstones(context: JobContext, queue: SignupQueue) -> None:
+    """Seen empty now (nothing waiting, nothing in flight), the queue holds no copy older than this moment."""
+    seen_at = datetime.now(UTC)
+    if await queue.depth() or await queue.consumers():
+        return
     try:
         async with unit_of_work(context.engine) as session:
-            return await save_signups(session, batch)
-    except BAD_DATA as error:
-        if len(batch) == 1:
-            reason = _reason(error)
-            await queue.bury(batch[0], reason)
-            log.warning("sign-up %s moved to dead letters: %s", batch[0].receipt, reason)
-            sentry_sdk.capture_message(f"sign-up moved to dead letters: {reason}", level="error")
-            return SaveOutcome()
-        middle = len(batch) // 2
-        first = await _save(context, queue, batch[:middle])
-        second = await _save(context, queue, batch[middle:])
-        return SaveOutcome(
-            saved_receipts=first.saved_receipts + second.saved_receipts,
-            welcome=first.welcome + second.welcome,
-            reminder=first.reminder + second.reminder,
-        )
-
-
-def _reason(error: Exception) -> str:
-    # Constraint names and SQLSTATE only: PostgreSQL's message may quote the offending (personal) values.
-    original = getattr(error, "orig", None)
-    driver_error = getattr(original, "__cause__", None)  # asyncpg's own exception, under SQLAlchemy's adapter
-    sqlstate = getattr(original, "sqlstate", None) or getattr(driver_error, "sqlstate", None) or ""
-    constraint = getattr(driver_error, "constraint_name", None) or ""
-    return " ".join(part for part in (type(error).__name__, sqlstate, constraint) if part)
-
-
-def _queue_mails(connection: SyncRedis, outcome: SaveOutcome) -> None:
-    if outcome.welcome:
-        enqueue.send_volunteer_mails(connection, "welcome", outcome.welcome)
-    if outcome.reminder:
-        enqueue.send_volunteer_mails(connection, "reminder", outcome.reminder)
+            forgotten = await forget_tombstones(session, queue_empty_at=seen_at)
+    except Exception as error:  # housekeeping only: the next drain tries again
+        log.warning("could not forget old erasure tombstones (%s)", type(error).__name__)
+        return
+    if forgotten:
+        log.info("forgot %d erasure tombstones no queued sign-up can need", forgotten)
 
 
 def ensure_drain(connection: SyncRedis, *, starting: bool = False) -> bool:
     """Called by every worker on its maintenance tick (see queues.drain.schedule_if_waiting)."""
-    return schedule_if_waiting(connection, keys.PREFIX, enqueue.drain_signups, starting=starting)
+    return schedule_if_waiting(connection, PREFIX, enqueue.drain_signups, starting=starting)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -22,10 +23,12 @@ from queues.connection import job_queue, sync_redis
 log = logging.getLogger("renfort.worker")
 FINISH_MISSIONS_LOCK = "renfort:missions:finish-lock"
 EXPIRE_PROPOSALS_LOCK = "renfort:dispatch:expire-lock"
+NEARLY_FULL = 0.95
 
 
 class RenfortWorker(Worker):
     def run_maintenance_tasks(self) -> None:
+        drain_while_full(self.connection)
         super().run_maintenance_tasks()
         try:
             signups.ensure_drain(self.connection)
@@ -34,6 +37,28 @@ class RenfortWorker(Worker):
             log.warning("could not check the write queues; will retry on the next tick")
         schedule_mission_ends(self.connection)
         schedule_proposal_expiry(self.connection)
+
+
+def nearly_full(connection: Redis) -> bool:
+    """At (or within a few percent of) maxmemory: RQ's bookkeeping writes would be refused."""
+    try:
+        memory = connection.info("memory")
+    except RedisError:
+        return False  # away, not full: RQ's own reconnection deals with it
+    limit = int(memory.get("maxmemory") or 0)
+    return limit > 0 and int(memory.get("used_memory") or 0) >= NEARLY_FULL * limit
+
+
+def drain_while_full(connection: Redis, *, patience_seconds: float = 600) -> None:
+    """RQ can neither register a worker, nor take, nor record a job while Redis refuses writes (at its memory limit
+    with noeviction); the drains can (their scripts run under OOM), and draining is what frees memory. So a worker
+    that finds Redis full drains the write queues itself, outside RQ, until Redis has room again."""
+    deadline = time.monotonic() + patience_seconds
+    while nearly_full(connection) and time.monotonic() < deadline:
+        log.warning("Redis is at its memory limit: draining the write queues outside RQ")
+        moved = signups.drain_signups()["drained"] + applications.drain_applications()["drained"]
+        if not moved:
+            time.sleep(1)  # full of something else: wait for room
 
 
 def schedule_mission_ends(connection: Redis) -> bool:
@@ -71,6 +96,7 @@ def main(burst: bool = False) -> None:
         worker_ttl=30,
         maintenance_interval=10,
     )
+    drain_while_full(connection)
     signups.ensure_drain(connection, starting=True)
     applications.ensure_drain(connection, starting=True)
     worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)

@@ -107,7 +107,7 @@ async def clean_state(database: str) -> None:
     await client.flushdb()
     await client.aclose()
     connection = await asyncpg.connect(DATABASE_URL)
-    await connection.execute("TRUNCATE volunteers, users, organisations RESTART IDENTITY CASCADE")
+    await connection.execute("TRUNCATE volunteers, users, organisations, erasures RESTART IDENTITY CASCADE")
     await connection.close()
 
 

@@ -1,11 +1,13 @@
 """Deleting one's own account for real: the rows (volunteer, applications, user, roles), the places freed in Redis,
-every queued copy of the sign-up, the sessions on every device, and the race with a drain writing the sign-up."""
+the dead letters, the sessions on every device, and copies of the sign-up still queued or being written, which never
+come back (the erasure's tombstone)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -13,11 +15,15 @@ import msgspec
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from app.db.base import make_engine, unit_of_work
 from app.main import create_app
 from app.settings import Settings
-from app.volunteers.signup_queue import SignupQueue, email_mark
+from app.volunteers.erasure import ERASURE_LOCK, SAFETY_MARGIN, forget_tombstones
+from app.volunteers.schemas import QueuedSignup
+from app.volunteers.signup_queue import SignupQueue
 from ops.services import MailSink
-from tests.conftest import DATABASE_URL, REDIS_URL, TEST_ENV, run_worker
+from tests.conftest import DATABASE_URL, TEST_ENV, run_worker
+from tests.factories import signup
 from tests.helpers import queue_signups, queued_signup
 from tests.test_missions import online_mission, validated_organisation
 from tests.test_organisations import post_form, register, sign_in
@@ -108,79 +114,111 @@ async def test_deleting_removes_the_rows_frees_the_place_and_ends_every_session(
         assert (await waiting.get("/mon-espace")).status_code == 200  # nobody else is signed out
 
 
-async def test_every_queued_copy_of_the_signup_is_purged_and_never_written_back(
+async def bury(redis: Redis, records: list[QueuedSignup], reason: str) -> None:
+    """Dead letters as the drain files them: claimed, then buried with the reason."""
+    signups = queue(redis)
+    await redis.rpush(signups.keys.pending, *[msgspec.json.encode(record) for record in records])
+    claim = await signups.claim("test-consumer", len(records), lease_seconds=30)
+    for raw in claim.records:
+        key, owner = signups.describe(raw)
+        assert await signups.bury(claim, raw, key=key, owner=owner, reason=reason)
+    assert await signups.acknowledge(claim)
+
+
+async def test_queued_copies_of_the_signup_are_never_written_back_and_its_dead_letters_go(
     client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, mail_sink: MailSink
 ) -> None:
-    mine, repeat, theirs, buried = (queued_signup(0, prefix="ana"), queued_signup(0, prefix="ana"),
-                                    queued_signup(1, prefix="other"), queued_signup(0, prefix="ana"))
-    await queue_signups(redis, [mine, repeat, theirs])
-    await queue(redis).bury(buried, "IntegrityError 23505")
     other_dead = queued_signup(2, prefix="other")
-    await queue(redis).bury(other_dead, "DataError 22001")
+    await bury(redis, [queued_signup(0, prefix="ana"), other_dead], "ForeignKeyViolationError 23503")
+    mine, repeat = queued_signup(0, prefix="ana"), queued_signup(0, prefix="ana")
+    theirs = queued_signup(1, prefix="other")
+    await queue_signups(redis, [mine, repeat, theirs])
     await sign_in(client, redis, db, EMAIL)  # signed in before the sign-up was drained: no volunteer row yet
 
     assert (await delete_account(client)).status_code == 200
-    pending = [msgspec.json.decode(raw)["email_normalized"] for raw in await redis.lrange(queue(redis).pending, 0, -1)]
-    assert pending == ["other.1@example.org"]
-    assert [letter.record.email for letter in await queue(redis).dead_letters()] == ["other.2@example.org"]
-    assert await redis.hkeys(queue(redis).dead_reasons) == [other_dead.receipt.encode()]
-    assert await redis.exists(email_mark(TEST_ENV["SECRET_KEY"], EMAIL)) == 0
+    assert [letter.key for letter in await queue(redis).dead_letters()] == [other_dead.receipt]
+    assert await redis.exists(queue(redis).signup_keys.email_mark(EMAIL)) == 0
     assert await db.fetchval("SELECT count(*) FROM users") == 0
+    assert await redis.llen(queue(redis).keys.pending) == 3  # no list was read: the drain stops the copies
 
     await queue(redis).retry_dead_letters()
     run_worker({"SMTP_URL": mail_sink.url})
     assert [row["email"] for row in await db.fetch("SELECT email FROM volunteers ORDER BY email")] == [
         "other.1@example.org", "other.2@example.org"]
+    assert await queue(redis).receipt_status(mine.receipt) == "saved"  # never written, and never will be
+
+    # A later sign-up with the same address is a new one, and goes through.
+    again = await client.post("/api/v1/volunteers", json=signup(email=EMAIL))
+    assert again.status_code == 202
+    run_worker({"SMTP_URL": mail_sink.url})
+    assert await db.fetchval("SELECT count(*) FROM volunteers WHERE email_normalized = $1", EMAIL) == 1
 
 
-async def test_a_copy_being_drained_is_waited_for_then_deleted_with_the_row_it_wrote(
+async def test_a_drain_writing_the_signup_is_waited_for_then_its_row_is_deleted(
     client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
-    """The race: a live consumer holds the sign-up and commits its row while the deletion runs."""
-    await queue_signups(redis, [queued_signup(0, prefix="ana"), queued_signup(1, prefix="other")])
-    signups = queue(redis)
-    batch = await signups.claim_raw("live-consumer", 10, lease_seconds=30)
-    assert len(batch) == 2
+    """The race: a drain transaction (even one whose lease ran out) inserts the row while the deletion runs."""
     await sign_in(client, redis, db, EMAIL)
 
-    def consumer_commits_then_acknowledges() -> None:
+    def drain_transaction_commits_late() -> None:
         """Another process, as a real consumer is (the test client blocks this test's event loop meanwhile)."""
         async def work() -> None:
-            time.sleep(0.5)
             connection = await asyncpg.connect(DATABASE_URL)
-            await add_volunteer(connection, EMAIL)
+            async with connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", ERASURE_LOCK)
+                started.set()
+                await add_volunteer(connection, EMAIL)
+                time.sleep(0.5)
             await connection.close()
-            async with Redis.from_url(REDIS_URL) as redis_there:
-                await queue(redis_there).acknowledge("live-consumer", ())
 
         asyncio.run(work())
 
-    started = time.monotonic()
-    draining = threading.Thread(target=consumer_commits_then_acknowledges)
+    started = threading.Event()
+    draining = threading.Thread(target=drain_transaction_commits_late)
     draining.start()
+    started.wait(10)
+    begun = time.monotonic()
     assert (await delete_account(client)).status_code == 200
-    elapsed = time.monotonic() - started
+    waited = time.monotonic() - begun
     draining.join()
-    assert 0.5 <= elapsed < 3  # it waited for the consumer, not for the lease to run out
+    assert waited >= 0.3  # it waited for the drain's transaction, whose row it then deleted
     assert await db.fetchval("SELECT count(*) FROM volunteers") == 0
-    assert await signups.consumers() == []
+    assert await db.fetchval("SELECT count(*) FROM erasures") == 1
 
 
-async def test_a_dead_consumers_copy_is_removed_without_waiting(
+async def test_deleting_does_not_wait_for_a_consumer_holding_the_signup_and_that_copy_is_dropped(
     client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
     await queue_signups(redis, [queued_signup(0, prefix="ana"), queued_signup(1, prefix="other")])
     signups = queue(redis)
-    await signups.claim_raw("dead-consumer", 10, lease_seconds=1)
-    await asyncio.sleep(1.2)  # its lease ran out: it was killed mid-batch
+    claim = await signups.claim("live-consumer", 10, lease_seconds=30)
     await sign_in(client, redis, db, EMAIL)
 
     started = time.monotonic()
     assert (await delete_account(client)).status_code == 200
-    assert time.monotonic() - started < 1
-    in_flight = await redis.lrange(signups.inflight_key("dead-consumer"), 0, -1)
-    assert [msgspec.json.decode(raw)["email"] for raw in in_flight] == ["other.1@example.org"]
-    assert await signups.recover_orphans() == 1  # the other person's sign-up is still re-drained
+    assert time.monotonic() - started < 5  # nothing waited on the consumer's lease
+    assert await signups.requeue(claim) == 2  # the consumer gives the batch back, as on an outage
+    run_worker()
+    assert [row["email"] for row in await db.fetch("SELECT email FROM volunteers")] == ["other.1@example.org"]
+    assert await signups.consumers() == []
+
+
+async def test_tombstones_are_forgotten_once_no_queued_copy_can_need_them(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
+) -> None:
+    await add_volunteer(db, EMAIL)
+    await sign_in(client, redis, db, EMAIL)
+    assert (await delete_account(client)).status_code == 200
+    engine = make_engine(DATABASE_URL, pool_size=0)
+    try:
+        async with unit_of_work(engine) as session:
+            assert await forget_tombstones(session, queue_empty_at=datetime.now(UTC)) == 0  # still within the margin
+        async with unit_of_work(engine) as session:
+            later = datetime.now(UTC) + SAFETY_MARGIN + timedelta(seconds=1)
+            assert await forget_tombstones(session, queue_empty_at=later) == 1
+    finally:
+        await engine.dispose()
+    assert await db.fetchval("SELECT count(*) FROM erasures") == 0
 
 
 async def test_an_organisation_manager_can_delete_and_only_loses_the_role(

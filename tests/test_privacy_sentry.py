@@ -142,7 +142,7 @@ async def test_dead_lettered_signup_sends_a_sentry_event_without_personal_data(
 
     assert sentry_sink.events(), f"the dead letter should have reached Sentry; worker said:\n{worker.stderr[-2000:]}"
     assert leaks(sentry_sink.received()) == []
-    dead = [msgspec.json.decode(item, type=QueuedSignup) for item in await redis.lrange(keys.DEAD, 0, -1)]
+    dead = [msgspec.json.decode(item, type=QueuedSignup) for item in await redis.hvals(keys.KEYS.dead)]
     assert [letter.receipt for letter in dead] == [record.receipt]
     assert await redis.llen(keys.PENDING) == 0
     assert await db.fetchval("SELECT count(*) FROM volunteers") == 0

@@ -1,8 +1,11 @@
-"""Deleting one's own account for real: the volunteer, their applications, the user and its roles, and every copy of
-their sign-up still queued in Redis. The rows go in the request's transaction; the caller ends the sessions and,
-after the commit, asks for the drain of the withdrawals."""
+"""Deleting one's own account for real: the volunteer, their applications, the user and its roles, their dead letters
+in Redis, and a tombstone so that no copy of their sign-up still queued can write them back
+(app/volunteers/erasure.py). The rows go in the request's transaction; the caller ends the sessions and, after the
+commit, asks for the drain of the withdrawals."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +15,7 @@ from app.accounts.schemas import SignedIn
 from app.applications.models import Application
 from app.applications.service import withdraw_everywhere
 from app.state import WebState
-from app.volunteers.erasure import erase_from_queue
+from app.volunteers.erasure import record_erasure
 from app.volunteers.models import Volunteer
 from app.volunteers.validation import normalize_email
 
@@ -33,9 +36,14 @@ async def delete_account(web: WebState, session: AsyncSession, account: SignedIn
             select(Application.mission_id).where(Application.volunteer_id == volunteer_id)
         )) | await web.places.queued_missions(volunteer_id)  # applied moments ago: not drained yet
         drain = await withdraw_everywhere(web.places, web.engine, volunteer_id, mission_ids) or drain
-    # Before the rows: once no copy is queued or in flight, no drain can write the volunteer back after the delete.
-    await erase_from_queue(web.signups, email_normalized, lease_seconds=web.settings.drain_lease_seconds)
-    # By address, not by id: it also catches a row a drain committed while the queue was being erased.
+    # Stamped before the dedupe mark goes: a sign-up queued from then on is a later one, and is let through.
+    erased_at = datetime.now(UTC)
+    await web.signups.forget_person(email_normalized)
+    for volunteer_id in volunteer_ids:
+        await web.places.queue.forget_owner(f"v{volunteer_id}")
+    # Last, so that drains wait on the tombstone's lock for as short a time as possible.
+    await record_erasure(session, web.settings.secret_key.reveal(), email_normalized, erased_at)
+    # By address, not by id: it also catches a row a drain committed while this transaction waited for its lock.
     await session.execute(delete(Volunteer).where(Volunteer.email_normalized == email_normalized))
     await session.execute(delete(User).where(User.email_normalized == email_normalized))
     return drain

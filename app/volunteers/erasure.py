@@ -1,82 +1,62 @@
-"""Erasing a person from the sign-up queue: every queued copy of their sign-up, wherever it waits.
+"""Erased people never come back: a tombstone in PostgreSQL, checked by the drain in the same transaction as its
+insert.
 
-A copy can be in `pending`, in a drain consumer's `inflight:<consumer>` list, or in `dead`. One Lua script sweeps all
-those lists at once, so no claim, requeue or dead-letter retry can move a copy from a list not yet swept into one
-already swept. A copy in flight is different: its consumer has decoded it and may insert the row at any moment, and
-removing the copy from Redis would not stop that. So the sweep leaves the copies of a live consumer (one holding its
-lease) where they are and reports them; the caller sweeps again until none is left (the consumer committed and
-acknowledged its batch, or gave it back to `pending`, where the next sweep takes it), and only then deletes the rows:
-whatever a consumer wrote is committed by then, and no copy remains that could write it again. A consumer whose
-lease ran out is taken for dead, as the drain's own recovery takes it: its copies are removed at once.
+A copy of someone's sign-up may still wait in the queue, or be in the middle of being written by a drain (even one
+whose lease ran out), when they delete their account. Instead of hunting those copies through Redis lists, the
+erasure writes a tombstone (the keyed digest of the e-mail, and when) in the transaction that deletes the rows,
+and every drain transaction drops the records of a tombstoned e-mail accepted before that time. The two are
+ordered by one advisory lock: drains take it shared, an erasure exclusive, so an erasure waits for the drain
+transactions already running (their rows are then deleted with the others) and the drains that start afterwards
+see the tombstone. A later sign-up with the same address is accepted after the tombstone's time and goes through.
+A tombstone is needed only while a copy from before it can still be queued: once the queue has been seen empty,
+tombstones older than a safety margin are deleted.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-import msgspec
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.volunteers.signup_queue import SignupQueue, receipt_key
+from app.volunteers.models import Erasure
+from app.volunteers.schemas import QueuedSignup
+from app.volunteers.signup_queue import digest
 
-log = logging.getLogger("renfort.erasure")
-
-# KEYS: pending, dead, dead-reasons, consumers; ARGV: the record's exact `"email_normalized":"…"` fragment, the
-# e-mail itself, the in-flight key prefix, the receipt key prefix, "1" to remove live consumers' copies too, the
-# lease key prefix → the number of copies left in flight with a live consumer.
-# The fragment is a cheap filter (a quote inside a JSON string is escaped, so it cannot match inside another field);
-# the decode confirms. LREM removes exact raw values, so nothing else in a list moves.
-PURGE = """
-local function sweep(key, remove)
-  local found = 0
-  for _, item in ipairs(redis.call('LRANGE', key, 0, -1)) do
-    if string.find(item, ARGV[1], 1, true) then
-      local record = cjson.decode(item)
-      if record.email_normalized == ARGV[2] then
-        found = found + 1
-        if remove then
-          redis.call('LREM', key, 0, item)
-          redis.call('HDEL', KEYS[3], record.receipt)
-          redis.call('DEL', ARGV[4] .. record.receipt)
-        end
-      end
-    end
-  end
-  return found
-end
-sweep(KEYS[1], true)
-sweep(KEYS[2], true)
-local in_flight = 0
-for _, consumer in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-  local live = ARGV[5] ~= '1' and redis.call('EXISTS', ARGV[6] .. consumer) == 1
-  if live then in_flight = in_flight + sweep(ARGV[3] .. consumer, false) else sweep(ARGV[3] .. consumer, true) end
-end
-return in_flight
-"""
+ERASURE_LOCK = 0x52454E4601  # pg_advisory_xact_lock key shared by the sign-up drain and erasures
+# Between a request stamping `accepted_at` and its record reaching the queue: far longer than any real delay.
+SAFETY_MARGIN = timedelta(minutes=10)
 
 
-async def purge_signups(queue: SignupQueue, email_normalized: str, *, in_flight_too: bool = False) -> int:
-    """Removes this e-mail's queued sign-ups from `pending`, `dead` and dead consumers' batches; returns how many
-    copies live consumers hold (removed too with `in_flight_too`)."""
-    fragment = msgspec.json.encode({"email_normalized": email_normalized}).decode()[1:-1]
-    keys = [queue.pending, queue.dead, queue.dead_reasons, queue.consumers_key]
-    args = [fragment, email_normalized, queue.inflight_key(""), receipt_key(""), "1" if in_flight_too else "0",
-            queue.lease_key("")]
-    return int(await queue.redis.eval(PURGE, len(keys), *keys, *args))
+async def drop_erased(session: AsyncSession, secret: str, records: Sequence[QueuedSignup]) -> list[QueuedSignup]:
+    """In the drain's transaction, before its insert: the records not stopped by a tombstone."""
+    await session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": ERASURE_LOCK})
+    digests = {record.email_normalized: digest(secret, record.email_normalized) for record in records}
+    tombstones = dict((await session.execute(
+        select(Erasure.email_digest, Erasure.erased_at).where(Erasure.email_digest.in_(set(digests.values())))
+    )).all()) if digests else {}
+    if not tombstones:
+        return list(records)
+    return [record for record in records
+            if (erased_at := tombstones.get(digests[record.email_normalized])) is None
+            or record.accepted_at > erased_at]
 
 
-async def erase_from_queue(queue: SignupQueue, email_normalized: str, *, lease_seconds: int) -> bool:
-    """Purges every queued copy and forgets the e-mail's dedupe mark. Returns False when a live consumer still held
-    a copy after a lease's length (stalled yet renewing): its copy is then removed, but it could still write."""
-    deadline = time.monotonic() + lease_seconds + 2
-    released = True
-    while await purge_signups(queue, email_normalized):
-        if time.monotonic() >= deadline:
-            released = False
-            await purge_signups(queue, email_normalized, in_flight_too=True)
-            log.warning("a drain consumer held a sign-up being erased for a whole lease; copy removed")
-            break
-        await asyncio.sleep(0.05)
-    await queue.forget_email(email_normalized)
-    return released
+async def record_erasure(session: AsyncSession, secret: str, email_normalized: str, erased_at: datetime) -> None:
+    """In the erasure's transaction, right before the rows are deleted; the lock is held until it commits."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ERASURE_LOCK})
+    statement = insert(Erasure).values(email_digest=digest(secret, email_normalized), erased_at=erased_at)
+    await session.execute(statement.on_conflict_do_update(index_elements=[Erasure.email_digest],
+                                                          set_={"erased_at": statement.excluded.erased_at}))
+
+
+async def forget_tombstones(session: AsyncSession, *, queue_empty_at: datetime) -> int:
+    """Deletes the tombstones no queued copy can need any more, given a moment the queue was seen empty."""
+    result = await session.execute(delete(Erasure).where(Erasure.erased_at < queue_empty_at - SAFETY_MARGIN))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def tombstones(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Erasure)) or 0)

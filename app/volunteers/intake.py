@@ -1,119 +1,88 @@
 """The accept path's single Redis call, shared by every sign-up arriving in the same event-loop tick.
 
-A sign-up is accepted by one Lua script that checks the idempotency key, the per-address rate limit and the queue
-bound, dedupes the e-mail, queues the record and writes its receipt, atomically. Under load, the per-call cost
-of the Redis client dominates the web tier's CPU, so the requests that reach this point in the same tick join
-one script call: no added wait (the flush runs right after the tick's other callbacks), one round trip for all.
+A sign-up is accepted by one Lua script (`accept.lua`) that replays an idempotency key for the same body, counts
+the address's minute, bounds the queue, dedupes the e-mail, queues the record and writes its receipt, atomically.
+Under load, the per-call cost of the Redis client dominates the web tier's CPU, so the requests that reach this
+point in the same tick join one script call: no added wait (the flush runs right after the tick's other
+callbacks), one round trip for all. Before it, a per-process look at Redis's memory (at most a second old) turns
+new sign-ups away with a 503 once Redis passes its memory threshold, so the queue never fills Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import msgspec
 from redis.asyncio import Redis
 
+from app.redis_scripts import script
 from app.volunteers.schemas import QueuedSignup
-from app.volunteers.signup_queue import (
-    DRAIN_SCHEDULED,
-    DRAIN_SCHEDULED_TTL,
-    PENDING,
-    PREFIX,
-    digest,
-    email_mark,
-    receipt_key,
-)
+from app.volunteers.signup_queue import DRAIN_SCHEDULED_TTL, KEYS, RECEIPT_TTL, UNKNOWN_TIME, SignupKeys
 
-RECEIPT_TTL = 30 * 86_400
 IDEMPOTENCY_TTL = 86_400
 EMAIL_MARK_TTL = 365 * 86_400
-FIELDS_PER_SIGNUP = 7
 
-ACCEPT = """
-local limit, backlog = tonumber(ARGV[1]), tonumber(ARGV[2])
-local depth, pushed, out = redis.call('LLEN', KEYS[1]), 0, {}
-for i = 7, #ARGV, 7 do
-  local email, idem, receipt_key, rate = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local record, duplicate, receipt = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  local outcome, value = 'accepted', receipt
-  local previous = idem ~= '' and redis.call('GET', idem)
-  if previous then
-    outcome, value = 'replay', previous
-  else
-    local count = 0
-    if limit > 0 then
-      count = redis.call('INCR', rate)
-      if count == 1 then redis.call('EXPIRE', rate, 60) end
-    end
-    if limit > 0 and count > limit then
-      outcome = 'rate_limited'
-    elseif depth >= backlog then
-      outcome = 'backlogged'
-    else
-      if redis.call('SET', email, receipt, 'NX', 'EX', ARGV[5]) then
-        redis.call('RPUSH', KEYS[1], record)
-      else
-        redis.call('RPUSH', KEYS[1], duplicate)
-      end
-      redis.call('SET', receipt_key, 'queued', 'EX', ARGV[3])
-      if idem ~= '' then redis.call('SET', idem, receipt, 'EX', ARGV[4]) end
-      depth, pushed = depth + 1, pushed + 1
-    end
-  end
-  out[#out + 1] = outcome
-  out[#out + 1] = value
-end
-local drain = '0'
-if pushed > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[6]) then drain = '1' end
-out[#out + 1] = drain
-return out
-"""
+
+class MemoryCheck(Protocol):
+    async def over_limit(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    outcome: str  # accepted | replay | rate_limited | backlogged
+    outcome: str  # accepted | replay | conflict | backlogged
     receipt: str
     drain_needed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    keys: tuple[str, str, str, str]
+    values: tuple[str, str, bytes, bytes, str]
+    future: asyncio.Future[Accepted]
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def body_digest(record: QueuedSignup) -> str:
+    """What an idempotency key is bound to: the sign-up's content, not its receipt or the time it arrived."""
+    content = msgspec.structs.replace(record, receipt="", accepted_at=UNKNOWN_TIME, consent_at=None)
+    return hashlib.sha256(msgspec.json.encode(content)).hexdigest()[:32]
+
+
 class SignupIntake:
-    def __init__(self, redis: Redis, secret: str, *, ip_limit_per_minute: int, backlog_limit: int) -> None:
+    def __init__(self, redis: Redis, secret: str, *, ip_limit_per_minute: int, backlog_limit: int,
+                 memory: MemoryCheck | None = None) -> None:
         self.redis = redis
-        self.secret = secret
+        self.keys = SignupKeys(secret)
         self.ip_limit_per_minute = ip_limit_per_minute
         self.backlog_limit = backlog_limit
-        self._script = redis.register_script(ACCEPT)
-        self._waiting: list[tuple[list[bytes | str], asyncio.Future[Accepted]]] = []
+        self.memory = memory
+        self._script = script(redis, Path(__file__).parent, "accept")
+        self._waiting: list[_Waiting] = []
         self._running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
     async def accept(self, record: QueuedSignup, *, client_ip: str, idempotency_key: str | None) -> Accepted:
-        duplicate = QueuedSignup(
-            receipt=record.receipt,
-            email_normalized=record.email_normalized,
-            accepted_at=record.accepted_at,
-            duplicate=True,
-        )
-        fields: list[bytes | str] = [
-            email_mark(self.secret, record.email_normalized),
-            PREFIX + "idempotency:" + digest(self.secret, idempotency_key) if idempotency_key else "",
-            receipt_key(record.receipt),
-            f"{PREFIX}rate:{digest(self.secret, client_ip)}:{int(time.time() // 60)}",
-            msgspec.json.encode(record),
-            msgspec.json.encode(duplicate),
-            record.receipt,
-        ]
+        if self.memory is not None and await self.memory.over_limit():
+            return Accepted("backlogged", "", False)
+        repeat = QueuedSignup(receipt=record.receipt, email_normalized=record.email_normalized,
+                              accepted_at=record.accepted_at, duplicate=True)
+        mark = self.keys.email_mark(record.email_normalized)
+        keys = (mark, self.keys.idempotency(idempotency_key) if idempotency_key else mark, KEYS.receipt(record.receipt),
+                self.keys.rate(client_ip, int(time.time() // 60)))
+        values = ("1" if idempotency_key else "0", body_digest(record) if idempotency_key else "",
+                  msgspec.json.encode(record), msgspec.json.encode(repeat), record.receipt)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Accepted] = loop.create_future()
         if not self._waiting:
             loop.call_soon(self._flush)
-        self._waiting.append((fields, future))
+        self._waiting.append(_Waiting(keys, values, future))
         return await future
 
     def _flush(self) -> None:
@@ -122,28 +91,24 @@ class SignupIntake:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _run(self, batch: list[tuple[list[bytes | str], asyncio.Future[Accepted]]]) -> None:
-        args: list[bytes | str | int] = [
-            self.ip_limit_per_minute,
-            self.backlog_limit,
-            RECEIPT_TTL,
-            IDEMPOTENCY_TTL,
-            EMAIL_MARK_TTL,
-            DRAIN_SCHEDULED_TTL,
-        ]
-        for fields, _ in batch:
-            args.extend(fields)
+    async def _run(self, batch: list[_Waiting]) -> None:
+        keys: list[str] = [KEYS.pending, KEYS.drain_scheduled]
+        args: list[bytes | str | int] = [self.ip_limit_per_minute, self.backlog_limit, RECEIPT_TTL, IDEMPOTENCY_TTL,
+                                         EMAIL_MARK_TTL, DRAIN_SCHEDULED_TTL]
+        for waiting in batch:
+            keys.extend(waiting.keys)
+            args.extend(waiting.values)
         try:
-            reply = await self._script(keys=[PENDING, DRAIN_SCHEDULED], args=args)
+            reply = await self._script(keys=keys, args=args)
         except BaseException as error:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(error)
             return
         drain = _text(reply[-1]) == "1"  # then exactly one accepted request of the batch enqueues the drain
-        for index, (_, future) in enumerate(batch):
+        for index, waiting in enumerate(batch):
             outcome, value = _text(reply[2 * index]), _text(reply[2 * index + 1])
             enqueues_drain = drain and outcome == "accepted"
             drain = drain and not enqueues_drain
-            if not future.done():
-                future.set_result(Accepted(outcome, value, enqueues_drain))
+            if not waiting.future.done():
+                waiting.future.set_result(Accepted(outcome, value, enqueues_drain))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ARRAY, BigInteger, Boolean, Date, DateTime, ForeignKey, Identity, String, func, true
+from sqlalchemy import ARRAY, BigInteger, Boolean, Date, DateTime, ForeignKey, Identity, String, false, func, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -34,3 +34,16 @@ class Volunteer(Base):
     # E-mail preferences: about my applications; proposals and news of an emergency. Sign-in links always go.
     mail_applications: Mapped[bool] = mapped_column(Boolean, server_default=true())
     mail_emergencies: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # Signed up past the per-address limit: kept, but shown to nobody, dispatched nowhere and sent no other mail
+    # until the e-mail is confirmed from the link sent to it; purged after 30 days without confirmation.
+    unconfirmed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class Erasure(Base):
+    """A tombstone: this (keyed digest of an) e-mail was erased at this time, so that copies of its sign-up queued
+    before then are never written back. Kept only while such a copy can still be queued."""
+
+    __tablename__ = "erasures"
+
+    email_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

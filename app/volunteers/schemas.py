@@ -7,9 +7,11 @@ from datetime import date, datetime
 import msgspec
 
 
-class QueuedSignup(msgspec.Struct, frozen=True, kw_only=True):
+class QueuedSignup(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A validated sign-up as it waits in Redis for a worker. `duplicate` marks a repeat of a known e-mail: it
-    carries no personal data beyond the key, and ends in a reminder e-mail instead of a row."""
+    carries no personal data beyond the key, and ends in a reminder e-mail instead of a row. `unconfirmed` is set by
+    the accept script past the per-address limit: saved, but held back until its e-mail is confirmed. Default
+    fields are left out of the encoding (the accept script relies on it to add `unconfirmed`)."""
 
     receipt: str
     email_normalized: str
@@ -27,6 +29,7 @@ class QueuedSignup(msgspec.Struct, frozen=True, kw_only=True):
     skills: list[str] = []
     emergency: str | None = None
     consent_at: datetime | None = None
+    unconfirmed: bool = False
 
 
 class SignupAccepted(msgspec.Struct, frozen=True):

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.geo.index import PostcodeIndex
+from app.volunteers.erasure import drop_erased
 from app.volunteers.intake import Accepted, SignupIntake
 from app.volunteers.models import Volunteer
 from app.volunteers.schemas import QueuedSignup
@@ -21,8 +22,8 @@ HONEYPOT_FIELD = "website"
 SIGNUP_FIELDS = tuple(f.name for f in fields(ValidSignup))
 
 
-class SignupRateLimited(Exception):
-    """Too many sign-ups from one address in the last minute."""
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key already used for a different sign-up."""
 
 
 class SignupBacklogged(Exception):
@@ -43,8 +44,9 @@ async def accept_signup(
     now: datetime,
     today: date,
 ) -> Accepted:
-    """Validates and queues a sign-up; touches Redis only. Raises `SignupInvalid`, `SignupRateLimited` or
-    `SignupBacklogged`. The answer is the same whether the e-mail was known or not."""
+    """Validates and queues a sign-up; touches Redis only. Raises `SignupInvalid`, `IdempotencyKeyReused` or
+    `SignupBacklogged`. The answer is the same whether the e-mail was known or not, and whether the address was
+    past its limit (the sign-up is then held back until its e-mail is confirmed)."""
     if data.get(HONEYPOT_FIELD):
         # Bots fill every field; they get the answer a person gets, and nothing is kept.
         return Accepted("accepted", new_receipt(), False)
@@ -53,8 +55,8 @@ async def accept_signup(
     values = {name: getattr(signup, name) for name in SIGNUP_FIELDS}
     record = QueuedSignup(receipt=new_receipt(), accepted_at=now, consent_at=now, **values)
     accepted = await intake.accept(record, client_ip=client_ip, idempotency_key=idempotency_key)
-    if accepted.outcome == "rate_limited":
-        raise SignupRateLimited
+    if accepted.outcome == "conflict":
+        raise IdempotencyKeyReused
     if accepted.outcome == "backlogged":
         raise SignupBacklogged
     return accepted
@@ -67,6 +69,7 @@ class SaveOutcome:
     saved_receipts: list[str] = field(default_factory=list)
     welcome: list[tuple[int, str]] = field(default_factory=list)  # (volunteer id, mail idempotency key)
     reminder: list[tuple[int, str]] = field(default_factory=list)
+    confirm: list[tuple[int, str]] = field(default_factory=list)  # held back: asked to confirm their e-mail
 
 
 def _row(record: QueuedSignup) -> dict[str, Any]:
@@ -86,16 +89,20 @@ def _row(record: QueuedSignup) -> dict[str, Any]:
         "emergency_slug": record.emergency,
         "consent_at": record.consent_at,
         "accepted_at": record.accepted_at,
+        "unconfirmed": record.unconfirmed,
     }
 
 
-async def save_signups(session: AsyncSession, records: list[QueuedSignup]) -> SaveOutcome:
+async def save_signups(session: AsyncSession, secret: str, batch: list[QueuedSignup]) -> SaveOutcome:
     """Writes a batch in one multi-row insert; idempotent, so a batch drained twice gives the same rows.
 
     A record whose e-mail is already saved under another receipt is a repeat sign-up: no second row, a reminder
-    e-mail instead. A record found saved under its own receipt was written by a consumer that died before it
-    could acknowledge: it is treated as new (its welcome e-mail is deduplicated by key)."""
-    outcome = SaveOutcome()
+    e-mail instead (not for a repeat past the per-address limit). A record found saved under its own receipt was
+    written by a consumer that died before it could acknowledge: it is treated as new (its welcome e-mail is
+    deduplicated by key). Records of a person erased after they were queued are dropped (app/volunteers/erasure.py);
+    every receipt of the batch counts as saved, since none of them will ever be written."""
+    outcome = SaveOutcome(saved_receipts=[record.receipt for record in batch])
+    records = await drop_erased(session, secret, batch)
     fresh: dict[str, QueuedSignup] = {}
     for record in records:
         if not record.duplicate and record.email_normalized not in fresh:
@@ -115,13 +122,13 @@ async def save_signups(session: AsyncSession, records: list[QueuedSignup]) -> Sa
         )
         existing = {email: (volunteer_id, receipt) for email, volunteer_id, receipt in await session.execute(query)}
     for record in records:
-        outcome.saved_receipts.append(record.receipt)
+        first = outcome.confirm if record.unconfirmed else outcome.welcome
         if record.receipt in inserted:
-            outcome.welcome.append((inserted[record.receipt], f"welcome:{record.receipt}"))
+            first.append((inserted[record.receipt], f"welcome:{record.receipt}"))
         elif (row := existing.get(record.email_normalized)) is not None:
             volunteer_id, saved_receipt = row
             if saved_receipt == record.receipt:
-                outcome.welcome.append((volunteer_id, f"welcome:{record.receipt}"))
-            else:
+                first.append((volunteer_id, f"welcome:{record.receipt}"))
+            elif not record.unconfirmed:
                 outcome.reminder.append((volunteer_id, f"reminder:{record.receipt}"))
     return outcome

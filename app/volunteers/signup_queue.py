@@ -1,5 +1,7 @@
-"""The sign-up queue in Redis: a `DurableQueue` under `renfort:signups:` whose records are `QueuedSignup`s, plus
-the e-mail dedupe marks (`email:<digest>`) and receipts (`receipt:<id>`: queued or saved)."""
+"""The sign-up queue in Redis: a `DurableQueue` under `renfort:signups:` whose records are `QueuedSignup`s, plus the
+keys only the sign-up path has: the e-mail dedupe marks, idempotency keys and per-address counters (`SignupKeys`).
+Dead letters are owned by the keyed digest of the e-mail, so erasing a person finds theirs without reading others.
+"""
 
 from __future__ import annotations
 
@@ -11,31 +13,43 @@ from datetime import UTC, datetime
 import msgspec
 from redis.asyncio import Redis
 
-from app.durable_queue import DRAIN_SCHEDULED_TTL, RECEIPT_TTL, DurableQueue
+from app.durable_queue import DRAIN_SCHEDULED_TTL, RECEIPT_TTL, DurableQueue, QueueKeys
 from app.volunteers.schemas import QueuedSignup
 
 PREFIX = "renfort:signups:"
-PENDING = PREFIX + "pending"
-DEAD = PREFIX + "dead"
-DRAIN_SCHEDULED = PREFIX + "drain-scheduled"
-__all__ = ["DRAIN_SCHEDULED_TTL", "RECEIPT_TTL", "SignupQueue", "digest", "email_mark", "receipt_key"]
+KEYS = QueueKeys(PREFIX)
+PENDING = KEYS.pending
+UNKNOWN_TIME = datetime.fromtimestamp(0, UTC)
+__all__ = ["DRAIN_SCHEDULED_TTL", "KEYS", "PENDING", "PREFIX", "RECEIPT_TTL", "SignupKeys", "SignupQueue", "digest"]
 
 
 def digest(secret: str, value: str) -> str:
-    # Keyed so that Redis key names reveal nothing about who signed up.
+    # Keyed so that Redis key names (and erasure tombstones) reveal nothing about who signed up.
     return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def email_mark(secret: str, email_normalized: str) -> str:
-    return PREFIX + "email:" + digest(secret, email_normalized)
+@dataclass(frozen=True, slots=True)
+class SignupKeys:
+    """The sign-up path's own keys beside its queue's, named by keyed digests, never by an address."""
 
+    secret: str
 
-def receipt_key(receipt: str) -> str:
-    return PREFIX + "receipt:" + receipt
+    def email_mark(self, email_normalized: str) -> str:
+        return PREFIX + "email:" + digest(self.secret, email_normalized)
+
+    def idempotency(self, key: str) -> str:
+        return PREFIX + "idempotency:" + digest(self.secret, key)
+
+    def rate(self, client_ip: str, minute: int) -> str:
+        return f"{PREFIX}rate:{digest(self.secret, client_ip)}:{minute}"
+
+    def owner(self, email_normalized: str) -> str:
+        """Who a queued record is about, for its dead letter's index and erasure."""
+        return digest(self.secret, email_normalized)
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class SignupDeadLetter:
     record: QueuedSignup
     reason: str
     failed_at: str
@@ -45,33 +59,34 @@ class SignupQueue(DurableQueue):
     def __init__(self, redis: Redis, secret: str) -> None:
         super().__init__(redis, PREFIX)
         self.secret = secret
+        self.signup_keys = SignupKeys(secret)
 
     async def receipt_status(self, receipt: str) -> str | None:
-        status = await self.redis.get(receipt_key(receipt))
+        status = await self.redis.get(self.keys.receipt(receipt))
         return status.decode() if isinstance(status, bytes) else status
 
-    async def forget_email(self, email_normalized: str) -> None:
-        await self.redis.delete(email_mark(self.secret, email_normalized))
+    async def forget_person(self, email_normalized: str) -> None:
+        """Erasure's part in Redis: the person's dead letters and dedupe mark (copies still queued are stopped by
+        the drain, against the erasure's tombstone in PostgreSQL)."""
+        await self.forget_owner(self.signup_keys.owner(email_normalized))
+        await self.redis.delete(self.signup_keys.email_mark(email_normalized))
 
-    async def claim(self, consumer: str, size: int, lease_seconds: int) -> list[QueuedSignup]:
-        return [msgspec.json.decode(item, type=QueuedSignup)
-                for item in await self.claim_raw(consumer, size, lease_seconds)]
+    def describe(self, record: bytes) -> tuple[str, str]:
+        signup = msgspec.json.decode(record, type=QueuedSignup)
+        return signup.receipt, self.signup_keys.owner(signup.email_normalized)
 
-    async def bury(self, record: QueuedSignup, reason: str) -> None:
-        await self.bury_raw(msgspec.json.encode(record), record.receipt, reason)
+    def accepted_at(self, record: bytes) -> float | None:
+        try:
+            return msgspec.json.decode(record, type=QueuedSignup).accepted_at.timestamp()
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
 
-    async def oldest_age_seconds(self) -> float:
-        head = await self.redis.lindex(PENDING, 0)
-        if head is None:
-            return 0.0
-        accepted_at = msgspec.json.decode(head, type=QueuedSignup).accepted_at
-        return max(0.0, (datetime.now(UTC) - accepted_at).total_seconds())
-
-    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        records = [msgspec.json.decode(item, type=QueuedSignup) for item in await self.redis.lrange(DEAD, 0, limit - 1)]
-        reasons = await self.redis.hmget(self.dead_reasons, [record.receipt for record in records]) if records else []
+    async def signup_dead_letters(self, limit: int = 100) -> list[SignupDeadLetter]:
         letters = []
-        for record, raw in zip(records, reasons, strict=True):
-            why = msgspec.json.decode(raw) if raw else {"reason": "inconnue", "failed_at": ""}
-            letters.append(DeadLetter(record=record, reason=why["reason"], failed_at=why["failed_at"]))
+        for letter in await self.dead_letters(limit):
+            try:
+                record = msgspec.json.decode(letter.record, type=QueuedSignup)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                record = QueuedSignup(receipt=letter.key, email_normalized="", accepted_at=UNKNOWN_TIME)
+            letters.append(SignupDeadLetter(record=record, reason=letter.reason, failed_at=letter.failed_at))
         return letters
