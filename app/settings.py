@@ -9,7 +9,9 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-SMS_PROVIDERS = ("log",)  # a real provider adds its name here and its sender in app/sms.py
+SMS_PROVIDERS = ("log",)
+# A drained batch is one multi-row INSERT and one claim script; past this, both grow past what a lease covers.
+MAX_DRAIN_BATCH = 10_000  # a real provider adds its name here and its sender in app/sms.py
 
 
 class SettingsError(RuntimeError):
@@ -46,6 +48,26 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} doit être un nombre entier (reçu : {raw!r}).") from error
 
 
+def _bounded(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default)
+    if not low <= value <= high:
+        raise SettingsError(f"{name} doit être compris entre {low} et {high} (reçu : {value}).")
+    return value
+
+
+def _fraction(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:  # NaN fails this too
+        raise SettingsError(f"{name} doit être une fraction entre 0 (exclu) et 1, par exemple 0.8 (reçu : {raw!r}).")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -63,12 +85,23 @@ class Settings:
     signup_backlog_limit: int = 2_000_000
     # Above this many queued application changes, applying answers 503 with Retry-After (same reasoning).
     application_backlog_limit: int = 1_000_000
+    # Past this fraction of Redis's maxmemory, the write paths answer 503 with Retry-After instead of filling Redis.
+    redis_memory_limit_fraction: float = 0.8
     drain_batch_size: int = 2_000
     # A drain consumer that has not renewed its lease for this long is presumed dead; its batch is drained again.
     drain_lease_seconds: int = 30
     # How many drain consumers may write batches at once (each needs a free worker).
     drain_consumers: int = 4
     mails_per_recipient_per_hour: int = 5
+    # E-mails per recipient and budget window, per family, so a flood of one family never holds back another; each
+    # defaults to MAILS_PER_RECIPIENT_PER_HOUR (0: no budget). Past it an e-mail waits for the window to end.
+    mail_budget_signin: int = 5
+    mail_budget_account: int = 5
+    mail_budget_application: int = 5
+    mail_budget_dispatch: int = 5
+    mail_budget_window_seconds: int = 3600
+    # First wait before an e-mail a server refused is tried again (doubling at each refusal).
+    mail_retry_seconds: int = 300
     # How long a sign-in link stays valid; short, since whoever reads the mailbox can use it.
     signin_link_ttl_seconds: int = 900
     # Sign-in requests per client IP and minute (0 = off): past it, a 429 with Retry-After.
@@ -109,6 +142,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     sms_provider = env.get("SMS_PROVIDER", "").strip().lower() or Settings.sms_provider
     if sms_provider not in SMS_PROVIDERS:
         raise SettingsError(f"SMS_PROVIDER doit valoir {' ou '.join(SMS_PROVIDERS)} (reçu : {sms_provider!r}).")
+    per_hour = _int(env, "MAILS_PER_RECIPIENT_PER_HOUR", Settings.mails_per_recipient_per_hour)
     return Settings(
         database_url=_database_url(env["DATABASE_URL"].strip()),
         redis_url=env["REDIS_URL"].strip(),
@@ -122,10 +156,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         signup_ip_limit_per_minute=_int(env, "SIGNUP_IP_LIMIT_PER_MINUTE", Settings.signup_ip_limit_per_minute),
         signup_backlog_limit=_int(env, "SIGNUP_BACKLOG_LIMIT", Settings.signup_backlog_limit),
         application_backlog_limit=_int(env, "APPLICATION_BACKLOG_LIMIT", Settings.application_backlog_limit),
-        drain_batch_size=_int(env, "DRAIN_BATCH_SIZE", Settings.drain_batch_size),
-        drain_lease_seconds=_int(env, "DRAIN_LEASE_SECONDS", Settings.drain_lease_seconds),
-        drain_consumers=_int(env, "DRAIN_CONSUMERS", Settings.drain_consumers),
-        mails_per_recipient_per_hour=_int(env, "MAILS_PER_RECIPIENT_PER_HOUR", Settings.mails_per_recipient_per_hour),
+        redis_memory_limit_fraction=_fraction(
+            env, "REDIS_MEMORY_LIMIT_FRACTION", Settings.redis_memory_limit_fraction
+        ),
+        drain_batch_size=_bounded(env, "DRAIN_BATCH_SIZE", Settings.drain_batch_size, 1, MAX_DRAIN_BATCH),
+        drain_lease_seconds=_bounded(env, "DRAIN_LEASE_SECONDS", Settings.drain_lease_seconds, 2, 3_600),
+        drain_consumers=_bounded(env, "DRAIN_CONSUMERS", Settings.drain_consumers, 1, 64),
+        mails_per_recipient_per_hour=per_hour,
+        mail_budget_signin=_int(env, "MAIL_BUDGET_SIGNIN", per_hour),
+        mail_budget_account=_int(env, "MAIL_BUDGET_ACCOUNT", per_hour),
+        mail_budget_application=_int(env, "MAIL_BUDGET_APPLICATION", per_hour),
+        mail_budget_dispatch=_int(env, "MAIL_BUDGET_DISPATCH", per_hour),
+        mail_budget_window_seconds=max(1, _int(env, "MAIL_BUDGET_WINDOW_SECONDS", Settings.mail_budget_window_seconds)),
+        mail_retry_seconds=max(1, _int(env, "MAIL_RETRY_SECONDS", Settings.mail_retry_seconds)),
         signin_link_ttl_seconds=_int(env, "SIGNIN_LINK_TTL_SECONDS", Settings.signin_link_ttl_seconds),
         signin_ip_limit_per_minute=_int(env, "SIGNIN_IP_LIMIT_PER_MINUTE", Settings.signin_ip_limit_per_minute),
         signin_email_limit_per_hour=_int(env, "SIGNIN_EMAIL_LIMIT_PER_HOUR", Settings.signin_email_limit_per_hour),

@@ -53,10 +53,23 @@ def clear_messages(directory: Path) -> None:
 
 
 class _StoreHandler:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, directory: Path, refusals: dict[str, str], hang_ups: set[str]) -> None:
+        self.directory, self.refusals, self.hang_ups = directory, refusals, hang_ups
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        refusal = self.refusals.get(address.lower())
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        hung_up = self.hang_ups.intersection(address.lower() for address in envelope.rcpt_tos)
+        if hung_up:
+            # As a server that crashes mid-transaction: the message is not kept and the client gets no answer.
+            self.hang_ups.difference_update(hung_up)
+            server.transport.close()
+            return "421 4.3.2 Closing connection"
         content = envelope.original_content or envelope.content
         path = await asyncio.to_thread(
             store_message, self.directory, envelope.mail_from, list(envelope.rcpt_tos), content
@@ -73,6 +86,11 @@ class MailSink:
         self.directory = Path(directory).absolute()
         self.host = host
         self.port = port
+        # Tests shape the sink's behaviour per recipient (lower-case address), while it runs:
+        # `refusals[address] = "550 5.1.1 …"` refuses it at RCPT with that reply, every time;
+        # `hang_ups.add(address)` drops the connection once, at the end of the DATA of a message to it.
+        self.refusals: dict[str, str] = {}
+        self.hang_ups: set[str] = set()
         self._controller: Controller | None = None
 
     @property
@@ -81,7 +99,8 @@ class MailSink:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        controller = Controller(_StoreHandler(self.directory), hostname=self.host, port=self.port, enable_SMTPUTF8=True)
+        handler = _StoreHandler(self.directory, self.refusals, self.hang_ups)
+        controller = Controller(handler, hostname=self.host, port=self.port, enable_SMTPUTF8=True)
         controller.start()
         self._controller = controller
 

@@ -3,11 +3,16 @@ timeouts, TTLs and retries), so the web process never imports job bodies."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from redis import Redis
+from redis.client import Pipeline
 from rq import Retry
 from rq.job import Job
 
 from queues.connection import job_queue, sync_redis
+from queues.mail_keys import BODY_TTL, MailKeys
 
 DAY = 86_400
 
@@ -37,39 +42,62 @@ def drain_applications(connection: Redis, *, attempt: int = 0) -> Job:
 
 
 MailItems = list[tuple[int, int, str, str]] | list[tuple[int, int, str, str, str]]
+# Every e-mail job is retried on its own when the SMTP server is away; a refused recipient is the outbox's business.
+MAIL_RETRY = [10, 30, 60, 120, 300, 600, 1800, 3600]
 
 
-def send_application_mails(connection: Redis, items: MailItems) -> Job:
-    """`items` are (mission id, volunteer id, e-mail kind, idempotency key[, a manager's message]): ids, no personal
-    data."""
-    return job_queue(connection).enqueue(
-        "queues.mail.send_application_mails",
-        items=[list(item) for item in items],
-        job_timeout=600,
-        result_ttl=3600,
-        failure_ttl=7 * DAY,
-        retry=Retry(max=8, interval=[10, 30, 60, 120, 300, 600, 1800, 3600]),
-        description="send application e-mails",
-    )
+def _mail_job(connection: Redis, delay: int, function: str, pipeline: Pipeline | None = None, **options: Any) -> Job:
+    """Now, or in `delay` seconds through RQ's scheduler (which the worker runs) for an e-mail sent later."""
+    queue = job_queue(connection)
+    if delay > 0:
+        return queue.enqueue_in(timedelta(seconds=delay), function, pipeline=pipeline, **options)
+    return queue.enqueue(function, pipeline=pipeline, **options)
 
 
-def send_volunteer_mails(connection: Redis, kind: str, recipients: list[tuple[int, str]]) -> Job:
+def send_application_mails(connection: Redis, items: MailItems, *, delay: int = 0) -> Job:
+    """`items` are (mission id, volunteer id, e-mail kind, idempotency key[, a manager's message]). A message is kept
+    in Redis under its key, in the same transaction as the job, so the payload holds ids and keys only."""
+    with connection.pipeline() as pipeline:
+        job = _mail_job(
+            connection,
+            delay,
+            "queues.mail.send_application_mails",
+            pipeline=pipeline,
+            items=[[item[0], item[1], item[2], item[3]] for item in items],
+            job_timeout=600,
+            result_ttl=3600,
+            failure_ttl=7 * DAY,
+            retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+            description="send application e-mails",
+        )
+        for item in items:
+            if len(item) > 4:
+                pipeline.set(MailKeys(str(item[3])).body, str(item[4]), ex=BODY_TTL)
+        pipeline.execute()
+    return job
+
+
+def send_volunteer_mails(connection: Redis, kind: str, recipients: list[tuple[int, str]], *, delay: int = 0) -> Job:
     """`recipients` are (volunteer id, idempotency key) pairs: ids only, no personal data in the job payload."""
-    return job_queue(connection).enqueue(
+    return _mail_job(
+        connection,
+        delay,
         "queues.mail.send_volunteer_mails",
         kind=kind,
         recipients=[[volunteer_id, key] for volunteer_id, key in recipients],
         job_timeout=600,
         result_ttl=3600,
         failure_ttl=7 * DAY,
-        retry=Retry(max=8, interval=[10, 30, 60, 120, 300, 600, 1800, 3600]),
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
         description=f"send {kind} e-mails",
     )
 
 
-def send_signin_mail(connection: Redis, key: str) -> Job:
+def send_signin_mail(connection: Redis, key: str, *, delay: int = 0) -> Job:
     """`key` names the request in Redis (address kept there, with the link's lifetime): no personal data here."""
-    return job_queue(connection).enqueue(
+    return _mail_job(
+        connection,
+        delay,
         "queues.mail.send_signin_mail",
         key=key,
         job_timeout=60,

@@ -1,10 +1,11 @@
-"""The e-mail jobs: volunteer e-mails and sign-in e-mails through SMTP, each at most once per idempotency key and
-throttled per person (all kinds counted together)."""
+"""The e-mail jobs: volunteer, sign-in and application e-mails, each rendered from PostgreSQL when it is sent and
+handed to the outbox (queues/outbox.py), which sends it at most once per idempotency key. An e-mail over its
+recipient's budget, or refused for now, is enqueued again for later (RQ's scheduler) with its ids and key only,
+and rendered again then: a person deleted or a proposal answered meanwhile gets nothing."""
 
 from __future__ import annotations
 
 import logging
-import smtplib
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -12,55 +13,23 @@ from zoneinfo import ZoneInfo
 from redis.asyncio import Redis
 from sqlalchemy import ARRAY, BigInteger, bindparam, func, select
 
+from app.accounts import tokens
 from app.accounts.service import forget_request, prepare_signin_mail
 from app.applications.models import Application
 from app.db.base import unit_of_work
-from app.mail import build, render, smtp_connection
 from app.missions.models import Mission
 from app.organisations.models import Organisation
 from app.settings import Settings
 from app.sms import SmsSender, sender_for
 from app.volunteers.models import Volunteer
-from app.volunteers.signup_queue import digest
+from queues import enqueue
+from queues.mail_keys import SENT_TTL, MailKeys
+from queues.outbox import Letter, Outcome, count_drop, keep_body, post
 from queues.runtime import JobContext, run_job
 from surge.dispatch import links
 
 log = logging.getLogger("renfort.mail")
-SENT_TTL = 30 * 86_400
 PARIS = ZoneInfo("Europe/Paris")
-
-
-def sent_key(key: str) -> str:
-    return f"renfort:mail:sent:{key}"
-
-
-class Outbox:
-    """Sends through one SMTP connection, skipping keys already sent and recipients over their hourly quota."""
-
-    def __init__(self, settings: Settings, redis: Redis, smtp: smtplib.SMTP) -> None:
-        self.settings, self.redis, self.smtp = settings, redis, smtp
-        self.counts = {"sent": 0, "throttled": 0}
-
-    async def already_sent(self, key: str) -> bool:
-        return bool(await self.redis.exists(sent_key(key)))
-
-    async def send(self, key: str, *, email: str, email_normalized: str, kind: str, **context: object) -> None:
-        if await self.already_sent(key):
-            return  # by an earlier run of this job
-        # Keyed by the address's digest, not an id: sign-in e-mails go to people who may have no row yet.
-        hourly = f"renfort:mail:hourly:{digest(self.settings.secret_key.reveal(), email_normalized)}"
-        count = await self.redis.incr(hourly)
-        if count == 1:
-            await self.redis.expire(hourly, 3600)
-        if count > self.settings.mails_per_recipient_per_hour:
-            self.counts["throttled"] += 1
-            await self.redis.set(sent_key(key), "throttled", ex=SENT_TTL)
-            return
-        subject, body = render(kind, **context)
-        self.smtp.send_message(build(self.settings.mail_from, email, subject, body))
-        # Marked after sending: a crash in between may send twice, never zero times.
-        await self.redis.set(sent_key(key), "1", ex=SENT_TTL)
-        self.counts["sent"] += 1
 
 
 def send_volunteer_mails(kind: str, recipients: list[list]) -> dict[str, int]:
@@ -71,27 +40,25 @@ async def _send_volunteer_mails(context: JobContext, kind: str, recipients: list
     settings = context.settings
     async with unit_of_work(context.engine) as session:
         rows = await session.execute(
-            select(Volunteer.id, Volunteer.email, Volunteer.email_normalized, Volunteer.first_name,
-                   Volunteer.emergency_slug).where(Volunteer.id.in_([volunteer_id for volunteer_id, _ in recipients]))
+            select(Volunteer.id, Volunteer.email_normalized, Volunteer.first_name, Volunteer.emergency_slug)
+            .where(Volunteer.id.in_([volunteer_id for volunteer_id, _ in recipients]))
         )
         volunteers = {row.id: row for row in rows}
-    with smtp_connection(settings.smtp_url) as smtp:
-        outbox = Outbox(settings, context.redis, smtp)
-        for volunteer_id, key in recipients:
-            volunteer = volunteers.get(volunteer_id)
-            if volunteer is None:
-                continue  # deleted since
-            await outbox.send(
-                key,
-                email=volunteer.email,
-                email_normalized=volunteer.email_normalized,
-                kind=kind,
-                first_name=volunteer.first_name,
-                emergency=volunteer.emergency_slug,
-                base_url=settings.base_url,
-            )
-    log.info("%s e-mails: %d sent, %d throttled", kind, outbox.counts["sent"], outbox.counts["throttled"])
-    return outbox.counts
+    letters = [
+        Letter(key, kind, volunteer.email_normalized, {
+            "first_name": volunteer.first_name, "emergency": volunteer.emergency_slug, "base_url": settings.base_url,
+        }, item=(volunteer_id, key), ids=f"volunteer {volunteer_id}")
+        for volunteer_id, key in recipients
+        if (volunteer := volunteers.get(volunteer_id)) is not None  # deleted since: nothing to send
+    ]
+
+    def again(group: list[Letter], delay: int) -> None:
+        pairs = [(int(letter.item[0]), letter.key) for letter in group]
+        enqueue.send_volunteer_mails(context.rq_connection, kind, pairs, delay=delay)
+
+    batch = await post(settings, context.redis, letters, again)
+    log.info("%s e-mails: %s, %d gone", kind, _summary(batch.summary()), len(recipients) - len(letters))
+    return batch.summary()
 
 
 def send_signin_mail(key: str) -> dict[str, int]:
@@ -101,8 +68,13 @@ def send_signin_mail(key: str) -> dict[str, int]:
 
 async def _send_signin_mail(context: JobContext, key: str) -> dict[str, int]:
     settings, redis = context.settings, context.redis
-    if await redis.exists(sent_key(f"signin:{key}")):
-        return {"sent": 0, "throttled": 0}  # a retry of a job that got as far as sending
+    letter_key = f"signin:{key}"
+    if await redis.exists(MailKeys(letter_key).sent):
+        await forget_request(redis, key)
+        return {Outcome.DUPLICATE.value: 1}  # a retry of a job that got as far as sending
+    # The request lives as long as a link would: past it, the e-mail is worth nothing and must not leave.
+    left_ms = await redis.pttl(tokens.request_key(key))
+    now = time.time()
     async with unit_of_work(context.engine) as session:
         mail = await prepare_signin_mail(
             session,
@@ -111,33 +83,38 @@ async def _send_signin_mail(context: JobContext, key: str) -> dict[str, int]:
             key=key,
             link_ttl=settings.signin_link_ttl_seconds,
             base_url=settings.base_url,
-            now=time.time(),
+            now=now,
         )
-    if mail is None:
-        log.info("sign-in request expired before its e-mail was sent")
-        return {"sent": 0, "throttled": 0}
-    with smtp_connection(settings.smtp_url) as smtp:
-        outbox = Outbox(settings, redis, smtp)
-        await outbox.send(
-            f"signin:{key}", email=mail.email, email_normalized=mail.email_normalized, kind=mail.kind, **mail.context
-        )
-    await forget_request(redis, key)
-    log.info("sign-in e-mail (%s): %d sent, %d throttled", mail.kind, outbox.counts["sent"], outbox.counts["throttled"])
-    return outbox.counts
+    if mail is None or left_ms <= 0:
+        await count_drop(redis, "signin", Outcome.LAPSED.value)
+        log.info("a sign-in request lapsed before its e-mail could leave")
+        return {Outcome.LAPSED.value: 1}
+    letter = Letter(letter_key, mail.kind, mail.email_normalized, mail.context, item=(key,),
+                    lapses_at=now + left_ms / 1000)
+
+    def again(group: list[Letter], delay: int) -> None:
+        enqueue.send_signin_mail(context.rq_connection, key, delay=delay)
+
+    batch = await post(settings, redis, [letter], again)
+    if not batch.later:
+        await forget_request(redis, key)
+    log.info("sign-in e-mail (%s): %s", mail.kind, _summary(batch.summary()))
+    return batch.summary()
 
 
 def send_application_mails(items: list[list]) -> dict[str, int]:
-    """`items`: (mission id, volunteer id, kind, key[, body]); a body is a manager's message, read from the job."""
+    """`items`: (mission id, volunteer id, kind, key); a manager's message is read from Redis by its key (a fifth
+    element, the body itself, is still accepted from jobs queued before)."""
     return run_job(lambda context: _send_application_mails(context, items))
 
 
 async def _send_application_mails(context: JobContext, items: list[list]) -> dict[str, int]:
-    settings = context.settings
+    settings, redis = context.settings, context.redis
     mission_ids = {int(item[0]) for item in items}
     volunteer_ids = list({int(item[1]) for item in items})
     async with unit_of_work(context.engine) as session:
         volunteers = {row.id: row for row in await session.execute(
-            select(Volunteer.id, Volunteer.email, Volunteer.email_normalized, Volunteer.first_name, Volunteer.phone,
+            select(Volunteer.id, Volunteer.email_normalized, Volunteer.first_name, Volunteer.phone,
                    Volunteer.mail_applications, Volunteer.mail_emergencies)
             .where(Volunteer.id == func.any(bindparam("ids", volunteer_ids, type_=ARRAY(BigInteger))))
         )}
@@ -151,39 +128,72 @@ async def _send_application_mails(context: JobContext, items: list[list]) -> dic
             .where(Application.mission_id.in_(mission_ids),
                    Application.volunteer_id == func.any(bindparam("vids", volunteer_ids, type_=ARRAY(BigInteger))))
         )}
-    skipped = 0
+    bodies = await _message_bodies(redis, items)
+    skipped, letters = 0, []
     sms = sender_for(settings)
-    with smtp_connection(settings.smtp_url) as smtp:
-        outbox = Outbox(settings, context.redis, smtp)
-        for item in items:
-            mission_id, volunteer_id, kind, key = int(item[0]), int(item[1]), str(item[2]), str(item[3])
-            volunteer, mission = volunteers.get(volunteer_id), missions.get(mission_id)
-            application = applications.get((mission_id, volunteer_id))
-            if volunteer is None or mission is None:
-                continue  # deleted since
-            wanted = volunteer.mail_emergencies if kind.startswith("dispatch_") else volunteer.mail_applications
-            if not wanted and kind != "application_message":
-                skipped += 1  # the volunteer turned these e-mails off in their preferences
+    for item in items:
+        mission_id, volunteer_id, kind, key = int(item[0]), int(item[1]), str(item[2]), str(item[3])
+        volunteer, mission = volunteers.get(volunteer_id), missions.get(mission_id)
+        application = applications.get((mission_id, volunteer_id))
+        if volunteer is None or mission is None:
+            continue  # deleted since
+        wanted = volunteer.mail_emergencies if kind.startswith("dispatch_") else volunteer.mail_applications
+        if not wanted and kind != "application_message":
+            skipped += 1  # the volunteer turned these e-mails off in their preferences
+            continue
+        ids = f"mission {mission_id}, volunteer {volunteer_id}"
+        proposal: dict[str, str] = {}
+        lapses_at = None
+        if kind == "dispatch_proposal":
+            if (application is None or application.status != "proposed" or application.expires_at is None
+                    or application.expires_at.timestamp() <= time.time()):
+                skipped += 1  # answered, lapsed or withdrawn before this e-mail left
                 continue
-            links: dict[str, str] = {}
-            if kind == "dispatch_proposal":
-                if application is None or application.status != "proposed" or application.expires_at is None:
-                    continue  # answered, lapsed or withdrawn before this e-mail left
-                links = proposal_links(settings, mission_id, volunteer_id, application.dispatch_run_id or 0,
-                                       application.expires_at)
-            await outbox.send(
-                key, email=volunteer.email, email_normalized=volunteer.email_normalized, kind=kind,
-                first_name=volunteer.first_name, mission_title=mission.title,
-                organisation_name=mission.organisation_name, reason=application.reason if application else None,
-                body=str(item[4]) if len(item) > 4 else "", base_url=settings.base_url, **links,
-            )
-            if links and volunteer.phone:
-                await send_sms(context.redis, sms, key, volunteer_id, volunteer.phone,
-                               f"Renfort : une mission vous est proposée ({mission.title[:60]}). Confirmez ici : "
-                               f"{links['confirm_url']}")
-    log.info("application e-mails: %d sent, %d throttled, %d off by preference", outbox.counts["sent"],
-             outbox.counts["throttled"], skipped)
-    return outbox.counts
+            lapses_at = application.expires_at.timestamp()
+            proposal = proposal_links(settings, mission_id, volunteer_id, application.dispatch_run_id or 0,
+                                      application.expires_at)
+        body = bodies.get(key, "")
+        if kind == "application_message" and not body:
+            await count_drop(redis, kind, Outcome.LAPSED.value)
+            log.warning("a manager's message was gone before it could leave (%s)", ids)
+            continue
+        letters.append(Letter(key, kind, volunteer.email_normalized, {
+            "first_name": volunteer.first_name, "mission_title": mission.title,
+            "organisation_name": mission.organisation_name, "reason": application.reason if application else None,
+            "body": body, "base_url": settings.base_url, **proposal,
+        }, item=(mission_id, volunteer_id, kind, key), ids=ids, lapses_at=lapses_at))
+        if proposal and volunteer.phone:
+            await send_sms(redis, sms, key, volunteer_id, volunteer.phone,
+                           f"Renfort : une mission vous est proposée ({mission.title[:60]}). Confirmez ici : "
+                           f"{proposal['confirm_url']}")
+
+    def again(group: list[Letter], delay: int) -> None:
+        enqueue.send_application_mails(context.rq_connection, [
+            (int(letter.item[0]), int(letter.item[1]), letter.kind, letter.key) for letter in group
+        ], delay=delay)
+
+    batch = await post(settings, redis, letters, again)
+    log.info("application e-mails: %s, %d skipped (preferences or moot)", _summary(batch.summary()), skipped)
+    return batch.summary()
+
+
+async def _message_bodies(redis: Redis, items: list[list]) -> dict[str, str]:
+    """Managers' messages by key: from Redis, or from a job queued before they moved there (kept for later)."""
+    bodies: dict[str, str] = {}
+    for item in items:
+        if str(item[2]) == "application_message" and len(item) > 4:
+            bodies[str(item[3])] = str(item[4])
+            await keep_body(redis, str(item[3]), str(item[4]))
+    wanted = [str(item[3]) for item in items if str(item[2]) == "application_message" and str(item[3]) not in bodies]
+    if wanted:
+        for key, raw in zip(wanted, await redis.mget([MailKeys(key).body for key in wanted]), strict=True):
+            if raw is not None:
+                bodies[key] = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return bodies
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count) or "nothing to send"
 
 
 def proposal_links(settings: Settings, mission_id: int, volunteer_id: int, run_id: int,
@@ -200,5 +210,5 @@ def proposal_links(settings: Settings, mission_id: int, volunteer_id: int, run_i
 
 async def send_sms(redis: Redis, sender: SmsSender, key: str, volunteer_id: int, phone: str, text: str) -> None:
     """At most once per key: a text message costs money and a second one helps nobody."""
-    if await redis.set(sent_key(f"sms:{key}"), "1", nx=True, ex=SENT_TTL):
+    if await redis.set(MailKeys(f"sms:{key}").sent, "1", nx=True, ex=SENT_TTL):
         sender.send(volunteer_id=volunteer_id, phone=phone, text=text)

@@ -1,0 +1,46 @@
+"""The Redis keys of the e-mail outbox, spelled here only: the enqueue helpers (web side) and the outbox (workers)
+both use them, and neither imports the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "renfort:mail:"
+# Kept as long as a job, a retry or a deferral can still name the e-mail.
+SENT_TTL = 30 * 86_400
+BODY_TTL = 7 * 86_400
+# Hash of e-mails given up, by "<kind>:<reason>": counted, never with an address.
+DROPPED = PREFIX + "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class MailKeys:
+    """The keys of one e-mail, named by its idempotency key."""
+
+    key: str
+
+    @property
+    def sent(self) -> str:
+        """Set once the e-mail left (or was given up): a later run of any job naming it sends nothing."""
+        return f"{PREFIX}sent:{self.key}"
+
+    @property
+    def claim(self) -> str:
+        """Held while one worker sends it, so two jobs naming it (a retry and a deferral) never both send."""
+        return f"{PREFIX}claim:{self.key}"
+
+    @property
+    def failures(self) -> str:
+        """Hash of refusals by the receiving server: `all` and `permanent` (5xx)."""
+        return f"{PREFIX}failures:{self.key}"
+
+    @property
+    def body(self) -> str:
+        """A manager's message, kept here rather than in job payloads."""
+        return f"{PREFIX}body:{self.key}"
+
+
+def budget_key(family: str, recipient_digest: str) -> str:
+    """A recipient's count for one family of e-mails; by the address's digest, since sign-in e-mails go to people
+    who may have no row yet."""
+    return f"{PREFIX}budget:{family}:{recipient_digest}"
