@@ -17,6 +17,7 @@ from app.applications.capacity import Places
 from app.db.base import make_engine
 from app.geo.index import PostcodeIndex, publish_snapshot, read_snapshot
 from app.geo.service import build_postcode_index
+from app.redis_memory import MemoryGuard, warn_if_unsafe
 from app.settings import Settings
 from app.volunteers.intake import SignupIntake
 from app.volunteers.signup_queue import SignupQueue
@@ -38,6 +39,7 @@ class WebState:
     signin_limiter: SignInLimiter
     places: Places
     pages: PageCache
+    memory_guard: MemoryGuard
 
     async def request_drain(self, drain: Callable[[SyncRedis], object] = enqueue.drain_signups) -> None:
         """Enqueues a drain (of sign-ups, or `enqueue.drain_applications`), off the event loop (RQ's client is
@@ -62,7 +64,10 @@ async def load_postcodes(redis: Redis, engine: AsyncEngine) -> PostcodeIndex:
     if index is None:
         async with async_sessionmaker(engine)() as session:
             index = await build_postcode_index(session)
-        await publish_snapshot(redis, index)
+        try:
+            await publish_snapshot(redis, index)
+        except RedisError as error:  # e.g. Redis at its memory limit: this process has its index all the same
+            log.warning("could not publish the postcode snapshot (%s)", type(error).__name__)
     if not len(index):
         log.error("no communes loaded: run the release command (python -m app.release)")
     return index
@@ -72,6 +77,8 @@ async def build_state(settings: Settings) -> WebState:
     redis = Redis.from_url(settings.redis_url, max_connections=256)
     engine = make_engine(settings.database_url)
     secret = settings.secret_key.reveal()
+    await warn_if_unsafe(redis)
+    memory_guard = MemoryGuard(redis, threshold=settings.redis_memory_limit_fraction)
     return WebState(
         settings=settings,
         redis=redis,
@@ -82,6 +89,7 @@ async def build_state(settings: Settings) -> WebState:
             secret,
             ip_limit_per_minute=settings.signup_ip_limit_per_minute,
             backlog_limit=settings.signup_backlog_limit,
+            memory=memory_guard,
         ),
         signups=SignupQueue(redis, secret),
         postcodes=await load_postcodes(redis, engine),
@@ -93,4 +101,5 @@ async def build_state(settings: Settings) -> WebState:
         ),
         places=Places(redis, backlog_limit=settings.application_backlog_limit),
         pages=PageCache(redis),
+        memory_guard=memory_guard,
     )

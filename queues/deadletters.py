@@ -1,4 +1,7 @@
-"""Ops command for sign-ups that could not be written: `python -m queues.deadletters [list|retry]`."""
+"""Ops command for queued writes that could not be written (sign-ups, application changes):
+`python -m queues.deadletters [list|retry] [--queue signups|applications]` (both queues unless one is named).
+
+It prints record keys (receipts; mission:volunteer:version), reasons and times: never names or e-mails."""
 
 from __future__ import annotations
 
@@ -7,35 +10,44 @@ import asyncio
 
 from redis.asyncio import Redis
 
+from app.applications.capacity import PREFIX as APPLICATIONS
+from app.console.dead_letters import Drain, listing, retry, write_queues
+from app.durable_queue import DurableQueue
 from app.settings import get_settings
 from app.volunteers.signup_queue import SignupQueue
 from queues import enqueue
 
 
-async def main(command: str, limit: int) -> int:
+async def main(command: str, queue_name: str | None, limit: int) -> int:
     settings = get_settings()
     redis = Redis.from_url(settings.redis_url)
-    queue = SignupQueue(redis, settings.secret_key.reveal())
+    connection = enqueue.connect(settings.redis_url)
+    queues = write_queues(SignupQueue(redis, settings.secret_key.reveal()), DurableQueue(redis, APPLICATIONS))
+    chosen = [queues[queue_name]] if queue_name else list(queues.values())
+
+    async def request_drain(drain: Drain) -> None:
+        drain(connection)
+
     try:
-        if command == "list":
-            letters = await queue.dead_letters(limit=limit)
-            print(f"{await queue.dead_count()} inscription(s) en lettres mortes")
-            for letter in letters:
-                print(f"{letter.failed_at}  reçu {letter.record.receipt}  {letter.reason}")
-        else:
-            moved = await queue.retry_dead_letters()
-            if moved:
-                await queue.request_drain()
-                enqueue.drain_signups(enqueue.connect(settings.redis_url))
-            print(f"{moved} inscription(s) remise(s) dans la file")
+        for queue in chosen:
+            if command == "list":
+                found = await listing(queue, limit)
+                print(f"{found.total} {queue.noun} en lettres mortes")
+                for letter in found.letters:
+                    print(f"  {letter.failed_at}  {letter.key}  {letter.reason}")
+            else:
+                moved = await retry(queue, request_drain)
+                print(f"{moved} {queue.noun} {queue.put_back} dans la file")
     finally:
         await redis.aclose()
+        connection.close()
     return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["list", "retry"], nargs="?", default="list")
+    parser.add_argument("--queue", choices=["signups", "applications"], default=None)
     parser.add_argument("--limit", type=int, default=100)
     arguments = parser.parse_args()
-    raise SystemExit(asyncio.run(main(arguments.command, arguments.limit)))
+    raise SystemExit(asyncio.run(main(arguments.command, arguments.queue, arguments.limit)))

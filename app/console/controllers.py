@@ -4,13 +4,18 @@ import base64
 import hmac
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from app.console.dead_letters import WriteQueue, listing, retry, write_queues
 from app.deps import Web
+from app.state import WebState
+
+PAGE_LIMIT = 200
 
 
 def _password(authorization: str) -> str:
@@ -35,9 +40,8 @@ def ops_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
         raise NotAuthorizedException(headers={"WWW-Authenticate": 'Basic realm="Renfort ops", charset="UTF-8"'})
 
 
-def masked(email: str) -> str:
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}…@{domain}" if domain else "…"
+def _queues(web: WebState) -> dict[str, WriteQueue]:
+    return write_queues(web.signups, web.places.queue)
 
 
 class ConsoleController(Controller):
@@ -46,24 +50,20 @@ class ConsoleController(Controller):
     include_in_schema = False
 
     @get("/dead-letters")
-    async def dead_letters(self, web: Web) -> Template:
-        letters = await web.signups.dead_letters(limit=200)
-        rows = [
-            {
-                "receipt": letter.record.receipt,
-                "email": masked(letter.record.email),
-                "postal_code": letter.record.postal_code,
-                "reason": letter.reason,
-                "failed_at": letter.failed_at,
-            }
-            for letter in letters
-        ]
-        total = await web.signups.dead_count()
-        return Template("console/dead_letters.html", context={"rows": rows, "total": total})
+    async def page(
+        self, web: Web, remis: FromQuery[int | None] = None, file: FromQuery[str | None] = None
+    ) -> Template:
+        """Both write queues' dead letters; `file` and `remis` report the retry that redirected here."""
+        queues = _queues(web)
+        listings = [await listing(queue, PAGE_LIMIT) for queue in queues.values()]
+        retried = queues.get(file or "")
+        context = {"listings": listings, "limit": PAGE_LIMIT, "moved": remis, "retried": retried}
+        return Template("console/dead_letters.html", context=context)
 
-    @post("/dead-letters/retry")
-    async def retry(self, request: Request[Any, Any, Any], web: Web) -> Redirect:
-        moved = await web.signups.retry_dead_letters()
-        if moved and await web.signups.request_drain():
-            await web.request_drain()
-        return Redirect(f"/ops/dead-letters?remis={moved}", status_code=303)
+    @post("/dead-letters/{queue_name:str}/retry")
+    async def retry_queue(self, web: Web, queue_name: FromPath[str]) -> Redirect:
+        queue = _queues(web).get(queue_name)
+        if queue is None:
+            raise NotFoundException
+        moved = await retry(queue, web.request_drain)
+        return Redirect(f"/ops/dead-letters?file={queue.name}&remis={moved}", status_code=303)

@@ -4,13 +4,18 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, MediaType, Response, get
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from app.deps import Web
+from app.redis_memory import RedisMemory, read_memory
 from app.state import WebState
 from queues.enqueue import queued_jobs
 
 CHECK_TIMEOUT = 2.0
+SATURATED = "saturée"
+UNKNOWN = "inconnue"
+NO_LIMIT = "sans limite"
 
 
 async def _check(probe: Any) -> str:
@@ -27,14 +32,76 @@ async def _ping_database(web: WebState) -> None:
 
 
 async def queue_figures(web: WebState) -> dict[str, float]:
-    signups = web.signups
+    signups, applications = web.signups, web.places.queue
+    signups_oldest = round(await signups.oldest_age_seconds(), 3)
+    signups_dead = await signups.dead_count()
     return {
         "signups_pending": await signups.depth(),
         "signups_in_flight": await signups.inflight(),
-        "oldest_pending_seconds": round(await signups.oldest_age_seconds(), 3),
-        "dead_letters": await signups.dead_count(),
+        "signups_oldest_pending_seconds": signups_oldest,
+        "signups_dead_letters": signups_dead,
+        # The sign-up queue's figures under their first names, which dashboards already scrape.
+        "oldest_pending_seconds": signups_oldest,
+        "dead_letters": signups_dead,
+        "applications_pending": await applications.depth(),
+        "applications_in_flight": await applications.inflight(),
+        "applications_oldest_pending_seconds": round(await applications.oldest_age_seconds(), 3),
+        "applications_dead_letters": await applications.dead_count(),
         "jobs_queued": await asyncio.to_thread(queued_jobs, web.rq_connection),
     }
+
+
+async def _memory(web: WebState) -> RedisMemory | None:
+    try:
+        return await asyncio.wait_for(read_memory(web.redis), CHECK_TIMEOUT)
+    except (RedisError, OSError, TimeoutError):
+        return None
+
+
+def _memory_state(web: WebState, memory: RedisMemory | None) -> str:
+    if memory is None or memory.max_bytes is None:
+        return UNKNOWN
+    if memory.fraction is None:
+        return NO_LIMIT
+    return SATURATED if memory.fraction >= web.settings.redis_memory_limit_fraction else "ok"
+
+
+def _rounded(fraction: float | None) -> float | None:
+    return None if fraction is None else round(fraction, 4)
+
+
+def _memory_body(memory: RedisMemory) -> dict[str, Any]:
+    return {
+        "memory": {
+            "used_bytes": memory.used_bytes,
+            "max_bytes": memory.max_bytes,
+            "fraction": _rounded(memory.fraction),
+            "policy": memory.policy,
+        },
+        "persistence": {"aof_enabled": memory.aof_enabled, "appendfsync": memory.appendfsync},
+    }
+
+
+def _gauge(name: str, value: float, labels: str = "") -> list[str]:
+    return [f"# TYPE renfort_{name} gauge", f"renfort_{name}{labels} {value}"]
+
+
+def _label(value: str | None) -> str:
+    return (value or "unknown").replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _memory_metrics(web: WebState, memory: RedisMemory) -> list[str]:
+    lines = _gauge("redis_memory_used_bytes", memory.used_bytes)
+    if memory.max_bytes is not None:
+        lines += _gauge("redis_memory_max_bytes", memory.max_bytes)
+    if memory.fraction is not None:
+        lines += _gauge("redis_memory_fraction", round(memory.fraction, 4))
+    lines += _gauge("redis_memory_saturated", int(_memory_state(web, memory) == SATURATED))
+    if memory.aof_enabled is not None:
+        lines += _gauge("redis_aof_enabled", int(memory.aof_enabled))
+    # Text settings as labels of a constant, the usual Prometheus shape for "info" figures.
+    labels = f'{{maxmemory_policy="{_label(memory.policy)}",appendfsync="{_label(memory.appendfsync)}"}}'
+    return lines + _gauge("redis_settings", 1, labels)
 
 
 class HealthController(Controller):
@@ -47,10 +114,16 @@ class HealthController(Controller):
 
     @get("/ready")
     async def ready(self, web: Web) -> Response[dict[str, Any]]:
+        """503 only when PostgreSQL or Redis is unreachable. A Redis near its memory limit, or dead letters, are
+        for ops to act on, not an outage: they are reported with a 200."""
         database = await _check(_ping_database(web))
         redis = await _check(web.redis.ping())
         body: dict[str, Any] = {"status": "ok", "postgresql": database, "redis": redis}
         if redis == "ok":
+            memory = await _memory(web)
+            body["redis_memory"] = _memory_state(web, memory)
+            if memory is not None:
+                body.update(_memory_body(memory))
             body["queue"] = await queue_figures(web)
         ready = database == "ok" and redis == "ok"
         if not ready:
@@ -59,9 +132,15 @@ class HealthController(Controller):
 
     @get("/metrics", media_type=MediaType.TEXT)
     async def metrics(self, web: Web) -> str:
-        """Prometheus text format."""
-        figures = await queue_figures(web)
-        lines = []
+        """Prometheus text format; with Redis unreachable, only `renfort_redis_up 0` (a scrape, not an error)."""
+        try:
+            figures = await queue_figures(web)
+        except (RedisError, OSError):
+            return "\n".join(_gauge("redis_up", 0)) + "\n"
+        lines = _gauge("redis_up", 1)
         for name, value in figures.items():
-            lines += [f"# TYPE renfort_{name} gauge", f"renfort_{name} {value}"]
+            lines += _gauge(name, value)
+        memory = await _memory(web)
+        if memory is not None:
+            lines += _memory_metrics(web, memory)
         return "\n".join(lines) + "\n"
