@@ -19,11 +19,11 @@ from app.accounts.ratelimit import SignInLimiter
 from app.accounts.schemas import LinkRecord, Roles, SignedIn, SignInRequest
 from app.geo.models import Department
 from app.organisations.models import Organisation, OrganisationManager
+from app.text_rules import TextRefused
 from app.volunteers.models import Volunteer
-from app.volunteers.validation import EMAIL, SignupInvalid, normalize_email
+from app.volunteers.validation import SignupInvalid
+from app.volunteers.validation import parse_email as parse_signup_email
 from queues import enqueue
-
-EMAIL_MESSAGE = "Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."
 
 
 class SignInRateLimited(Exception):
@@ -35,14 +35,11 @@ class SignInRateLimited(Exception):
 
 
 def parse_email(raw: object) -> tuple[str, str]:
-    """(as typed, normalised); raises `SignupInvalid` with a French message for the field."""
-    email = raw.strip() if isinstance(raw, str) else ""
-    normalized = normalize_email(email)
-    if not email:
-        raise SignupInvalid({"email": "Indiquez votre adresse e-mail."})
-    if len(normalized) > 254 or ".." in normalized or not EMAIL.match(normalized):
-        raise SignupInvalid({"email": EMAIL_MESSAGE})
-    return email, normalized
+    """(as typed, normalised), by the sign-up's rule; raises `SignupInvalid` with a French message for the field."""
+    try:
+        return parse_signup_email(raw)
+    except TextRefused as refused:
+        raise SignupInvalid({"email": refused.message}) from None
 
 
 async def request_link(

@@ -16,6 +16,7 @@ from app.applications.schemas import ApplicationRead
 TTL_SECONDS = 3600
 PREFIX = "renfort:exports:"
 TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")  # what new_token() makes
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ("Prénom", "Nom", "E-mail", "Téléphone", "Commune", "Statut", "Candidature le", "Message")
 
 
@@ -72,14 +73,15 @@ def to_csv(applications: list[ApplicationRead]) -> bytes:
     writer = csv.writer(buffer, delimiter=";")
     writer.writerow(COLUMNS)
     for application in applications:
-        writer.writerow([
+        writer.writerow([_cell(value) for value in (
             application.first_name, application.last_name, application.email, application.phone or "",
             application.commune, application.status_label, application.applied_at.strftime("%d/%m/%Y %H:%M"),
-            _cell(application.message or ""),
-        ])
+            application.message or "",
+        )])
     return ("\ufeff" + buffer.getvalue()).encode()
 
 
 def _cell(value: str) -> str:
-    # A cell starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    # A cell starting with one of these runs as a formula in a spreadsheet (CSV injection): every column is checked,
+    # not only the typed ones, so a column added later is covered too.
+    return "'" + value if value[:1] in FORMULA_STARTS else value

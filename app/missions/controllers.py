@@ -11,7 +11,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from app.accounts.controllers import PRIVATE
-from app.accounts.guards import organisation_manager, require_account, signed_in
+from app.accounts.guards import organisation_manager, privileged, require_account
 from app.accounts.sessions import current_account
 from app.applications import service as applications
 from app.deps import Db, Web
@@ -52,7 +52,7 @@ class MissionApi(Controller):
     @get("/", responses={200: ResponseSpec(data_container=MissionPage, description="Missions en ligne")})
     async def search(self, request: Request[Any, Any, Any], web: Web) -> Response[bytes]:
         # The cached JSON as stored (no Db: a hit needs no database session); see search.search_json.
-        body = await search.search_json(web.engine, web.redis, search.parse_query(request.query_params))
+        body = await search.search_json(web.engine, web.redis, search.parse_query(request.query_params, web.postcodes))
         return Response(body, media_type=MediaType.JSON)
 
 
@@ -64,7 +64,7 @@ class MissionPages(Controller):
     async def search(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Template:
         params = dict(request.query_params)
         try:
-            page: MissionPage | None = await search.search(db, web.redis, search.parse_query(params))
+            page: MissionPage | None = await search.search(db, web.redis, search.parse_query(params, web.postcodes))
             errors: dict[str, str] = {}
         except MissionInvalid as invalid:
             page, errors = None, invalid.errors
@@ -86,12 +86,12 @@ class MissionPages(Controller):
                    "places_left": max(0, mission.places - taken)}
         return Template("mission.html", context=context, headers=None if mission.online else PRIVATE)
 
-    @get("/{mission_id:int}/modifier", guards=[signed_in])
+    @get("/{mission_id:int}/modifier", guards=[privileged])
     async def edit(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db) -> Template:
         mission = await service.edit_form(db, mission_id, require_account(request).roles)
         return _form(web, _values_of(mission), {}, f"/missions/{mission_id}/modifier")
 
-    @post("/{mission_id:int}/modifier", guards=[signed_in], request_max_body_size=MAX_BODY)
+    @post("/{mission_id:int}/modifier", guards=[privileged], request_max_body_size=MAX_BODY)
     async def save(
         self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db
     ) -> Template | Redirect:
@@ -103,7 +103,7 @@ class MissionPages(Controller):
             return _form(web, values, invalid.errors, f"/missions/{mission_id}/modifier", status=422)
         return Redirect(mission.path, status_code=303)
 
-    @post("/{mission_id:int}/statut/{decision:str}", guards=[signed_in])
+    @post("/{mission_id:int}/statut/{decision:str}", guards=[privileged])
     async def decide(
         self, request: Request[Any, Any, Any], mission_id: RowId, decision: FromPath[str], db: Db
     ) -> Redirect:

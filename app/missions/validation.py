@@ -7,8 +7,10 @@ from datetime import date
 from typing import Any
 
 from app.geo.index import PostcodeIndex
+from app.missions.models import Mission, MissionAddress
 from app.reference import DOMAINS
-from app.volunteers.validation import SignupInvalid, _place, _text
+from app.text_rules import DESCRIPTION_LENGTH, TextFields, length_of
+from app.volunteers.validation import TYPED_LENGTH, SignupInvalid, _place
 
 MAX_ADDRESSES = 3  # the form's address rows: address_line_1, postal_code_1, commune_code_1, …
 FIELDS = (
@@ -18,6 +20,20 @@ FIELDS = (
       for name in ("address_line", "postal_code", "commune_code")),
 )
 CHECKED = {"remote", "open_to_minors", "priority"}
+LABELS = {
+    "title": "Titre de la mission",
+    "description": "Description",
+    "domain": "Domaine",
+    "activities": "Activités",
+    "start_date": "Date de début",
+    "end_date": "Date de fin",
+    "schedule": "Rythme récurrent",
+    "places": "Nombre de places",
+    "prerequisites": "Prérequis",
+    "emergency_slug": "Urgence liée",
+}
+PREREQUISITES_LENGTH = 2_000
+ACTIVITIES = 10
 
 
 class MissionInvalid(SignupInvalid):
@@ -49,8 +65,8 @@ class ValidMission:
     addresses: list[ValidAddress]
 
 
-def _date(raw: Any, field: str, errors: dict[str, str]) -> date | None:
-    text = _text(raw)
+def _date(fields: TextFields, field: str, errors: dict[str, str]) -> date | None:
+    text = fields.text(field, LABELS[field], TYPED_LENGTH)
     if not text:
         return None
     try:
@@ -60,14 +76,19 @@ def _date(raw: Any, field: str, errors: dict[str, str]) -> date | None:
         return None
 
 
+def _filled(raw: object) -> bool:
+    return raw is not None and not (isinstance(raw, str) and not raw.strip())
+
+
 def _addresses(
-    data: dict[str, Any], remote: bool, postcodes: PostcodeIndex, errors: dict[str, str]
+    fields: TextFields, remote: bool, postcodes: PostcodeIndex, errors: dict[str, str]
 ) -> list[ValidAddress]:
     addresses = []
     for row in range(1, MAX_ADDRESSES + 1):
-        line = " ".join(_text(data.get(f"address_line_{row}")).split())
-        postal, commune = _text(data.get(f"postal_code_{row}")), _text(data.get(f"commune_code_{row}"))
-        if not (line or postal or commune):
+        line = fields.text(f"address_line_{row}", f"Adresse {row}", length_of(MissionAddress.address_line),
+                           collapse=True)
+        postal, commune = fields.data.get(f"postal_code_{row}"), fields.data.get(f"commune_code_{row}")
+        if f"address_line_{row}" in fields.refused or not (line or _filled(postal) or _filled(commune)):
             continue
         found: dict[str, str] = {}
         postal_code, commune_code = _place(postal, commune, postcodes, found)
@@ -75,40 +96,45 @@ def _addresses(
             found["address_line"] = "Indiquez l'adresse (numéro et voie)."
         errors.update({f"{field}_{row}": message for field, message in found.items()})
         if not found:
-            addresses.append(ValidAddress(line[:200], postal_code, commune_code))
-    if not addresses and not remote and "postal_code_1" not in errors and "address_line_1" not in errors:
+            addresses.append(ValidAddress(line, postal_code, commune_code))
+    if (not addresses and not remote and "postal_code_1" not in errors and "address_line_1" not in errors
+            and "address_line_1" not in fields.refused):
         errors["address_line_1"] = "Indiquez au moins une adresse, ou cochez « mission à distance »."
     return addresses
 
 
 def validate_mission(data: dict[str, Any], postcodes: PostcodeIndex, *, today: date) -> ValidMission:
     errors: dict[str, str] = {}
-    title = " ".join(_text(data.get("title")).split())
-    if not 5 <= len(title) <= 150:
+    fields = TextFields(data)
+    title = fields.text("title", LABELS["title"], length_of(Mission.title), collapse=True)
+    if len(title) < 5:
         errors["title"] = "Donnez un titre à la mission (5 à 150 caractères)."
-    description = _text(data.get("description"))
+    description = fields.text("description", LABELS["description"], DESCRIPTION_LENGTH, multiline=True)
     if len(description) < 20:
         errors["description"] = "Décrivez la mission en quelques phrases (20 caractères au moins)."
-    domain = _text(data.get("domain"))
+    domain = fields.text("domain", LABELS["domain"], length_of(Mission.domain))
     if domain not in DOMAINS:
         errors["domain"] = "Choisissez le domaine de la mission."
-    activities = [" ".join(part.split())[:80] for part in _text(data.get("activities")).split(",") if part.strip()]
-    if len(activities) > 10:
-        errors["activities"] = "10 activités au maximum, séparées par des virgules."
+    activities = fields.items("activities", LABELS["activities"], max_items=ACTIVITIES,
+                              max_length=length_of(Mission.activities), separator=",")
     remote = bool(data.get("remote"))
-    start, end = _date(data.get("start_date"), "start_date", errors), _date(data.get("end_date"), "end_date", errors)
-    schedule = " ".join(_text(data.get("schedule")).split())[:300] or None
+    start, end = _date(fields, "start_date", errors), _date(fields, "end_date", errors)
+    schedule = fields.text("schedule", LABELS["schedule"], length_of(Mission.schedule), collapse=True) or None
     if start and end and end < start:
         errors["end_date"] = "La date de fin doit suivre la date de début."
     elif end and end < today:
         errors["end_date"] = "La date de fin est déjà passée."
-    elif not start and not schedule and not {"start_date", "end_date"} & errors.keys():
+    elif not start and not schedule and not {"start_date", "end_date"} & (errors.keys() | fields.refused.keys()):
         errors["start_date"] = "Indiquez une date de début, ou décrivez le rythme de la mission."
-    raw_places = _text(data.get("places")) if not isinstance(data.get("places"), int) else str(data.get("places"))
+    raw_places = str(data["places"]) if isinstance(data.get("places"), int) else fields.text(
+        "places", LABELS["places"], TYPED_LENGTH)
     places = int(raw_places) if raw_places.isdecimal() and len(raw_places) < 6 else 0
     if places <= 0:
         errors["places"] = "Indiquez un nombre de places (1 au moins)."
-    addresses = _addresses(data, remote, postcodes, errors)
+    prerequisites = fields.text("prerequisites", LABELS["prerequisites"], PREREQUISITES_LENGTH, multiline=True)
+    emergency_slug = fields.text("emergency_slug", LABELS["emergency_slug"], length_of(Mission.emergency_slug))
+    addresses = _addresses(fields, remote, postcodes, errors)
+    errors.update(fields.refused)
     if errors:
         raise MissionInvalid(errors)
     return ValidMission(
@@ -122,8 +148,8 @@ def validate_mission(data: dict[str, Any], postcodes: PostcodeIndex, *, today: d
         schedule=schedule,
         places=places,
         open_to_minors=bool(data.get("open_to_minors")),
-        prerequisites=_text(data.get("prerequisites"))[:2_000] or None,
+        prerequisites=prerequisites or None,
         priority=bool(data.get("priority")),
-        emergency_slug=_text(data.get("emergency_slug")).lower()[:80] or None,
+        emergency_slug=emergency_slug.lower() or None,
         addresses=addresses,
     )

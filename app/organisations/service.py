@@ -20,7 +20,8 @@ from app.missions.cache import mark_changed
 from app.missions.models import Mission
 from app.organisations.models import Organisation, OrganisationManager
 from app.organisations.schemas import STATUS_LABELS, OrganisationRead
-from app.organisations.validation import TYPE_LABELS, validate_organisation
+from app.organisations.validation import TYPE_LABELS, OrganisationInvalid, validate_organisation
+from app.text_rules import TextRefused, clean_text
 
 # (status, action) → new status; anything else is an illegal transition.
 TRANSITIONS = {
@@ -33,6 +34,7 @@ TRANSITIONS = {
 }
 MODERATION_ACTIONS = {"valider": "validate", "refuser": "refuse", "suspendre": "suspend", "retablir": "reinstate"}
 NEEDS_REASON = {"refuse", "suspend"}
+REASON_LENGTH = 2_000
 EDITABLE = {"draft", "refused"}
 ACTION_LABELS = {
     "submit": "soumise à validation",
@@ -184,10 +186,13 @@ async def moderate(
     organisation, commune = await _load(session, organisation_id, lock=True)
     if not may_moderate(roles, commune.department_code):
         raise ModerationForbidden
-    text = " ".join(reason.split()) if isinstance(reason, str) else ""
+    try:
+        text = clean_text(reason, "Motif", REASON_LENGTH, collapse=True)
+    except TextRefused as refused:
+        raise OrganisationInvalid({"reason": refused.message}) from None
     if action in NEEDS_REASON and not text:
         raise ReasonRequired
-    _transition(organisation, action, text[:2_000] or None)
+    _transition(organisation, action, text or None)
     await session.flush()
     # Its missions go online or offline with it.
     mark_changed(session, await session.scalars(select(Mission.id).where(Mission.organisation_id == organisation_id)))

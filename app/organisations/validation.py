@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from app.geo.index import PostcodeIndex
-from app.volunteers.validation import SignupInvalid, _place, _text
+from app.organisations.models import Organisation
+from app.text_rules import TextFields, length_of
+from app.volunteers.validation import TYPED_LENGTH, SignupInvalid, _place
 
 TYPE_LABELS = {
     "association": "Association",
@@ -19,6 +20,16 @@ TYPE_LABELS = {
 }
 RNA = re.compile(r"^W\d{9}$")
 SIRET = re.compile(r"^\d{14}$")
+LABELS = {
+    "name": "Nom de la structure",
+    "type": "Type de structure",
+    "rna": "Numéro RNA",
+    "siret": "Numéro SIRET",
+    "address_line": "Numéro et voie",
+    "description": "Présentation",
+    "donation_url": "Lien pour faire un don",
+}
+DESCRIPTION_LENGTH = 5_000
 LA_POSTE_SIREN = "356000000"  # La Poste's establishments share one SIREN and follow their own check rule
 
 
@@ -55,9 +66,9 @@ def siret_valid(siret: str) -> bool:
     return luhn_valid(siret)
 
 
-def _identifiers(kind: str, raw_rna: Any, raw_siret: Any, errors: dict[str, str]) -> tuple[str | None, str | None]:
-    rna = _text(raw_rna).upper().replace(" ", "") or None
-    siret = re.sub(r"[\s.]", "", _text(raw_siret)) or None
+def _identifiers(kind: str, fields: TextFields, errors: dict[str, str]) -> tuple[str | None, str | None]:
+    rna = fields.text("rna", LABELS["rna"], TYPED_LENGTH).upper().replace(" ", "") or None
+    siret = re.sub(r"[\s.]", "", fields.text("siret", LABELS["siret"], TYPED_LENGTH)) or None
     if rna is not None and kind in TYPE_LABELS and kind != "association":
         errors["rna"] = "Le numéro RNA ne concerne que les associations."
     elif rna is not None and not RNA.match(rna):
@@ -73,12 +84,16 @@ def _identifiers(kind: str, raw_rna: Any, raw_siret: Any, errors: dict[str, str]
     return rna, siret
 
 
-def _donation_url(raw: Any, errors: dict[str, str]) -> str | None:
-    url = _text(raw)
+def _donation_url(fields: TextFields, errors: dict[str, str]) -> str | None:
+    url = fields.text("donation_url", LABELS["donation_url"], length_of(Organisation.donation_url))
     if not url:
         return None
-    parts = urlsplit(url)
-    if len(url) > 500 or parts.scheme != "https" or not parts.hostname or "." not in parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        hostname = None
+    if not hostname or parts.scheme != "https" or "." not in hostname:
         errors["donation_url"] = "Saisissez une adresse web sécurisée, commençant par https://."
         return None
     return url
@@ -87,27 +102,24 @@ def _donation_url(raw: Any, errors: dict[str, str]) -> str | None:
 def validate_organisation(data: dict[str, Any], index: PostcodeIndex) -> ValidOrganisation:
     """Checks every field and raises `OrganisationInvalid` with all the problems at once."""
     errors: dict[str, str] = {}
-    name = " ".join(_text(data.get("name")).split())
+    fields = TextFields(data)
+    name = fields.text("name", LABELS["name"], length_of(Organisation.name), collapse=True)
     if not name:
         errors["name"] = "Indiquez le nom de la structure."
-    elif len(name) > 150:
-        errors["name"] = "150 caractères au maximum."
-    kind = _text(data.get("type"))
+    kind = fields.text("type", LABELS["type"], length_of(Organisation.type))
     if kind not in TYPE_LABELS:
         errors["type"] = "Choisissez le type de structure."
-    rna, siret = _identifiers(kind, data.get("rna"), data.get("siret"), errors)
-    address_line = " ".join(_text(data.get("address_line")).split())
+    rna, siret = _identifiers(kind, fields, errors)
+    address_line = fields.text("address_line", LABELS["address_line"], length_of(Organisation.address_line),
+                               collapse=True)
     if not address_line:
         errors["address_line"] = "Indiquez l'adresse (numéro et voie)."
-    elif len(address_line) > 200:
-        errors["address_line"] = "200 caractères au maximum."
     postal_code, commune_code = _place(data.get("postal_code"), data.get("commune_code"), index, errors)
-    description = unicodedata.normalize("NFC", _text(data.get("description")))
+    description = fields.text("description", LABELS["description"], DESCRIPTION_LENGTH, multiline=True)
     if len(description) < 20:
         errors["description"] = "Présentez la structure en quelques phrases (20 caractères au moins)."
-    elif len(description) > 5_000:
-        errors["description"] = "5 000 caractères au maximum."
-    donation_url = _donation_url(data.get("donation_url"), errors)
+    donation_url = _donation_url(fields, errors)
+    errors.update(fields.refused)
     if errors:
         raise OrganisationInvalid(errors)
     return ValidOrganisation(

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
@@ -17,6 +16,7 @@ from app.geo.index import CommuneChoice
 from app.http import client_ip
 from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
+from app.text_rules import TextRefused, json_object
 from app.volunteers.intake import Accepted
 from app.volunteers.schemas import ReceiptStatus, SignupAccepted
 from app.volunteers.service import accept_signup
@@ -49,11 +49,9 @@ class VolunteerApi(Controller):
     @post("/volunteers", status_code=202, request_max_body_size=MAX_BODY)
     async def sign_up(self, request: Request[Any, Any, Any], web: Web) -> Response[SignupAccepted]:
         try:
-            data = msgspec.json.decode(await request.body())
-        except msgspec.DecodeError:
-            raise SignupInvalid({"body": "Le corps de la requête doit être un objet JSON valide."}) from None
-        if not isinstance(data, dict):
-            raise SignupInvalid({"body": "Le corps de la requête doit être un objet JSON."})
+            data = json_object(await request.body())
+        except TextRefused as refused:
+            raise SignupInvalid({"body": refused.message}) from None
         accepted = await submit(web, request, data)
         return Response(SignupAccepted(receipt=accepted.receipt), status_code=202)
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from app.geo.index import PostcodeIndex
 from app.reference import AVAILABILITY, DOMAINS
+from app.text_rules import TextFields, TextRefused, clean_items, clean_text, length_of
+from app.volunteers.models import Volunteer
 
 MINIMUM_AGE = 16
 EMAIL = re.compile(r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -32,6 +34,26 @@ MESSAGES = {
     "consent": "Vous devez accepter que vos données servent à vous proposer des missions pour vous inscrire.",
     "emergency": "Cet identifiant d'urgence n'est pas valide.",
 }
+LABELS = {
+    "first_name": "Prénom",
+    "last_name": "Nom",
+    "email": "Adresse e-mail",
+    "phone": "Téléphone",
+    "birth_date": "Date de naissance",
+    "postal_code": "Code postal",
+    "commune_code": "Commune",
+    "domains": "Domaines d'action",
+    "availability": "Disponibilités",
+    "skills": "Compétences",
+    "emergency": "Urgence",
+}
+NAME_LENGTH = length_of(Volunteer.first_name)
+EMAIL_LENGTH = length_of(Volunteer.email)
+EMERGENCY_LENGTH = length_of(Volunteer.emergency_slug)
+CHOICE_LENGTH = length_of(Volunteer.domains)
+SKILLS, SKILL_LENGTH = 20, length_of(Volunteer.skills)
+# Fields parsed into a shorter form (spaces, separators removed): bounded generously, the parser says the rest.
+TYPED_LENGTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,34 +100,43 @@ def normalize_email(raw: str) -> str:
     return unicodedata.normalize("NFKC", raw).strip().lower()
 
 
-def _text(raw: Any) -> str:
-    return unicodedata.normalize("NFC", raw).strip() if isinstance(raw, str) else ""
+def parse_email(raw: object) -> tuple[str, str]:
+    """(as typed, normalised), for the sign-up and the sign-in forms; raises `TextRefused` with the field's message."""
+    email = clean_text(raw, LABELS["email"], EMAIL_LENGTH)
+    if not email:
+        raise TextRefused("Indiquez votre adresse e-mail.", "blank")
+    normalized = normalize_email(email)
+    if len(normalized) > EMAIL_LENGTH or ".." in normalized or not EMAIL.match(normalized):
+        raise TextRefused(MESSAGES["email"], "format")
+    return email, normalized
 
 
-def _name(raw: Any, field: str, errors: dict[str, str]) -> str:
-    value = " ".join(_text(raw).split())
+def _name(fields: TextFields, field: str, errors: dict[str, str]) -> str:
+    value = fields.text(field, LABELS[field], NAME_LENGTH, collapse=True)
+    if field in fields.refused:
+        return value
     if not value:
         errors[field] = MESSAGES[field]
-    elif len(value) > 100:
-        errors[field] = "100 caractères au maximum."
     elif not NAME.match(value):
         errors[field] = "Utilisez uniquement des lettres, des espaces, des tirets ou des apostrophes."
     return value
 
 
-def _phone(raw: Any, errors: dict[str, str]) -> str | None:
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
+def _phone(fields: TextFields, errors: dict[str, str]) -> str | None:
+    raw = fields.text("phone", LABELS["phone"], TYPED_LENGTH)
+    if not raw:
         return None
-    digits = re.sub(r"[\s.\-()]", "", raw) if isinstance(raw, str) else ""
-    match = PHONE.match(digits)
+    match = PHONE.match(re.sub(r"[\s.\-()]", "", raw))
     if not match:
         errors["phone"] = MESSAGES["phone"]
         return None
     return f"+{match.group(1) or '33'}{match.group(2)}"
 
 
-def _birth_date(raw: Any, today: date, errors: dict[str, str]) -> date | None:
-    text = _text(raw)
+def _birth_date(fields: TextFields, today: date, errors: dict[str, str]) -> date | None:
+    text = fields.text("birth_date", LABELS["birth_date"], TYPED_LENGTH)
+    if "birth_date" in fields.refused:
+        return None
     if not text:
         errors["birth_date"] = "Indiquez votre date de naissance."
         return None
@@ -125,7 +156,20 @@ def _birth_date(raw: Any, today: date, errors: dict[str, str]) -> date | None:
 
 
 def _place(postal: Any, commune: Any, index: PostcodeIndex, errors: dict[str, str]) -> tuple[str, str]:
-    postal_code, commune_code = _text(postal).replace(" ", ""), _text(commune)
+    """A postal code and its commune, from raw values; errors under "postal_code" and "commune_code"."""
+    refused: dict[str, str] = {}
+    postal_code = commune_code = ""
+    try:
+        postal_code = clean_text(postal, LABELS["postal_code"], TYPED_LENGTH).replace(" ", "")
+    except TextRefused as refusal:
+        refused["postal_code"] = refusal.message
+    try:
+        commune_code = clean_text(commune, LABELS["commune_code"], TYPED_LENGTH)
+    except TextRefused as refusal:
+        refused["commune_code"] = refusal.message
+    if refused:
+        errors.update(refused)
+        return postal_code, commune_code
     if not POSTAL_CODE.match(postal_code):
         errors["postal_code"] = MESSAGES["postal_code"]
         return postal_code, ""
@@ -141,9 +185,11 @@ def _place(postal: Any, commune: Any, index: PostcodeIndex, errors: dict[str, st
     return postal_code, commune_code
 
 
-def _choices(raw: Any, allowed: dict[str, str], field: str, errors: dict[str, str]) -> list[str]:
-    values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    picked = list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+def _choices(fields: TextFields, field: str, allowed: dict[str, str], errors: dict[str, str]) -> list[str]:
+    values = fields.items(field, LABELS[field], max_items=len(allowed), max_length=CHOICE_LENGTH)
+    if field in fields.refused:
+        return []
+    picked = list(dict.fromkeys(values))
     if not picked:
         errors[field] = MESSAGES[field]
     elif any(value not in allowed for value in picked) or len(picked) != len(values):
@@ -151,17 +197,13 @@ def _choices(raw: Any, allowed: dict[str, str], field: str, errors: dict[str, st
     return picked
 
 
-def _skills(raw: Any, errors: dict[str, str]) -> list[str]:
-    if raw is None:
+def _skills(fields: TextFields, errors: dict[str, str]) -> list[str]:
+    try:
+        return clean_items(fields.data.get("skills"), LABELS["skills"], max_items=SKILLS, max_length=SKILL_LENGTH,
+                           separator=",")
+    except TextRefused as refused:
+        errors["skills"] = refused.message if refused.reason == "character" else MESSAGES["skills"]
         return []
-    values = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list) else None
-    if values is None or not all(isinstance(value, str) for value in values):
-        errors["skills"] = MESSAGES["skills"]
-        return []
-    skills = [" ".join(value.split()) for value in values if value.strip()]
-    if len(skills) > 20 or any(len(skill) > 80 for skill in skills):
-        errors["skills"] = MESSAGES["skills"]
-    return skills
 
 
 def _checked(raw: Any) -> bool:
@@ -171,27 +213,28 @@ def _checked(raw: Any) -> bool:
 def validate_signup(data: dict[str, Any], index: PostcodeIndex, today: date) -> ValidSignup:
     """Checks every field and raises `SignupInvalid` with all the problems at once."""
     errors: dict[str, str] = {}
-    first_name = _name(data.get("first_name"), "first_name", errors)
-    last_name = _name(data.get("last_name"), "last_name", errors)
-    email = _text(data.get("email"))
-    email_normalized = normalize_email(email)
-    if not email:
-        errors["email"] = "Indiquez votre adresse e-mail."
-    elif len(email_normalized) > 254 or ".." in email_normalized or not EMAIL.match(email_normalized):
-        errors["email"] = MESSAGES["email"]
-    phone = _phone(data.get("phone"), errors)
-    birth_date = _birth_date(data.get("birth_date"), today, errors)
+    fields = TextFields(data)
+    first_name = _name(fields, "first_name", errors)
+    last_name = _name(fields, "last_name", errors)
+    email = email_normalized = ""
+    try:
+        email, email_normalized = parse_email(data.get("email"))
+    except TextRefused as refused:
+        errors["email"] = refused.message
+    phone = _phone(fields, errors)
+    birth_date = _birth_date(fields, today, errors)
     postal_code, commune_code = _place(data.get("postal_code"), data.get("commune_code"), index, errors)
-    domains = _choices(data.get("domains"), DOMAINS, "domains", errors)
-    availability_values = _choices(data.get("availability"), AVAILABILITY, "availability", errors)
-    skills = _skills(data.get("skills"), errors)
+    domains = _choices(fields, "domains", DOMAINS, errors)
+    availability_values = _choices(fields, "availability", AVAILABILITY, errors)
+    skills = _skills(fields, errors)
     if not _checked(data.get("consent")):
         errors["consent"] = MESSAGES["consent"]
-    emergency = _text(data.get("emergency")) or None
-    if emergency is not None and (len(emergency) > 64 or not SLUG.match(emergency)):
+    emergency = fields.text("emergency", LABELS["emergency"], EMERGENCY_LENGTH) or None
+    if emergency is not None and not SLUG.match(emergency):
         errors["emergency"] = MESSAGES["emergency"]
     if len(availability_values) > 1:
         errors["availability"] = "Choisissez une seule disponibilité."
+    errors.update(fields.refused)
     if errors or birth_date is None:
         raise SignupInvalid(errors)
     return ValidSignup(
@@ -214,15 +257,17 @@ def validate_profile(data: dict[str, Any], index: PostcodeIndex) -> ValidProfile
     """The profile form, with the sign-up's own field rules and messages; raises `SignupInvalid` with every problem.
     An unticked preference box is absent from a form: absent means no."""
     errors: dict[str, str] = {}
-    first_name = _name(data.get("first_name"), "first_name", errors)
-    last_name = _name(data.get("last_name"), "last_name", errors)
-    phone = _phone(data.get("phone"), errors)
+    fields = TextFields(data)
+    first_name = _name(fields, "first_name", errors)
+    last_name = _name(fields, "last_name", errors)
+    phone = _phone(fields, errors)
     postal_code, commune_code = _place(data.get("postal_code"), data.get("commune_code"), index, errors)
-    domains = _choices(data.get("domains"), DOMAINS, "domains", errors)
-    availability_values = _choices(data.get("availability"), AVAILABILITY, "availability", errors)
-    skills = _skills(data.get("skills"), errors)
+    domains = _choices(fields, "domains", DOMAINS, errors)
+    availability_values = _choices(fields, "availability", AVAILABILITY, errors)
+    skills = _skills(fields, errors)
     if len(availability_values) > 1:
         errors["availability"] = "Choisissez une seule disponibilité."
+    errors.update(fields.refused)
     if errors:
         raise SignupInvalid(errors)
     return ValidProfile(

@@ -21,9 +21,20 @@ from app.missions.cache import mark_changed
 from app.missions.models import Mission, MissionAddress
 from app.organisations.service import slugify
 from app.reference import DOMAINS
+from app.text_rules import DESCRIPTION_LENGTH, MESSAGE_LENGTH, TextFields, TextRefused, clean_items, length_of
 from surge.emergencies.models import Emergency
 
 FIELDS = ("title", "slug", "description", "needs", "departments", "priority_domains", "ends_on")
+LABELS = {
+    "title": "Titre",
+    "slug": "Adresse de la page",
+    "description": "La situation",
+    "needs": "Les besoins",
+    "departments": "Départements concernés",
+    "priority_domains": "Domaines prioritaires",
+    "ends_on": "Date de fin prévue",
+}
+DEPARTMENTS, DEPARTMENTS_LENGTH = 120, 1_000  # every department of France, with room to spare
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 DEPARTMENT = re.compile(r"^(\d{2,3}|2[AB])$")
 STATUS_LABELS = {"draft": "Brouillon", "live": "En ligne", "closed": "Close"}
@@ -63,32 +74,36 @@ class ValidEmergency:
     ends_on: date | None
 
 
-def _text(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _list(value: object) -> list[str]:
-    if isinstance(value, list | tuple):
-        return [str(item).strip() for item in value if str(item).strip()]
-    return [part for part in re.split(r"[\s,;]+", _text(value)) if part]
+def _departments(fields: TextFields) -> list[str]:
+    """Typed as numbers separated by spaces, commas or semicolons (or sent as a list)."""
+    raw = fields.data.get("departments")
+    if isinstance(raw, str):
+        raw = re.split(r"[\s,;]+", fields.text("departments", LABELS["departments"], DEPARTMENTS_LENGTH))
+    try:
+        codes = clean_items(raw, LABELS["departments"], max_items=DEPARTMENTS, max_length=8)
+    except TextRefused as refused:
+        fields.refused["departments"] = refused.message
+        return []
+    return sorted({code.upper() for code in codes})
 
 
 async def validate(session: AsyncSession, data: dict[str, Any], *, today: date) -> ValidEmergency:
     errors: dict[str, str] = {}
-    title = _text(data.get("title"))
-    if not 3 <= len(title) <= 150:
+    fields = TextFields(data)
+    title = fields.text("title", LABELS["title"], length_of(Emergency.title))
+    if len(title) < 3:
         errors["title"] = "Donnez un titre de 3 à 150 caractères, par exemple « Inondations dans l'Aude »."
-    slug = _text(data.get("slug")).lower() or slugify(title)[:64]
+    slug = fields.text("slug", LABELS["slug"], length_of(Emergency.slug)).lower() or slugify(title)[:64]
     if not SLUG.match(slug):
         errors["slug"] = ("L'adresse de la page s'écrit en minuscules, chiffres et tirets (3 à 64), "
                           "ex. : inondations-aude.")
-    description = _text(data.get("description"))
+    description = fields.text("description", LABELS["description"], DESCRIPTION_LENGTH, multiline=True)
     if len(description) < 10:
         errors["description"] = "Décrivez la situation en quelques phrases (10 caractères au moins)."
-    needs = _text(data.get("needs"))
+    needs = fields.text("needs", LABELS["needs"], MESSAGE_LENGTH, multiline=True)
     if len(needs) < 10:
         errors["needs"] = "Dites de quoi les structures ont besoin (10 caractères au moins)."
-    departments = sorted({code.upper() for code in _list(data.get("departments"))})
+    departments = _departments(fields)
     unknown = [code for code in departments if not DEPARTMENT.match(code)]
     if not unknown and departments:
         known = set(await session.scalars(select(Department.code).where(Department.code.in_(departments))))
@@ -96,18 +111,20 @@ async def validate(session: AsyncSession, data: dict[str, Any], *, today: date) 
     if unknown:
         errors["departments"] = (f"Départements inconnus : {', '.join(unknown)}. "
                                  "Écrivez leurs numéros, ex. : 11, 34, 2A.")
-    domains = _list(data.get("priority_domains"))
+    domains = fields.items("priority_domains", LABELS["priority_domains"], max_items=len(DOMAINS),
+                           max_length=length_of(Emergency.priority_domains))
     if any(domain not in DOMAINS for domain in domains):
         errors["priority_domains"] = "Choisissez les domaines prioritaires dans la liste."
     ends_on = None
-    if _text(data.get("ends_on")):
+    if raw_end := fields.text("ends_on", LABELS["ends_on"], 32):
         try:
-            ends_on = date.fromisoformat(_text(data.get("ends_on")))
+            ends_on = date.fromisoformat(raw_end)
         except ValueError:
             errors["ends_on"] = "Saisissez une date au format AAAA-MM-JJ."
         else:
             if ends_on < today:
                 errors["ends_on"] = "La date de fin ne peut pas être passée."
+    errors.update(fields.refused)
     if errors:
         raise EmergencyInvalid(errors)
     return ValidEmergency(title, slug, description, needs, departments, sorted(set(domains)), ends_on)
