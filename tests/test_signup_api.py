@@ -128,6 +128,9 @@ async def test_an_idempotency_key_replays_only_the_same_body(client: AsyncTestCl
     other = await client.post(API, json=signup(email="two@example.org"), headers=headers)
     assert first.status_code == again.status_code == 202 and again.json()["receipt"] == first.json()["receipt"]
     assert other.status_code == 422 and "Idempotency-Key" in other.json()["errors"]["idempotency_key"]
+    for hostile in ("k" * 201, "key\x00"):
+        refused = await client.post(API, json=signup(email="three@example.org"), headers={"Idempotency-Key": hostile})
+        assert refused.status_code == 422 and "Idempotency-Key" in refused.json()["errors"]["idempotency_key"]
     assert await redis.llen(PENDING) == 1
 
 

@@ -16,6 +16,7 @@ from app.geo.index import CommuneChoice
 from app.http import client_ip
 from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
+from app.text_rules import TextRefused, clean_text
 from app.text_rules import TextRefused, json_object
 from app.volunteers.intake import Accepted
 from app.volunteers.schemas import ReceiptStatus, SignupAccepted
@@ -24,6 +25,17 @@ from app.volunteers.validation import SignupInvalid
 
 PARIS = ZoneInfo("Europe/Paris")
 MAX_BODY = 16_384
+IDEMPOTENCY_KEY_LENGTH = 200
+
+
+def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
+    raw = request.headers.get("idempotency-key") or None
+    if raw is None:
+        return None
+    try:
+        return clean_text(raw, "Idempotency-Key", IDEMPOTENCY_KEY_LENGTH) or None
+    except TextRefused as refused:
+        raise SignupInvalid({"idempotency_key": refused.message}) from None
 
 
 async def submit(web: WebState, request: Request[Any, Any, Any], data: dict[str, Any]) -> Accepted:
@@ -33,7 +45,7 @@ async def submit(web: WebState, request: Request[Any, Any, Any], data: dict[str,
         web.postcodes,
         data,
         client_ip=client_ip(request, web.settings.trusted_proxy_hops),
-        idempotency_key=request.headers.get("idempotency-key") or None,
+        idempotency_key=idempotency_key(request),
         now=now,
         today=now.astimezone(PARIS).date(),
     )
