@@ -13,6 +13,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.after_commit import Clients
 from app.db.base import make_engine
 from app.settings import Settings, get_settings
 from queues.connection import sync_redis
@@ -26,6 +27,11 @@ class JobContext:
     engine: AsyncEngine
     redis: Redis
     rq_connection: SyncRedis
+
+    @property
+    def clients(self) -> Clients:
+        """For the after-commit actions of the job's transactions: `unit_of_work(context.engine, context.clients)`."""
+        return Clients(self.redis, self.rq_connection)
 
 
 @asynccontextmanager

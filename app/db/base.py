@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 
+from app.db.after_commit import Clients, pending, run_after_commit
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -35,7 +37,13 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
 
 
 @asynccontextmanager
-async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """One transaction, for jobs and scripts: commits on success, rolls back on error."""
-    async with async_sessionmaker(engine, expire_on_commit=False)() as session, session.begin():
-        yield session
+async def unit_of_work(engine: AsyncEngine, clients: Clients | None = None) -> AsyncIterator[AsyncSession]:
+    """One transaction, for requests, jobs and scripts: commits on success, rolls back on error, then runs the
+    after-commit actions the work registered (app/db/after_commit.py) with `clients`."""
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        async with session.begin():
+            yield session
+            if clients is None and pending(session):
+                raise RuntimeError("after-commit actions registered in a transaction whose owner runs none")
+        if clients is not None:
+            await run_after_commit(session, clients)
