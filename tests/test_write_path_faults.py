@@ -172,3 +172,20 @@ async def test_a_full_redis_keeps_draining_and_new_signups_get_503_until_it_has_
         await small.aclose()
     finally:
         server.stop()
+
+
+async def test_effects_are_handed_on_once_even_when_drains_deliver_in_parallel(redis: Redis) -> None:
+    queue = DurableQueue(redis, "renfort:test-effects:")
+    await redis.rpush(queue.keys.pending, b"record")
+    claim = await queue.claim("writer", 1, lease_seconds=30)
+    effects = [str(n).encode() for n in range(300)]
+    assert await queue.acknowledge(claim, effects=effects)
+    sent: list[bytes] = []
+
+    async def send(effect: bytes) -> None:
+        await asyncio.sleep(0)  # another drain gets its turn between reading an effect and removing it
+        sent.append(effect)
+
+    while await queue.effects_depth():
+        await asyncio.gather(*[queue.deliver_effects(send, limit=50) for _ in range(4)])
+    assert sorted(sent) == sorted(effects)

@@ -11,6 +11,7 @@ itself, so nothing is lost between the commit and the enqueue.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,11 +22,14 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import LockError, RedisError
 
 from app.redis_scripts import script
 
 DRAIN_SCHEDULED_TTL = 15
 RECEIPT_TTL = 30 * 86_400
+# Long enough for one delivery round (at most a thousand RQ enqueues), short enough to outlive a dead deliverer.
+EFFECTS_LOCK_SECONDS = 30
 SCRIPTS = Path(__file__).parent
 
 
@@ -62,6 +66,10 @@ class QueueKeys:
     @property
     def effects(self) -> str:  # list of after-write effects, filed by acknowledgements, delivered by the drain
         return self.prefix + "effects"
+
+    @property
+    def effects_lock(self) -> str:  # held by the one consumer delivering effects
+        return self.prefix + "effects-lock"
 
     @property
     def spread(self) -> str:  # at most one extra consumer asked for per second
@@ -227,12 +235,21 @@ class DurableQueue:
 
     async def deliver_effects(self, send: Callable[[bytes], Awaitable[None]], *, limit: int = 1_000) -> int:
         """Hands the filed effects to `send`, oldest first, each removed only once sent: a crash in between sends
-        one twice (effects are idempotent), never zero times. Stops at the first that `send` raises for."""
+        one twice (effects are idempotent), never zero times. One consumer delivers at a time (parallel drains
+        would otherwise send one head twice and pop another unsent); the others leave it to that one. Stops at the
+        first effect that `send` raises for."""
+        lock = self.redis.lock(self.keys.effects_lock, timeout=EFFECTS_LOCK_SECONDS, blocking=False)
+        if not await lock.acquire():
+            return 0
         delivered = 0
-        while delivered < limit and (effect := await self.redis.lindex(self.keys.effects, 0)) is not None:
-            await send(_raw(effect))
-            await self.redis.lpop(self.keys.effects)
-            delivered += 1
+        try:
+            while delivered < limit and (effect := await self.redis.lindex(self.keys.effects, 0)) is not None:
+                await send(_raw(effect))
+                await self.redis.lpop(self.keys.effects)
+                delivered += 1
+        finally:
+            with contextlib.suppress(LockError, RedisError):
+                await lock.release()
         return delivered
 
     async def effects_depth(self) -> int:
