@@ -16,11 +16,13 @@ from sqlalchemy import ARRAY, BigInteger, bindparam, func, select
 from app.accounts import tokens
 from app.accounts.service import forget_request, prepare_signin_mail
 from app.applications.models import Application
+from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
 from app.missions.models import Mission
 from app.organisations.models import Organisation
 from app.settings import Settings
 from app.sms import SmsSender, sender_for
+from app.volunteers import confirmation
 from app.volunteers.models import Volunteer
 from queues import enqueue
 from queues.mail_keys import SENT_TTL, MailKeys
@@ -30,6 +32,7 @@ from surge.dispatch import links
 
 log = logging.getLogger("renfort.mail")
 PARIS = ZoneInfo("Europe/Paris")
+CONFIRM = "confirm_email"
 
 
 def send_volunteer_mails(kind: str, recipients: list[list]) -> dict[str, int]:
@@ -40,24 +43,37 @@ async def _send_volunteer_mails(context: JobContext, kind: str, recipients: list
     settings = context.settings
     async with unit_of_work(context.engine) as session:
         rows = await session.execute(
-            select(Volunteer.id, Volunteer.email_normalized, Volunteer.first_name, Volunteer.emergency_slug)
+            select(Volunteer.id, Volunteer.email_normalized, Volunteer.first_name, Volunteer.emergency_slug,
+                   Volunteer.unconfirmed, Volunteer.accepted_at)
             .where(Volunteer.id.in_([volunteer_id for volunteer_id, _ in recipients]))
         )
         volunteers = {row.id: row for row in rows}
-    letters = [
-        Letter(key, kind, volunteer.email_normalized, {
-            "first_name": volunteer.first_name, "emergency": volunteer.emergency_slug, "base_url": settings.base_url,
-        }, item=(volunteer_id, key), ids=f"volunteer {volunteer_id}")
-        for volunteer_id, key in recipients
-        if (volunteer := volunteers.get(volunteer_id)) is not None  # deleted since: nothing to send
-    ]
+    letters = []
+    for volunteer_id, key in recipients:
+        volunteer = volunteers.get(volunteer_id)
+        if volunteer is None:
+            continue  # deleted since: nothing to send
+        # Held back, a sign-up gets the confirmation e-mail only; confirmed meanwhile, not even that.
+        if volunteer.unconfirmed != (kind == CONFIRM):
+            continue
+        values = {"first_name": volunteer.first_name, "emergency": volunteer.emergency_slug,
+                    "base_url": settings.base_url}
+        letter_key, lapses_at = key, None
+        if kind == CONFIRM:
+            expiry = confirmation.expiry_of(volunteer.accepted_at)
+            values |= {"confirm_url": confirmation.url(settings.base_url, settings.secret_key.reveal(), volunteer_id,
+                                                         expiry), "days": confirmation.HOLD_DAYS}
+            # The drain names it by the welcome's key, which the welcome itself needs once the address is confirmed.
+            letter_key, lapses_at = f"{CONFIRM}:{key}", float(expiry)
+        letters.append(Letter(letter_key, kind, volunteer.email_normalized, values, item=(volunteer_id, key),
+                              ids=f"volunteer {volunteer_id}", lapses_at=lapses_at))
 
     def again(group: list[Letter], delay: int) -> None:
-        pairs = [(int(letter.item[0]), letter.key) for letter in group]
+        pairs = [(int(letter.item[0]), str(letter.item[1])) for letter in group]
         enqueue.send_volunteer_mails(context.rq_connection, kind, pairs, delay=delay)
 
     batch = await post(settings, context.redis, letters, again)
-    log.info("%s e-mails: %s, %d gone", kind, _summary(batch.summary()), len(recipients) - len(letters))
+    log.info("%s e-mails: %s, %d gone or moot", kind, _summary(batch.summary()), len(recipients) - len(letters))
     return batch.summary()
 
 
@@ -115,7 +131,7 @@ async def _send_application_mails(context: JobContext, items: list[list]) -> dic
     async with unit_of_work(context.engine) as session:
         volunteers = {row.id: row for row in await session.execute(
             select(Volunteer.id, Volunteer.email_normalized, Volunteer.first_name, Volunteer.phone,
-                   Volunteer.mail_applications, Volunteer.mail_emergencies)
+                   Volunteer.mail_applications, Volunteer.mail_emergencies, Volunteer.unconfirmed)
             .where(Volunteer.id == func.any(bindparam("ids", volunteer_ids, type_=ARRAY(BigInteger))))
         )}
         missions = {row.id: row for row in await session.execute(
@@ -137,6 +153,9 @@ async def _send_application_mails(context: JobContext, items: list[list]) -> dic
         application = applications.get((mission_id, volunteer_id))
         if volunteer is None or mission is None:
             continue  # deleted since
+        if volunteer.unconfirmed:
+            skipped += 1  # held back until their e-mail is confirmed: no mail but the confirmation
+            continue
         wanted = volunteer.mail_emergencies if kind.startswith("dispatch_") else volunteer.mail_applications
         if not wanted and kind != "application_message":
             skipped += 1  # the volunteer turned these e-mails off in their preferences
@@ -145,7 +164,7 @@ async def _send_application_mails(context: JobContext, items: list[list]) -> dic
         proposal: dict[str, str] = {}
         lapses_at = None
         if kind == "dispatch_proposal":
-            if (application is None or application.status != "proposed" or application.expires_at is None
+            if (application is None or application.status != Status.PROPOSED or application.expires_at is None
                     or application.expires_at.timestamp() <= time.time()):
                 skipped += 1  # answered, lapsed or withdrawn before this e-mail left
                 continue
@@ -173,7 +192,8 @@ async def _send_application_mails(context: JobContext, items: list[list]) -> dic
         ], delay=delay)
 
     batch = await post(settings, redis, letters, again)
-    log.info("application e-mails: %s, %d skipped (preferences or moot)", _summary(batch.summary()), skipped)
+    log.info("application e-mails: %s, %d skipped (preferences, unconfirmed or moot)", _summary(batch.summary()),
+             skipped)
     return batch.summary()
 
 

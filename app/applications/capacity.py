@@ -1,193 +1,95 @@
 """Places on a mission, held in Redis so that applying never waits on PostgreSQL and is atomic across every web
-process: one Lua script decides "place" or "wait-list", records the state and queues the change for PostgreSQL.
+process: one Lua script (in `lua/`, beside this module) decides "place" or "wait-list", records the state and
+queues the change for PostgreSQL.
 
-Per mission `m` (keys under `renfort:applications:m<id>:`):
-- `meta`: hash of capacity (places), open ("1" while the mission takes applications, "w" while it is online but
-  full, so that only the wait-list moves up, "0" offline) and the epoch it was read at;
-- `epoch`: a counter bumped after the commit of any change to this mission's places or openness (its own edit or
-  status, its organisation's moderation, its scheduled end): a stale `meta` answers "unknown" and the web reads
-  that mission from PostgreSQL once (see service.seed) — other missions keep serving without SQL;
-- `holders`: set of the volunteers holding a place (pending, accepted, done, proposed);
-- `waitlist`: sorted set, volunteer → arrival number; the first is promoted when a place frees up;
-- `status`: hash, volunteer → the application's current status;
-- `proposals`: hash, volunteer → the dispatch run that proposed them this mission (see PROPOSE).
-Every change gets a number from `renfort:applications:seq` (its version) and is pushed to the durable queue
-`renfort:applications:pending` as one JSON event; PostgreSQL keeps, per application, the highest version seen.
+Per mission (`MissionKeys`): `meta` (capacity, openness and the epoch it was read at), `epoch` (bumped after the
+commit of any change to the mission's places or openness: a stale `meta` answers "unknown" and the caller reads
+that mission from PostgreSQL once, see service.seed), `holders` (who holds a place), `waitlist` (arrival order),
+`status` (volunteer → status) and `proposals` (volunteer → the dispatch run that proposed them).
+Shared: `sequence` numbers every change (its version; PostgreSQL keeps the highest per application); `engaged`
+maps a volunteer to the mission of their live dispatch proposal, so that no run, whatever its timing, proposes
+them a second one; per volunteer, the missions they applied or were proposed to, so that deleting an account finds
+the changes not drained yet without reading the queue. Every change is pushed to the durable queue as one
+`ApplicationEvent`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
+from app.applications.statuses import HOLDING, ApplicationStatus
 from app.durable_queue import DRAIN_SCHEDULED_TTL, DurableQueue
+from app.redis_scripts import source
+
+__all__ = ["HOLDING", "PREFIX", "ApplicationEvent", "Applied", "Moved", "Places", "Proposed", "SavedApplication",
+           "Withdrawn"]
 
 PREFIX = "renfort:applications:"
+SCRIPTS = Path(__file__).parent / "lua"
 SEQUENCE = PREFIX + "seq"
-HOLDING = ("pending", "accepted", "done", "proposed")
-
-# Shared by the scripts: numbering and queueing one change, and promoting wait-listed volunteers into free places.
-_COMMON = """
-local function push(mission, volunteer, status, kind, message, reason)
-  local version = redis.call('INCR', KEYS[6])
-  local now = redis.call('TIME')
-  redis.call('RPUSH', KEYS[7], cjson.encode({m = tonumber(mission), v = tonumber(volunteer), s = status,
-    n = version, k = kind, msg = message, r = reason, t = tonumber(now[1]) + tonumber(now[2]) / 1000000}))
-  return version
-end
-local function promote(mission)
-  local meta = redis.call('HMGET', KEYS[1], 'capacity', 'open')
-  local promoted = 0
-  if not meta[1] or (meta[2] ~= '1' and meta[2] ~= 'w') then return 0 end
-  while redis.call('SCARD', KEYS[2]) < tonumber(meta[1]) do
-    local first = redis.call('ZPOPMIN', KEYS[3])
-    if #first == 0 then break end
-    redis.call('SADD', KEYS[2], first[1])
-    redis.call('HSET', KEYS[4], first[1], 'pending')
-    push(mission, first[1], 'pending', 'promoted', '', '')
-    promoted = promoted + 1
-  end
-  return promoted
-end
-local function drain_needed()
-  if redis.call('SET', KEYS[8], '1', 'NX', 'EX', ARGV[#ARGV]) then return '1' end
-  return '0'
-end
-local function fresh()
-  local meta = redis.call('HMGET', KEYS[1], 'capacity', 'epoch')
-  return meta[1] and meta[2] == (redis.call('GET', KEYS[5]) or '0')
-end
-"""
-
-# ARGV: mission, volunteer, message, backlog bound, drain TTL → {outcome, current status or drain flag}
-APPLY = _COMMON + """
-if not fresh() then return {'unknown', ''} end
-local current = redis.call('HGET', KEYS[4], ARGV[2])
-if current and current ~= 'cancelled' then return {'exists', current} end
-if redis.call('HGET', KEYS[1], 'open') ~= '1' then return {'closed', ''} end
-if redis.call('LLEN', KEYS[7]) >= tonumber(ARGV[4]) then return {'backlogged', ''} end
-local status = 'waitlisted'
-if redis.call('SCARD', KEYS[2]) < tonumber(redis.call('HGET', KEYS[1], 'capacity')) then
-  redis.call('SADD', KEYS[2], ARGV[2])
-  status = 'pending'
-end
-redis.call('HSET', KEYS[4], ARGV[2], status)
-local version = push(ARGV[1], ARGV[2], status, 'applied', ARGV[3], '')
-if status == 'waitlisted' then redis.call('ZADD', KEYS[3], version, ARGV[2]) end
-return {status, drain_needed()}
-"""
-
-# ARGV: mission, volunteer, target status, allowed current statuses (comma-separated), kind, reason, drain TTL
-# → {outcome ('done' or 'refused'), previous status, promoted count, drain flag}
-TRANSITION = _COMMON + """
-if not fresh() then return {'unknown', '', 0, '0'} end
-local current = redis.call('HGET', KEYS[4], ARGV[2])
-if not current or not string.find(',' .. ARGV[4] .. ',', ',' .. current .. ',', 1, true) then
-  return {'refused', current or '', 0, '0'}
-end
-redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
-push(ARGV[1], ARGV[2], ARGV[3], ARGV[5], '', ARGV[6])
-local promoted = 0
-if ARGV[3] == 'cancelled' or ARGV[3] == 'declined' then
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  if redis.call('SREM', KEYS[2], ARGV[2]) == 1 then promoted = promote(ARGV[1]) end
-end
-return {'done', current, promoted, drain_needed()}
-"""
-
-# ARGV: mission, capacity, open, epoch (the mission's, read before PostgreSQL), highest saved version, then
-# (volunteer, status, version) triples of the saved applications, used only when Redis holds no state for this
-# mission (first use, or Redis lost it); drain TTL
-SEED = _COMMON + """
-if ARGV[4] ~= (redis.call('GET', KEYS[5]) or '0') then return 'stale' end  -- changed since it was read: read again
-redis.call('HSET', KEYS[1], 'capacity', ARGV[2], 'open', ARGV[3], 'epoch', ARGV[4])
-if tonumber(redis.call('GET', KEYS[6]) or '0') < tonumber(ARGV[5]) then redis.call('SET', KEYS[6], ARGV[5]) end
-if redis.call('EXISTS', KEYS[4]) == 0 then
-  for i = 6, #ARGV - 1, 3 do
-    local volunteer, status = ARGV[i], ARGV[i + 1]
-    redis.call('HSET', KEYS[4], volunteer, status)
-    if status == 'waitlisted' then redis.call('ZADD', KEYS[3], ARGV[i + 2], volunteer)
-    elseif status == 'pending' or status == 'accepted' or status == 'done' or status == 'proposed' then
-      redis.call('SADD', KEYS[2], volunteer)
-    end
-  end
-end
-if promote(ARGV[1]) > 0 then return drain_needed() end
-return '0'
-"""
+ENGAGED = PREFIX + "engaged"  # volunteer → "<mission>:<expiry>", plus the field `seeded` once rebuilt
+INDEX_TTL = 30 * 86_400  # outlasts any backlog: a change still queued is always found
+CHUNK = 1_000  # volunteers per script call (PROPOSE, WITHDRAW_RUN): a few milliseconds of Redis time each
 
 
-# A coordinator's dispatch, one mission at a time. ARGV: mission, run, expiry (epoch seconds), then the volunteers,
-# then the drain TTL → {outcome, proposed now, proposed earlier by this run, drain flag}. A volunteer is proposed
-# only if they never had an application on this mission (whatever became of it: nobody is pushed back onto a mission
-# they left or declined) and a place is free, so a proposal never oversells and running the script again for the
-# same run proposes nobody twice.
-PROPOSE = _COMMON + """
-if not fresh() then return {'unknown', 0, 0, '0'} end
-if redis.call('HGET', KEYS[1], 'open') ~= '1' then return {'closed', 0, 0, '0'} end
-local capacity = tonumber(redis.call('HGET', KEYS[1], 'capacity'))
-local proposed, earlier = 0, 0
-for i = 4, #ARGV - 1 do
-  local volunteer = ARGV[i]
-  local current = redis.call('HGET', KEYS[4], volunteer)
-  if current then
-    if current == 'proposed' and redis.call('HGET', KEYS[9], volunteer) == ARGV[2] then earlier = earlier + 1 end
-  elseif redis.call('SCARD', KEYS[2]) < capacity then
-    redis.call('SADD', KEYS[2], volunteer)
-    redis.call('HSET', KEYS[4], volunteer, 'proposed')
-    redis.call('HSET', KEYS[9], volunteer, ARGV[2])
-    local version = redis.call('INCR', KEYS[6])
-    local now = redis.call('TIME')
-    redis.call('RPUSH', KEYS[7], cjson.encode({m = tonumber(ARGV[1]), v = tonumber(volunteer), s = 'proposed',
-      n = version, k = 'proposed', msg = '', r = '', d = tonumber(ARGV[2]), x = tonumber(ARGV[3]),
-      t = tonumber(now[1]) + tonumber(now[2]) / 1000000}))
-    proposed = proposed + 1
-  end
-end
-if proposed > 0 then return {'done', proposed, earlier, drain_needed()} end
-return {'done', 0, earlier, '0'}
-"""
+@dataclass(frozen=True, slots=True)
+class MissionKeys:
+    """A mission's keys; no other module spells them."""
 
-# Cancelling a run, one mission at a time. ARGV: mission, run, kind, reason, then the volunteers, then the drain TTL
-# → {outcome, cancelled, promoted, drain flag}. Only proposals still waiting for an answer and made by this run (or
-# of unknown run, after Redis lost its state) are cancelled; the freed places go to the wait-list.
-WITHDRAW_RUN = _COMMON + """
-if not fresh() then return {'unknown', 0, 0, '0'} end
-local cancelled = 0
-for i = 5, #ARGV - 1 do
-  local volunteer = ARGV[i]
-  if redis.call('HGET', KEYS[4], volunteer) == 'proposed' then
-    local run = redis.call('HGET', KEYS[9], volunteer)
-    if not run or run == ARGV[2] then
-      redis.call('HSET', KEYS[4], volunteer, 'cancelled')
-      redis.call('SREM', KEYS[2], volunteer)
-      push(ARGV[1], volunteer, 'cancelled', ARGV[3], '', ARGV[4])
-      cancelled = cancelled + 1
-    end
-  end
-end
-local promoted = promote(ARGV[1])
-if cancelled > 0 then return {'done', cancelled, promoted, drain_needed()} end
-return {'done', 0, promoted, '0'}
-"""
+    mission_id: int
+
+    def _key(self, name: str) -> str:
+        return f"{PREFIX}m{self.mission_id}:{name}"
+
+    @property
+    def meta(self) -> str:  # hash: capacity, open ("1" taking applications, "w" full: only promotions, "0"), epoch
+        return self._key("meta")
+
+    @property
+    def holders(self) -> str:  # set: the volunteers holding a place
+        return self._key("holders")
+
+    @property
+    def waitlist(self) -> str:  # sorted set: volunteer → arrival number
+        return self._key("waitlist")
+
+    @property
+    def status(self) -> str:  # hash: volunteer → the application's current status
+        return self._key("status")
+
+    @property
+    def epoch(self) -> str:  # counter bumped after each committed change to the mission's places or openness
+        return self._key("epoch")
+
+    @property
+    def proposals(self) -> str:  # hash: volunteer → the dispatch run that proposed them this mission
+        return self._key("proposals")
+
+
+def volunteer_missions_key(volunteer_id: int) -> str:
+    """Set of the missions a volunteer applied or was proposed to lately (expires INDEX_TTL after the last)."""
+    return f"{PREFIX}v{volunteer_id}:missions"
 
 
 class ApplicationEvent(msgspec.Struct, frozen=True):
-    """One queued change, as the scripts encode it."""
+    """One queued change: written by the scripts (short wire names), decoded by the drain, saved by save_events."""
 
-    m: int  # mission id
-    v: int  # volunteer id
-    s: str  # the status it sets
-    n: int  # its version
-    k: str  # applied | promoted | accepted | declined | cancelled | done | withdrawn | proposed | confirmed | …
-    t: float  # when, epoch seconds (Redis clock)
-    msg: str = ""
-    r: str = ""
-    d: int = 0  # a proposal's dispatch run
-    x: float = 0.0  # a proposal's expiry, epoch seconds
+    mission_id: int = msgspec.field(name="m")
+    volunteer_id: int = msgspec.field(name="v")
+    status: ApplicationStatus = msgspec.field(name="s")
+    version: int = msgspec.field(name="n")
+    kind: str = msgspec.field(name="k")  # applied | promoted | accepted | declined | cancelled | proposed | …
+    at: float = msgspec.field(name="t")  # epoch seconds, Redis clock
+    message: str = msgspec.field(default="", name="msg")  # the volunteer's, when applying
+    reason: str = msgspec.field(default="", name="r")  # the organisation's or the coordination's
+    run_id: int = msgspec.field(default=0, name="d")  # a proposal's dispatch run
+    expires_at: float = msgspec.field(default=0.0, name="x")  # a proposal's expiry, epoch seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +108,19 @@ class Moved:
 
 
 @dataclass(frozen=True, slots=True)
-class Batch:
-    outcome: str  # done | closed | unknown
-    count: int  # proposed (PROPOSE) or cancelled (WITHDRAW_RUN) by this call
-    other: int  # proposed earlier by the same run (PROPOSE) or promoted from the wait-list (WITHDRAW_RUN)
+class Proposed:
+    outcome: str  # done | closed | unknown | unseeded (`engaged` must be rebuilt first)
+    count: int  # proposed by this call
+    earlier: int  # proposed earlier by the same run
+    engaged: int  # left out: engaged by a live proposal on another mission
+    drain_needed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    outcome: str  # done | unknown
+    count: int  # cancelled by this call
+    promoted: int  # from the wait-list
     drain_needed: bool
 
 
@@ -220,8 +131,22 @@ class SavedApplication:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class LiveProposal:
+    """A dispatch proposal (or its confirmation) PostgreSQL holds, not expired yet."""
+
+    mission_id: int
+    volunteer_id: int
+    expires_at: float
+
+
 def _text(value: bytes | str | int) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _chunks(items: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
 
 
 class Places:
@@ -231,98 +156,148 @@ class Places:
         self.redis = redis
         self.backlog_limit = backlog_limit
         self.queue = DurableQueue(redis, PREFIX)
-        self._apply = redis.register_script(APPLY)
-        self._transition = redis.register_script(TRANSITION)
-        self._seed = redis.register_script(SEED)
-        self._propose = redis.register_script(PROPOSE)
-        self._withdraw_run = redis.register_script(WITHDRAW_RUN)
+        self._apply = self._mission_script("apply")
+        self._transition = self._mission_script("transition")
+        self._seed = self._mission_script("seed")
+        self._propose = self._mission_script("propose")
+        self._withdraw_run = self._mission_script("withdraw_run")
+        self._engage = redis.register_script(source(SCRIPTS, "engage"))
 
-    def _keys(self, mission_id: int) -> list[str]:
-        base = f"{PREFIX}m{mission_id}:"
-        return [base + "meta", base + "holders", base + "waitlist", base + "status", base + "epoch", SEQUENCE,
-                self.queue.pending, self.queue.drain_scheduled]
+    def _mission_script(self, name: str) -> AsyncScript:
+        return self.redis.register_script(source(SCRIPTS, "common") + source(SCRIPTS, name))
+
+    def _keys(self, mission_id: int, *volunteer_ids: int) -> list[str]:
+        """The KEYS of a mission script (lua/common.lua), then the volunteers' mission indexes."""
+        mission = MissionKeys(mission_id)
+        queue = self.queue.keys
+        return [mission.meta, mission.holders, mission.waitlist, mission.status, mission.epoch, mission.proposals,
+                SEQUENCE, queue.pending, queue.drain_scheduled, ENGAGED,
+                *(volunteer_missions_key(volunteer_id) for volunteer_id in volunteer_ids)]
 
     async def apply(self, mission_id: int, volunteer_id: int, message: str) -> Applied:
-        reply = await self._apply(keys=self._keys(mission_id),
-                                  args=[mission_id, volunteer_id, message, self.backlog_limit, DRAIN_SCHEDULED_TTL])
+        reply = await self._apply(keys=self._keys(mission_id, volunteer_id), args=[
+            mission_id, DRAIN_SCHEDULED_TTL, volunteer_id, message, self.backlog_limit, INDEX_TTL])
         outcome, extra = _text(reply[0]), _text(reply[1])
-        if outcome in ("pending", "waitlisted"):
+        if outcome in (ApplicationStatus.PENDING, ApplicationStatus.WAITLISTED):
             return Applied(outcome, "", extra == "1")
         return Applied(outcome, extra, False)
 
-    async def move(self, mission_id: int, volunteer_id: int, *, target: str, allowed: tuple[str, ...], kind: str,
-                   reason: str = "") -> Moved:
-        args: list[str | int] = [mission_id, volunteer_id, target, ",".join(allowed), kind, reason,
-                                 DRAIN_SCHEDULED_TTL]
-        reply = await self._transition(keys=self._keys(mission_id), args=args)
+    async def move(self, mission_id: int, volunteer_id: int, *, target: ApplicationStatus,
+                   allowed: Sequence[ApplicationStatus], kind: str, reason: str = "") -> Moved:
+        reply = await self._transition(keys=self._keys(mission_id), args=[
+            mission_id, DRAIN_SCHEDULED_TTL, volunteer_id, target, ",".join(allowed), kind, reason])
         return Moved(_text(reply[0]), _text(reply[1]), int(reply[2]), _text(reply[3]) == "1")
 
-    async def propose(self, mission_id: int, run_id: int, expires_at: float, volunteer_ids: Sequence[int]) -> Batch:
-        args: list[str | int | float] = [mission_id, run_id, expires_at, *volunteer_ids, DRAIN_SCHEDULED_TTL]
-        reply = await self._propose(keys=[*self._keys(mission_id), self._proposals(mission_id)], args=args)
-        return Batch(_text(reply[0]), int(reply[1]), int(reply[2]), _text(reply[3]) == "1")
+    async def propose(self, mission_id: int, run_id: int, expires_at: float, volunteer_ids: Sequence[int]
+                      ) -> Proposed:
+        """At most CHUNK volunteers per call (the caller chunks, to check the run between calls)."""
+        if len(volunteer_ids) > CHUNK:
+            raise ValueError(f"at most {CHUNK} volunteers per call")
+        reply = await self._propose(keys=self._keys(mission_id, *volunteer_ids), args=[
+            mission_id, DRAIN_SCHEDULED_TTL, run_id, expires_at, INDEX_TTL, *volunteer_ids])
+        return Proposed(_text(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]), _text(reply[4]) == "1")
 
     async def withdraw_run(self, mission_id: int, run_id: int, volunteer_ids: Sequence[int], *, kind: str,
-                           reason: str) -> Batch:
-        args: list[str | int] = [mission_id, run_id, kind, reason, *volunteer_ids, DRAIN_SCHEDULED_TTL]
-        reply = await self._withdraw_run(keys=[*self._keys(mission_id), self._proposals(mission_id)], args=args)
-        return Batch(_text(reply[0]), int(reply[1]), int(reply[2]), _text(reply[3]) == "1")
+                           reason: str) -> Withdrawn:
+        count = promoted = 0
+        drain = False
+        for chunk in _chunks(volunteer_ids):
+            reply = await self._withdraw_run(keys=self._keys(mission_id), args=[
+                mission_id, DRAIN_SCHEDULED_TTL, run_id, kind, reason, *chunk])
+            if _text(reply[0]) == "unknown":
+                return Withdrawn("unknown", count, promoted, drain)
+            count, promoted = count + int(reply[1]), promoted + int(reply[2])
+            drain = drain or _text(reply[3]) == "1"
+        return Withdrawn("done", count, promoted, drain)
 
-    def _proposals(self, mission_id: int) -> str:
-        return f"{PREFIX}m{mission_id}:proposals"
+    async def engaged_seeded(self) -> bool:
+        """Whether `engaged` is whole (else the dispatch rebuilds it from PostgreSQL before proposing anyone)."""
+        return await self.redis.hget(ENGAGED, "seeded") == b"1"
+
+    async def rebuild_engaged(self, proposals: Sequence[LiveProposal], runs: dict[int, float],
+                              run_missions: Iterable[int]) -> int:
+        """Engages again the volunteers of the live proposals PostgreSQL holds and of those Redis made for the runs
+        (run → expiry) still live on their missions, Redis's own state winning; then marks `engaged` whole."""
+        by_mission: dict[int, list[LiveProposal]] = {mission_id: [] for mission_id in run_missions}
+        for proposal in proposals:
+            by_mission.setdefault(proposal.mission_id, []).append(proposal)
+        run_args: list[int | float] = [len(runs)]
+        for run_id, expires_at in runs.items():
+            run_args.extend([run_id, expires_at])
+        engaged = 0
+        for mission_id, live in by_mission.items():
+            keys = MissionKeys(mission_id)
+            for start in range(0, max(len(live), 1), CHUNK):
+                pairs: list[int | float] = []
+                for proposal in live[start:start + CHUNK]:
+                    pairs.extend([proposal.volunteer_id, proposal.expires_at])
+                engaged += int(await self._engage(keys=[keys.status, keys.proposals, ENGAGED],
+                                                  args=[mission_id, *run_args, *pairs]))
+        await self.redis.hset(ENGAGED, "seeded", "1")
+        return engaged
+
+    async def engaged_among(self, volunteer_ids: Sequence[int], *, now: float) -> set[int]:
+        """Those of these volunteers engaged by a live dispatch proposal (or a confirmation younger than its expiry)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for chunk in _chunks(volunteer_ids):
+                pipe.hmget(ENGAGED, [str(volunteer_id) for volunteer_id in chunk])
+            values = [value for chunk in await pipe.execute() for value in chunk]
+        found: set[int] = set()
+        for volunteer_id, value in zip(volunteer_ids, values, strict=True):
+            if value is not None:
+                expires_at = _text(value).partition(":")[2]
+                if float(expires_at) > now:
+                    found.add(volunteer_id)
+        return found
+
+    async def engagement(self, volunteer_id: int) -> int | None:
+        """The mission of this volunteer's live dispatch engagement, as Redis holds it (expired or not)."""
+        value = await self.redis.hget(ENGAGED, str(volunteer_id))
+        return int(_text(value).partition(":")[0]) if value else None
 
     async def epoch(self, mission_id: int) -> str:
-        return _text(await self.redis.get(self._keys(mission_id)[4]) or b"0")
+        return _text(await self.redis.get(MissionKeys(mission_id).epoch) or b"0")
 
     async def changed(self, mission_ids: Iterable[int]) -> None:
         """After the commit of a change to these missions' places or openness: Redis reads them again at next use."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for mission_id in mission_ids:
-                pipe.incr(self._keys(mission_id)[4])
+                pipe.incr(MissionKeys(mission_id).epoch)
             await pipe.execute()
 
     async def knows(self, mission_id: int) -> bool:
         """Whether Redis holds this mission's application states (else a seed rebuilds them from PostgreSQL)."""
-        return bool(await self.redis.exists(self._keys(mission_id)[3]))
+        return bool(await self.redis.exists(MissionKeys(mission_id).status))
 
     async def seed(self, mission_id: int, *, capacity: int, state: str, epoch: str, highest_version: int,
                    saved: list[SavedApplication]) -> bool:
-        """`state`: "1" taking applications, "w" online but full, "0" offline."""
-        args: list[str | int] = [mission_id, capacity, state, epoch, highest_version]
+        """`state`: "1" taking applications, "w" online but full, "0" offline. One call, however many applications
+        (the script loops over its arguments; nothing is unpacked), so the mission is seeded atomically."""
+        args: list[str | int] = [mission_id, DRAIN_SCHEDULED_TTL, capacity, state, epoch, highest_version]
         for application in saved:
             args.extend([application.volunteer_id, application.status, application.version])
-        args.append(DRAIN_SCHEDULED_TTL)
         return _text(await self._seed(keys=self._keys(mission_id), args=args)) == "1"
 
     async def statuses(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], str]:
         """The current status of each (mission, volunteer) Redis knows, ahead of PostgreSQL by at most one drain."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for mission_id, volunteer_id in pairs:
-                pipe.hget(self._keys(mission_id)[3], str(volunteer_id))
+                pipe.hget(MissionKeys(mission_id).status, str(volunteer_id))
             values = await pipe.execute()
         return {pair: _text(value) for pair, value in zip(pairs, values, strict=True) if value}
 
     async def queued_missions(self, volunteer_id: int) -> set[int]:
-        """The missions with a change of this volunteer still queued or in flight, i.e. not yet in PostgreSQL."""
-        lists = [self.queue.pending] + [self.queue.inflight_key(name) for name in await self.queue.consumers()]
-        found: set[int] = set()
-        for key in lists:
-            start = 0
-            while chunk := await self.redis.lrange(key, start, start + 9_999):
-                for raw in chunk:
-                    event = msgspec.json.decode(raw, type=ApplicationEvent)
-                    if event.v == volunteer_id:
-                        found.add(event.m)
-                start += len(chunk)
-        return found
+        """The missions this volunteer applied or was proposed to lately: a superset of those with a change still
+        queued or in flight, i.e. not yet in PostgreSQL (one set read, whatever the backlog)."""
+        return {int(_text(member)) for member in await self.redis.smembers(volunteer_missions_key(volunteer_id))}
 
     async def taken(self, mission_id: int) -> int | None:
         """Places held right now, or None when Redis does not know the mission, or knew it before its last change."""
-        keys = self._keys(mission_id)
+        keys = MissionKeys(mission_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(keys[0], "epoch")
-            pipe.get(keys[4])
-            pipe.scard(keys[1])
+            pipe.hget(keys.meta, "epoch")
+            pipe.get(keys.epoch)
+            pipe.scard(keys.holders)
             epoch, version, held = await pipe.execute()
         if epoch is None or epoch != (version or b"0"):
             return None

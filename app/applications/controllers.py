@@ -16,10 +16,11 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
 
 from app.accounts.controllers import PRIVATE
-from app.accounts.guards import require_account, signed_in
+from app.accounts.guards import privileged, require_account, signed_in
 from app.accounts.sessions import update_account
 from app.applications import exports, service
 from app.applications.schemas import OUTCOME_MESSAGES
+from app.applications.validation import manager_message
 from app.db.base import unit_of_work
 from app.deps import Db, Web
 from app.http import RowId
@@ -28,7 +29,6 @@ from app.volunteers.profile import volunteer_id_of
 from queues import enqueue
 
 MAX_BODY = 16_384
-MAX_MESSAGE_BODY = 5_000
 SENDING = re.compile(r"[A-Za-z0-9_-]{16}")  # what secrets.token_urlsafe(12) makes
 DECISION_DONE = {"accepter": "acceptée(s)", "refuser": "refusée(s)", "terminer": "marquée(s) réalisée(s)"}
 
@@ -67,7 +67,7 @@ class ApplyPages(Controller):
             await web.request_drain(enqueue.drain_applications)
         return Redirect(f"/mon-espace/candidatures?mission={mission_id}&resultat={outcome.outcome}", status_code=303)
 
-    @get("/candidatures", guards=[signed_in])
+    @get("/candidatures", guards=[privileged])
     async def applicants(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db,
                          info: FromQuery[str | None] = None) -> Template:
         mission, applications = await service.of_mission(db, web.redis, mission_id, require_account(request).roles)
@@ -79,7 +79,7 @@ class ApplyPages(Controller):
                    "taken": await service.taken_places(web.places, web.engine, mission_id)}
         return Template("candidatures_mission.html", context=context, headers=PRIVATE)
 
-    @post("/candidatures/decision", guards=[signed_in], request_max_body_size=MAX_BODY)
+    @post("/candidatures/decision", guards=[privileged], request_max_body_size=MAX_BODY)
     async def decide(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db) -> Redirect:
         form = await request.form()
         decision = str(form.get("decision") or "")
@@ -96,12 +96,12 @@ class ApplyPages(Controller):
             info += f", {refused} ignorée(s) : leur statut ne le permet pas"
         return Redirect(f"/missions/{mission_id}/candidatures?info={quote(info + '.')}", status_code=303)
 
-    @post("/candidatures/message", guards=[signed_in], request_max_body_size=MAX_BODY)
+    @post("/candidatures/message", guards=[privileged], request_max_body_size=MAX_BODY)
     async def message(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db) -> Redirect:
         form = await request.form()
         _, applications = await service.of_mission(db, web.redis, mission_id, require_account(request).roles)
         chosen = set(_ids(form.getall("volunteer", [])))
-        body = str(form.get("body") or "").strip()[:MAX_MESSAGE_BODY]
+        body = manager_message(form.get("body"))
         recipients = [application.volunteer_id for application in applications if application.volunteer_id in chosen]
         # The form's one-time number: a second click (or a reload of the POST) sends nothing twice.
         sending = str(form.get("envoi") or "")
@@ -118,7 +118,7 @@ class ApplyPages(Controller):
             info = f"Message envoyé à {len(recipients)} personne(s)."
         return Redirect(f"/missions/{mission_id}/candidatures?info={quote(info)}", status_code=303)
 
-    @post("/candidatures/export", guards=[signed_in], request_max_body_size=MAX_BODY)
+    @post("/candidatures/export", guards=[privileged], request_max_body_size=MAX_BODY)
     async def export(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db) -> Redirect:
         account = require_account(request)
         mission, _ = await service.of_mission(db, web.redis, mission_id, account.roles)  # checks the manager

@@ -5,12 +5,13 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.applications.statuses import ApplicationStatus
 from app.db.base import Base
 from app.missions import models as mission_models  # noqa: F401  (maps `missions`)
 from app.volunteers import models as volunteer_models  # noqa: F401  (maps `volunteers`)
 from surge.dispatch import models as dispatch_models  # noqa: F401  (maps `dispatch_runs`)
 
-STATUSES = ("pending", "waitlisted", "accepted", "declined", "cancelled", "done", "proposed")
+STATUSES = tuple(status.value for status in ApplicationStatus)
 
 
 class Application(Base):

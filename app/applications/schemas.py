@@ -6,14 +6,17 @@ from datetime import datetime
 
 import msgspec
 
-STATUS_LABELS = {
-    "pending": "En attente de réponse",
-    "waitlisted": "Sur liste d'attente",
-    "accepted": "Acceptée",
-    "declined": "Refusée",
-    "cancelled": "Annulée",
-    "done": "Mission réalisée",
-    "proposed": "Proposée par la coordination",
+from app.applications.statuses import CANCELLABLE
+from app.applications.statuses import ApplicationStatus as Status
+
+STATUS_LABELS: dict[str, str] = {
+    Status.PENDING: "En attente de réponse",
+    Status.WAITLISTED: "Sur liste d'attente",
+    Status.ACCEPTED: "Acceptée",
+    Status.DECLINED: "Refusée",
+    Status.CANCELLED: "Annulée",
+    Status.DONE: "Mission réalisée",
+    Status.PROPOSED: "Proposée par la coordination",
 }
 # What the person reads after applying (`?resultat=` on the applications page).
 OUTCOME_MESSAGES = {
@@ -49,4 +52,4 @@ class ApplicationRead(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def cancellable(self) -> bool:
-        return self.status in ("pending", "waitlisted", "accepted", "proposed")
+        return self.status in CANCELLABLE

@@ -19,6 +19,9 @@ from app.accounts.schemas import Roles
 from app.applications.capacity import ApplicationEvent, Applied, Moved, Places, SavedApplication
 from app.applications.models import Application
 from app.applications.schemas import STATUS_LABELS, ApplicationRead
+from app.applications.statuses import CANCELLABLE
+from app.applications.statuses import ApplicationStatus as Status
+from app.applications.validation import application_message, decline_reason
 from app.db.base import unit_of_work
 from app.geo.models import Commune
 from app.missions.models import Mission
@@ -28,14 +31,12 @@ from app.organisations.service import is_online as organisation_is_online
 from app.organisations.service import slugify
 from app.volunteers.models import Volunteer
 
-MAX_MESSAGE = 1_000
 # decision → (target status, statuses it may follow, event kind)
 DECISIONS = {
-    "accepter": ("accepted", ("pending", "proposed"), "accepted"),
-    "refuser": ("declined", ("pending", "accepted", "waitlisted", "proposed"), "declined"),
-    "terminer": ("done", ("accepted",), "done"),
+    "accepter": (Status.ACCEPTED, (Status.PENDING, Status.PROPOSED), "accepted"),
+    "refuser": (Status.DECLINED, (Status.PENDING, Status.ACCEPTED, Status.WAITLISTED, Status.PROPOSED), "declined"),
+    "terminer": (Status.DONE, (Status.ACCEPTED,), "done"),
 }
-CANCELLABLE = ("pending", "waitlisted", "accepted", "proposed")
 
 
 class ApplicationsUnavailable(Exception):
@@ -88,21 +89,22 @@ class Outcome:
 async def apply(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int,
                 message: object) -> Outcome:
     """Redis only, unless the mission changed since Redis last read it (then one query, once per change)."""
-    text_message = message.strip()[:MAX_MESSAGE] if isinstance(message, str) else ""
+    text_message = application_message(message)  # refused before Redis: the drain must be able to save it
     drain = False
     for _ in range(3):
         applied: Applied = await places.apply(mission_id, volunteer_id, text_message)
         if applied.outcome == "backlogged":
             raise ApplicationsBacklogged
         if applied.outcome != "unknown":
-            outcome = "declined" if applied.outcome == "exists" and applied.current == "declined" else applied.outcome
+            declined = applied.outcome == "exists" and applied.current == Status.DECLINED
+            outcome = Status.DECLINED if declined else applied.outcome
             return Outcome(outcome, drain or applied.drain_needed)
         drain = await seed(places, engine, mission_id) or drain
     raise ApplicationsUnavailable
 
 
-async def move(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int, *, target: str,
-               allowed: tuple[str, ...], kind: str, reason: str = "") -> tuple[Moved, bool]:
+async def move(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int, *, target: Status,
+               allowed: tuple[Status, ...], kind: str, reason: str = "") -> tuple[Moved, bool]:
     drain = False
     for _ in range(3):
         moved = await places.move(mission_id, volunteer_id, target=target, allowed=allowed, kind=kind, reason=reason)
@@ -114,8 +116,8 @@ async def move(places: Places, engine: AsyncEngine, mission_id: int, volunteer_i
 
 # The volunteer's own answers, from « Mes candidatures »: (target status, statuses it may follow, event kind, outcome).
 VOLUNTEER_ANSWERS = {
-    "annuler": ("cancelled", CANCELLABLE, "cancelled", "cancelled"),  # the place goes to the first wait-listed
-    "confirmer": ("accepted", ("proposed",), "confirmed", "confirmed"),  # a coordinator's proposal, as by its link
+    "annuler": (Status.CANCELLED, CANCELLABLE, "cancelled", "cancelled"),  # the place goes to the first wait-listed
+    "confirmer": (Status.ACCEPTED, (Status.PROPOSED,), "confirmed", "confirmed"),  # a coordinator's proposal
 }
 
 
@@ -134,8 +136,8 @@ async def withdraw_everywhere(places: Places, engine: AsyncEngine, volunteer_id:
     drain = False
     for mission_id in dict.fromkeys(mission_ids):
         try:
-            _, needs = await move(places, engine, mission_id, volunteer_id, target="cancelled", allowed=CANCELLABLE,
-                                  kind="withdrawn")
+            _, needs = await move(places, engine, mission_id, volunteer_id, target=Status.CANCELLED,
+                                  allowed=CANCELLABLE, kind="withdrawn")
         except MissionNotFound:
             continue  # the mission was deleted meanwhile
         drain = drain or needs
@@ -158,12 +160,13 @@ async def decide(places: Places, engine: AsyncEngine, session: AsyncSession, mis
                  decision: str, volunteer_ids: Iterable[int], reason: str = "") -> tuple[int, int, bool]:
     """A manager's decision on one or many applicants: (applied, refused because of their status, drain needed)."""
     await _managed_mission(session, mission_id, roles)
+    reason = decline_reason(reason)
     target, allowed, kind = DECISIONS[decision]
     done = refused = 0
     drain = False
     for volunteer_id in dict.fromkeys(volunteer_ids):
         moved, needs = await move(places, engine, mission_id, volunteer_id, target=target, allowed=allowed, kind=kind,
-                                  reason=reason.strip()[:MAX_MESSAGE])
+                                  reason=reason)
         drain = drain or needs
         if moved.outcome == "done":
             done += 1
@@ -204,7 +207,7 @@ async def of_mission(session: AsyncSession, redis: Redis, mission_id: int, roles
         select(Application, Volunteer, Commune.name)
         .join(Volunteer, Volunteer.id == Application.volunteer_id)
         .join(Commune, Commune.code == Volunteer.commune_code)
-        .where(Application.mission_id == mission_id)
+        .where(Application.mission_id == mission_id, ~Volunteer.unconfirmed)  # held back: shown to nobody
         .order_by(Application.applied_at, Application.id)
     )).all()
     current = await Places(redis).statuses([(mission_id, application.volunteer_id) for application, _, _ in rows])
@@ -266,22 +269,21 @@ async def save_events(session: AsyncSession, events: Sequence[ApplicationEvent])
     message: dict[tuple[int, int], str] = {}
     applied: dict[tuple[int, int], float] = {}
     proposal: dict[tuple[int, int], tuple[int, float]] = {}  # run and expiry, when the batch holds the proposal
-    for event in sorted(events, key=lambda event: event.n):
-        key = (event.m, event.v)
+    for event in sorted(events, key=lambda event: event.version):
+        key = (event.mission_id, event.volunteer_id)
         latest[key] = event
-        if event.k == "applied":
-            message[key] = event.msg
-            applied[key] = event.t
-        if event.k == "proposed":
-            proposal[key] = (event.d, event.x)
+        if event.kind == "applied":
+            message[key] = event.message
+            applied[key] = event.at
+        if event.kind == "proposed":
+            proposal[key] = (event.run_id, event.expires_at)
     if not latest:
         return
-    rows = list(latest.values())
+    keys, rows = list(latest), list(latest.values())
     await session.execute(UPSERT, {
-        "m": [event.m for event in rows], "v": [event.v for event in rows], "s": [event.s for event in rows],
-        "n": [event.n for event in rows], "msg": [message.get((event.m, event.v), "") for event in rows],
-        "r": [event.r for event in rows], "applied": [applied.get((event.m, event.v), event.t) for event in rows],
-        "t": [event.t for event in rows], "d": [proposal.get((event.m, event.v), (0, 0.0))[0] for event in rows],
-        "x": [proposal.get((event.m, event.v), (0, 0.0))[1] for event in rows],
+        "m": [event.mission_id for event in rows], "v": [event.volunteer_id for event in rows],
+        "s": [str(event.status) for event in rows], "n": [event.version for event in rows],
+        "msg": [message.get(key, "") for key in keys], "r": [event.reason for event in rows],
+        "applied": [applied.get(key, event.at) for key, event in latest.items()], "t": [event.at for event in rows],
+        "d": [proposal.get(key, (0, 0.0))[0] for key in keys], "x": [proposal.get(key, (0, 0.0))[1] for key in keys],
     })
-

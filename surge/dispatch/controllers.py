@@ -17,19 +17,21 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.controllers import PRIVATE
-from app.accounts.guards import require_account, signed_in
+from app.accounts.guards import privileged, require_account
 from app.applications.models import Application
 from app.db.base import unit_of_work
 from app.deps import Db, Web
 from app.geo.models import Commune
 from app.http import RowId
 from app.reference import AVAILABILITY, DOMAINS
+from app.text_rules import TextFields
 from app.volunteers.models import Volunteer
 from queues import enqueue
 from surge.dispatch import links, runs
 from surge.emergencies.models import Emergency
 
 MAX_BODY = 65_536  # a thousand mission boxes ticked
+MAX_MISSIONS = 5_000
 
 
 def _page(status: int, message: str, action: tuple[str, str] | None = None) -> Template:
@@ -68,6 +70,20 @@ def _form_page(emergency: Emergency, views: list[runs.RunView], choices: list[ru
     return Template("mobilisation.html", context=context, status_code=status, headers=PRIVATE)
 
 
+def _form_values(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The dispatch form through the text rule: (values for runs.parse_parameters, refusals per field)."""
+    fields = TextFields({"pool": form.get("pool"), "max_km": form.get("max_km"), "domains": form.getall("domains", []),
+                         "availability": form.getall("availability", []), "missions": form.getall("missions", [])})
+    values = {
+        "pool": fields.text("pool", "Bénévoles à mobiliser", 32),
+        "max_km": fields.text("max_km", "Distance maximale", 32),
+        "domains": fields.items("domains", "Domaines des bénévoles", max_items=len(DOMAINS), max_length=40),
+        "availability": fields.items("availability", "Disponibilités", max_items=len(AVAILABILITY), max_length=40),
+        "missions": fields.items("missions", "Missions", max_items=MAX_MISSIONS, max_length=19),
+    }
+    return values, fields.refused
+
+
 async def _names(session: AsyncSession, volunteer_ids: list[int]) -> dict[int, str]:
     rows = await session.execute(
         select(Volunteer.id, Volunteer.first_name, Volunteer.last_name, Commune.name)
@@ -81,7 +97,7 @@ class DispatchPages(Controller):
     include_in_schema = False
     exception_handlers = _handlers()
 
-    @get("/", guards=[signed_in])
+    @get("/", guards=[privileged])
     async def runs_page(self, request: Request[Any, Any, Any], slug: FromPath[str], db: Db) -> Template:
         emergency = await runs.emergency_for(db, slug, require_account(request).roles)
         choices = await runs.mission_choices(db, emergency.slug)
@@ -89,16 +105,16 @@ class DispatchPages(Controller):
                   "availability": []}
         return _form_page(emergency, await runs.runs_of(db, emergency), choices, values, {})
 
-    @post("/", guards=[signed_in], request_max_body_size=MAX_BODY)
+    @post("/", guards=[privileged], request_max_body_size=MAX_BODY)
     async def plan(self, request: Request[Any, Any, Any], slug: FromPath[str], web: Web) -> Template | Redirect:
         account = require_account(request)
-        form = await request.form()
-        values = {"pool": form.get("pool"), "max_km": form.get("max_km"), "domains": form.getall("domains", []),
-                  "availability": form.getall("availability", []), "missions": form.getall("missions", [])}
+        values, refused = _form_values(await request.form())
         async with unit_of_work(web.engine) as session:
             emergency = await runs.emergency_for(session, slug, account.roles)
             choices = await runs.mission_choices(session, emergency.slug)
             try:
+                if refused:
+                    raise runs.RunInvalid(refused)
                 parameters = runs.parse_parameters(values, choices)
             except runs.RunInvalid as invalid:
                 return _form_page(emergency, await runs.runs_of(session, emergency), choices, values, invalid.errors,
@@ -108,7 +124,7 @@ class DispatchPages(Controller):
         await asyncio.to_thread(enqueue.plan_dispatch, web.rq_connection, run_id)
         return Redirect(f"/coordination/urgences/{emergency.slug}/mobilisation/{run_id}", status_code=303)
 
-    @get("/{run_id:int}", guards=[signed_in])
+    @get("/{run_id:int}", guards=[privileged])
     async def run_page(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId, db: Db,
                        info: FromQuery[str | None] = None) -> Template:
         emergency = await runs.emergency_for(db, slug, require_account(request).roles)
@@ -123,7 +139,7 @@ class DispatchPages(Controller):
                    "info": info}
         return Template("mobilisation_plan.html", context=context, headers=PRIVATE)
 
-    @post("/{run_id:int}/engager", guards=[signed_in])
+    @post("/{run_id:int}/engager", guards=[privileged])
     async def commit(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId,
                      web: Web) -> Redirect:
         account = require_account(request)
@@ -136,7 +152,7 @@ class DispatchPages(Controller):
         return Redirect(f"/coordination/urgences/{emergency.slug}/mobilisation/{run_id}?info={quote(info)}",
                         status_code=303)
 
-    @post("/{run_id:int}/annuler", guards=[signed_in])
+    @post("/{run_id:int}/annuler", guards=[privileged])
     async def cancel(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId,
                      web: Web) -> Redirect:
         account = require_account(request)

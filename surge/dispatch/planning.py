@@ -4,6 +4,7 @@ why). Only this module imports the engine, and only inside the job."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.applications.capacity import Places
 from app.applications.models import Application
 from app.applications.service import taken_places
+from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
 from app.geo.models import Commune, Department
 from app.missions.models import Mission, MissionAddress
 from app.organisations.models import Organisation
 from app.volunteers.models import Volunteer
 from surge.dispatch.models import DispatchRun
+from surge.dispatch.proposals import seed_engaged
 from surge.dispatch.runs import Parameters
 from surge.emergencies.models import Emergency
 
@@ -45,7 +48,7 @@ def engaged() -> ColumnElement[bool]:
     return exists().where(
         Application.volunteer_id == Volunteer.id,
         Application.dispatch_run_id.is_not(None),
-        Application.status.in_(("proposed", "accepted")),
+        Application.status.in_((Status.PROPOSED, Status.ACCEPTED)),
         DispatchRun.id == Application.dispatch_run_id,
         Emergency.id == DispatchRun.emergency_id,
         Emergency.status == "live",
@@ -61,7 +64,8 @@ async def _pool(session: AsyncSession, emergency: Emergency, parameters: Paramet
     query = (
         select(Volunteer.id, Commune.latitude, Commune.longitude, Volunteer.domains, Volunteer.availability)
         .join(Commune, Commune.code == Volunteer.commune_code)
-        .where(chosen, Commune.latitude.is_not(None), Commune.longitude.is_not(None), ~engaged())
+        .where(chosen, Commune.latitude.is_not(None), Commune.longitude.is_not(None), ~engaged(),
+               ~Volunteer.unconfirmed)  # held back until their e-mail is confirmed
         .order_by(Volunteer.id)
     )
     if parameters.domains:
@@ -102,6 +106,11 @@ async def plan_run(engine: AsyncEngine, places: Places, run_id: int) -> dict[str
         parameters = Parameters.from_json(run.parameters)
         pool = await _pool(session, emergency, parameters)
         targets = await _targets(session, emergency.slug, parameters.mission_ids)
+    # Proposed moments ago by another run, not drained yet: Redis knows them, PostgreSQL not yet.
+    if not await places.engaged_seeded():
+        await seed_engaged(engine, places)
+    engaged_now = await places.engaged_among([row[0] for row in pool], now=time.time())
+    pool = [row for row in pool if row[0] not in engaged_now]
     # Open places as Redis holds them now: applications that arrived since the missions were read count.
     open_places = {t.id: max(0, t.places - await taken_places(places, engine, t.id)) for t in targets}
     wanted = set(parameters.availability)
@@ -133,6 +142,7 @@ async def plan_run(engine: AsyncEngine, places: Places, run_id: int) -> dict[str
     }
     counts = {
         "pool": len(candidates),
+        "engaged_left_out": len(engaged_now),
         "available": sum(c.available for c in candidates),
         "missions": len(targets),
         "open_places": sum(open_places.values()),

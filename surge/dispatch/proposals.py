@@ -3,41 +3,43 @@
 Every change goes through the applications' Redis scripts (app/applications/capacity.py), one mission at a time:
 places are held exactly as applying holds them, so a proposal never oversells, and each change is versioned and
 queued for the applications drain, which writes it idempotently and queues the e-mail it calls for. A commit can
-therefore run again after a crash: the script proposes nobody twice and counts those it proposed before.
+therefore run again after a crash: the script proposes nobody twice and counts those it proposed before. Nobody
+holds two live proposals, whatever the timing of two runs: the script claims each volunteer in Redis's `engaged`,
+which every run sees at once, where PostgreSQL would know only after the drain.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 from redis.asyncio import Redis
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.applications.capacity import Batch, Places
+from app.applications.capacity import CHUNK, LiveProposal, Places, Proposed, Withdrawn
 from app.applications.models import Application
 from app.applications.service import move, seed
+from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
 from app.missions.service import MissionNotFound
 from surge.dispatch.models import DispatchRun
 
-CHUNK = 1_000  # volunteers per script call: keeps each call to a few milliseconds of Redis time
 LOCK_SECONDS = 900
 CANCELLED_REASON = "Mobilisation annulée par la coordination."
 EXPIRED_REASON = "Proposition expirée sans réponse."
 EXPIRY_BATCH = 5_000
 
-# Volunteers of the plan who got a proposal (or confirmed one) from another dispatch of a live emergency since the
-# plan was made: they are left out, so nobody holds two live proposals.
-ENGAGED_ELSEWHERE = text("""
+# Volunteers of the plan who confirmed a proposal of another dispatch of a live emergency: they are left out. (Live
+# proposals, and confirmations younger than their proposal's expiry, are Redis's `engaged`: it knows them at once,
+# PostgreSQL only after the drain.)
+CONFIRMED_ELSEWHERE = text("""
 SELECT DISTINCT a.volunteer_id FROM applications a
 JOIN dispatch_runs r ON r.id = a.dispatch_run_id
 JOIN emergencies e ON e.id = r.emergency_id
 WHERE a.volunteer_id = ANY(CAST(:ids AS bigint[])) AND a.dispatch_run_id <> :run
-  AND a.status IN ('proposed', 'accepted') AND e.status = 'live'
+  AND a.status = 'accepted' AND e.status = 'live'
 """)
 
 
@@ -49,9 +51,8 @@ def lock_key(run_id: int) -> str:
     return f"renfort:dispatch:run:{run_id}:lock"
 
 
-def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
+def _chunks(items: Sequence[int]) -> list[Sequence[int]]:
+    return [items[start:start + CHUNK] for start in range(0, len(items), CHUNK)]
 
 
 def _groups(missions: Sequence[int], volunteers: Sequence[int], order: Sequence[int]) -> list[tuple[int, list[int]]]:
@@ -62,14 +63,49 @@ def _groups(missions: Sequence[int], volunteers: Sequence[int], order: Sequence[
     return [(mission_id, ids) for mission_id, ids in per_mission.items() if ids]
 
 
-async def _with_seed(places: Places, engine: AsyncEngine, mission_id: int,
-                     call: Callable[[], Awaitable[Batch]]) -> Batch | None:
-    """Runs a script call, re-reading the mission from PostgreSQL when Redis does not know it (or knew it before its
-    last change); None when the mission no longer exists or stays unknown."""
+async def seed_engaged(engine: AsyncEngine, places: Places) -> int:
+    """Rebuilds Redis's `engaged` (lost with a Redis restart without AOF) from the live proposals and confirmations
+    PostgreSQL holds and from those Redis made for the runs still live; returns how many volunteers it engaged."""
+    now = datetime.now(UTC)
+    async with unit_of_work(engine) as session:
+        live = [LiveProposal(mission_id, volunteer_id, expires_at.timestamp())
+                for mission_id, volunteer_id, expires_at in await session.execute(
+                    select(Application.mission_id, Application.volunteer_id, Application.expires_at)
+                    .where(Application.dispatch_run_id.is_not(None), Application.expires_at > now,
+                           Application.status.in_((Status.PROPOSED, Status.ACCEPTED)))) if expires_at]
+        runs = {run_id: expires_at.timestamp() for run_id, expires_at in await session.execute(
+            select(DispatchRun.id, DispatchRun.expires_at).where(DispatchRun.expires_at > now)) if expires_at}
+        run_missions = set((await session.execute(
+            select(func.unnest(DispatchRun.planned_missions)).where(DispatchRun.expires_at > now).distinct()
+        )).scalars())
+    return await places.rebuild_engaged(live, runs, run_missions)
+
+
+async def _propose(engine: AsyncEngine, places: Places, mission_id: int, run_id: int, expires_at: float,
+                   volunteers: Sequence[int]) -> Proposed | None:
+    """PROPOSE, re-reading the mission from PostgreSQL when Redis does not know it (or knew it before its last
+    change) and rebuilding `engaged` when Redis lost it; None when the mission no longer exists or stays unknown."""
+    for _ in range(4):
+        proposed = await places.propose(mission_id, run_id, expires_at, volunteers)
+        if proposed.outcome == "unseeded":
+            await seed_engaged(engine, places)
+        elif proposed.outcome == "unknown":
+            try:
+                await seed(places, engine, mission_id)
+            except MissionNotFound:
+                return None
+        else:
+            return proposed
+    return None
+
+
+async def _withdraw(engine: AsyncEngine, places: Places, mission_id: int, run_id: int,
+                    volunteers: Sequence[int]) -> Withdrawn | None:
     for _ in range(3):
-        batch = await call()
-        if batch.outcome != "unknown":
-            return batch
+        withdrawn = await places.withdraw_run(mission_id, run_id, volunteers, kind="dispatch_cancelled",
+                                              reason=CANCELLED_REASON)
+        if withdrawn.outcome != "unknown":
+            return withdrawn
         try:
             await seed(places, engine, mission_id)
         except MissionNotFound:
@@ -110,25 +146,27 @@ async def _commit(engine: AsyncEngine, places: Places, run_id: int, ttl_seconds:
         if run.expires_at is None:  # fixed once, so a re-run gives the same expiry
             run.expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
         expires_at = run.expires_at.timestamp()
-        busy = set((await session.execute(ENGAGED_ELSEWHERE, {"ids": list(set(run.planned_volunteers)),
-                                                              "run": run_id})).scalars())
+        confirmed = set((await session.execute(CONFIRMED_ELSEWHERE, {"ids": list(set(run.planned_volunteers)),
+                                                                     "run": run_id})).scalars())
         order = [int(m["id"]) for m in run.preview.get("missions", [])]
         groups = _groups(run.planned_missions, run.planned_volunteers, order)
-    proposed = earlier = skipped = 0
+    if not await places.engaged_seeded():
+        await seed_engaged(engine, places)
+    proposed = earlier = engaged = skipped = 0
     for index, (mission_id, volunteers) in enumerate(groups):
         if index and index % 100 == 0 and not await _still(engine, run_id, "committing"):
             return {"proposed": proposed + earlier, "stopped": 1}  # cancelled meanwhile: the withdrawal follows
-        wanted = [v for v in volunteers if v not in busy]
-        skipped += len(volunteers) - len(wanted)
+        wanted = [v for v in volunteers if v not in confirmed]
+        engaged += len(volunteers) - len(wanted)
         for chunk in _chunks(wanted):
-            batch = await _with_seed(places, engine, mission_id,
-                                     partial(places.propose, mission_id, run_id, expires_at, chunk))
+            batch = await _propose(engine, places, mission_id, run_id, expires_at, chunk)
             if batch is None or batch.outcome != "done":
                 skipped += len(chunk)
                 continue
             proposed += batch.count
-            earlier += batch.other
-            skipped += len(chunk) - batch.count - batch.other
+            earlier += batch.earlier
+            engaged += batch.engaged
+            skipped += len(chunk) - batch.count - batch.earlier - batch.engaged
             if batch.drain_needed:
                 request_drain()  # at once, so PostgreSQL fills while the rest is proposed
     async with unit_of_work(engine) as session:
@@ -136,8 +174,9 @@ async def _commit(engine: AsyncEngine, places: Places, run_id: int, ttl_seconds:
         if run is not None and run.status == "committing":
             run.status = "committed"
             run.committed_at = datetime.now(UTC)
-            run.counts = {**run.counts, "proposed": proposed + earlier, "not_proposed": skipped}
-    return {"proposed": proposed + earlier, "new": proposed, "not_proposed": skipped}
+            run.counts = {**run.counts, "proposed": proposed + earlier, "not_proposed": skipped,
+                          "engaged_elsewhere": engaged}
+    return {"proposed": proposed + earlier, "new": proposed, "not_proposed": skipped, "engaged_elsewhere": engaged}
 
 
 async def _still(engine: AsyncEngine, run_id: int, status: str) -> bool:
@@ -160,14 +199,12 @@ async def withdraw_run(engine: AsyncEngine, places: Places, redis: Redis, run_id
             groups = _groups(run.planned_missions, run.planned_volunteers, [])
         withdrawn = 0
         for mission_id, volunteers in groups:
-            for chunk in _chunks(volunteers):
-                batch = await _with_seed(places, engine, mission_id, partial(
-                    places.withdraw_run, mission_id, run_id, chunk, kind="dispatch_cancelled", reason=CANCELLED_REASON))
-                if batch is None:
-                    continue
-                withdrawn += batch.count
-                if batch.drain_needed or batch.other:
-                    request_drain()
+            batch = await _withdraw(engine, places, mission_id, run_id, volunteers)
+            if batch is None:
+                continue
+            withdrawn += batch.count
+            if batch.drain_needed or batch.promoted:
+                request_drain()
         async with unit_of_work(engine) as session:
             run = await session.get(DispatchRun, run_id, with_for_update=True)
             if run is not None:
@@ -183,15 +220,15 @@ async def expire_proposals(engine: AsyncEngine, places: Places, *, now: datetime
     async with unit_of_work(engine) as session:
         rows = (await session.execute(
             select(Application.mission_id, Application.volunteer_id)
-            .where(Application.status == "proposed", Application.expires_at <= now)
+            .where(Application.status == Status.PROPOSED, Application.expires_at <= now)
             .order_by(Application.expires_at).limit(EXPIRY_BATCH)
         )).all()
     expired = 0
     drain = False
     for mission_id, volunteer_id in rows:
         try:
-            moved, needs = await move(places, engine, mission_id, volunteer_id, target="cancelled",
-                                      allowed=("proposed",), kind="expired", reason=EXPIRED_REASON)
+            moved, needs = await move(places, engine, mission_id, volunteer_id, target=Status.CANCELLED,
+                                      allowed=(Status.PROPOSED,), kind="expired", reason=EXPIRED_REASON)
         except MissionNotFound:
             continue
         drain = drain or needs

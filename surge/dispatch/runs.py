@@ -20,6 +20,7 @@ from app.accounts.models import User
 from app.accounts.schemas import Roles
 from app.applications.capacity import Places
 from app.applications.service import move
+from app.applications.statuses import ApplicationStatus as Status
 from app.geo.models import Commune
 from app.missions.models import Mission, MissionAddress
 from app.missions.service import MissionNotFound
@@ -287,11 +288,11 @@ async def answer(places: Places, engine: AsyncEngine, link: ProposalLink) -> boo
     raises `ProposalGone` otherwise, so each link works once. Returns whether a drain is needed."""
     try:
         if link.action == "confirmer":
-            moved, drain = await move(places, engine, link.mission_id, link.volunteer_id, target="accepted",
-                                      allowed=("proposed",), kind="confirmed")
+            moved, drain = await move(places, engine, link.mission_id, link.volunteer_id, target=Status.ACCEPTED,
+                                      allowed=(Status.PROPOSED,), kind="confirmed")
         else:
-            moved, drain = await move(places, engine, link.mission_id, link.volunteer_id, target="cancelled",
-                                      allowed=("proposed",), kind="proposal_declined", reason=DECLINED_REASON)
+            moved, drain = await move(places, engine, link.mission_id, link.volunteer_id, target=Status.CANCELLED,
+                                      allowed=(Status.PROPOSED,), kind="proposal_declined", reason=DECLINED_REASON)
     except MissionNotFound as error:  # deleted since
         raise ProposalGone from error
     if moved.outcome != "done":
