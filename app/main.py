@@ -28,6 +28,7 @@ from app.observability import configure_logging, init_sentry
 from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.settings import Settings, get_settings
 from app.state import build_state
+from app.volunteers.confirmation_pages import EmailConfirmationPages
 from app.volunteers.controllers import SignupPages, VolunteerApi
 from surge.coordination.controllers import CoordinationDashboard
 from surge.dispatch.controllers import DispatchPages, ProposalPages
@@ -35,6 +36,9 @@ from surge.emergencies.controllers import EmergencyCoordinationPages, EmergencyP
 
 ROOT = Path(__file__).resolve().parent.parent
 DSFR = ROOT / "node_modules" / "@gouvfr" / "dsfr" / "dist"
+# Every request body, unless its route sets its own: Litestar counts the bytes as they arrive (chunked bodies
+# included) and answers 413 past it, also while the CSRF middleware reads a form for its token.
+MAX_BODY = 65_536
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -71,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EmergencyPublicPages, EmergencyCoordinationPages, VolunteerApi, SignupPages, SignInPages, AccountPages,
             OrganisationPages, ModerationPages, CoordinationDashboard,
             MissionApi, MissionPages, OrganisationMissionPages, ApplyPages, VolunteerApplicationPages, ExportPages,
-            HealthController, ConsoleController, DispatchPages, ProposalPages, *static
+            HealthController, ConsoleController, DispatchPages, ProposalPages, EmailConfirmationPages, *static
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
         middleware=[session_config(secure=secure, idle_days=settings.session_idle_days).middleware],
@@ -82,11 +86,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         csrf_config=CSRFConfig(
             secret=settings.secret_key.reveal(),
-            # The API never authenticates with cookies; the surge's public pages carry no form that posts.
-            exclude=["/api/", "^/$", "^/urgence/"],
+            # The API never authenticates with cookies; the surge's public pages carry no form that posts. Anchored:
+            # Litestar searches the whole path, so "/api/" would also exempt /coordination/urgences/api/….
+            exclude=["^/api/", "^/$", "^/urgence/"],
             cookie_secure=secure,
             cookie_samesite="lax",
         ),
         openapi_config=OpenAPIConfig(title="Renfort API", version="1", path="/api/schema"),
+        request_max_body_size=MAX_BODY,
         debug=False,
     )

@@ -232,6 +232,7 @@ async def test_figures_are_cached_a_few_seconds_then_refreshed(
     assert (await figures_of(client, "inondations-aude"))["volunteers"] == 0  # still the cached copy
     assert 0 < await redis.ttl(dashboard.PREFIX + "inondations-aude:fresh") <= dashboard.FRESH_SECONDS
     await redis.delete(dashboard.PREFIX + "inondations-aude:fresh")  # as FRESH_SECONDS later
+    # The poll that finds them stale rebuilds them (the others meanwhile keep the previous copy).
     assert (await figures_of(client, "inondations-aude"))["volunteers"] == 3
 
 

@@ -200,14 +200,15 @@ async def test_a_mission_in_lyon_is_found_from_villeurbanne_within_10_km_not_fro
     assert (await found(other, commune_code="69266", radius_km="10"))["total"] == 1
     assert (await found(other, postal_code="13001"))["total"] == 0
     assert (await found(other, postal_code="13001", radius_km="500"))["total"] == 1  # ~280 km away
-    assert (await found(other, lat=str(lyon["latitude"]), lon=str(lyon["longitude"]), radius_km="0.5"))["total"] == 1
-    # The radius is a circle, not the bounding box: a point 4 km off diagonally is outside 3 km even though both
-    # its latitude and longitude offsets are under 3 km.
-    offset = 4 / 111.195 / 2**0.5
+    # Coordinates are rounded to 2 decimals (under 700 m away here), so nearby visitors share one cached search.
+    assert (await found(other, lat=str(lyon["latitude"]), lon=str(lyon["longitude"]), radius_km="1"))["total"] == 1
+    # The radius is a circle, not the bounding box: a point ~6 km off diagonally is outside 5 km even though both
+    # its latitude and longitude offsets are under 5 km (rounding moves them by less than 600 m).
+    offset = 4.3 / 111.195
     diagonal = {"lat": str(lyon["latitude"] + offset),
                 "lon": str(lyon["longitude"] + offset / math.cos(math.radians(lyon["latitude"])))}
-    assert (await found(other, **diagonal, radius_km="3"))["total"] == 0
-    assert (await found(other, **diagonal, radius_km="4.2"))["total"] == 1
+    assert (await found(other, **diagonal, radius_km="5"))["total"] == 0
+    assert (await found(other, **diagonal, radius_km="10"))["total"] == 1
     assert (await found(other, department="69"))["total"] == 1
     assert (await found(other, department="13"))["total"] == 0
     assert (await found(other, domain="art-culture"))["total"] == 0

@@ -7,6 +7,7 @@ import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 
 from app.accounts import guards, tokens
 from app.accounts.guards import RoleRequired, SignInRequired
+from app.db.base import make_engine
 from app.main import create_app
 from app.settings import Settings
 from ops.services import MailSink
@@ -284,8 +286,11 @@ async def test_an_invalid_address_gets_a_french_message_on_the_form(client: Asyn
     assert job_queue(sync_redis(REDIS_URL)).count == 0
 
 
-def connection_with(session: dict[str, Any], **path_params: str) -> ASGIConnection[Any, Any, Any, Any]:
-    scope: Any = {"type": "http", "session": session, "path_params": path_params, "headers": [], "state": {}}
+def connection_with(
+    session: dict[str, Any], app: Any = None, **path_params: str
+) -> ASGIConnection[Any, Any, Any, Any]:
+    scope: Any = {"type": "http", "session": session, "path_params": path_params, "headers": [], "state": {},
+                  "app": app, "litestar_app": app}
     return ASGIConnection(scope)
 
 
@@ -296,8 +301,17 @@ async def session_of(client: AsyncTestClient, redis: Redis) -> dict[str, Any]:
     return data
 
 
+@pytest.fixture
+async def here(settings: Settings) -> AsyncIterator[Any]:
+    """What the guards read of the app (its engine, on the real database), built on the test's own event loop: the
+    test client runs the app on another one."""
+    engine = make_engine(settings.database_url)
+    yield SimpleNamespace(state=SimpleNamespace(web=SimpleNamespace(engine=engine)))
+    await engine.dispose()
+
+
 async def test_role_guards_follow_the_roles_computed_at_sign_in(
-    client: AsyncTestClient, mail_sink: MailSink, redis: Redis, db: asyncpg.Connection
+    client: AsyncTestClient, mail_sink: MailSink, redis: Redis, db: asyncpg.Connection, here: Any
 ) -> None:
     handler: Any = None
     with pytest.raises(SignInRequired):
@@ -306,10 +320,10 @@ async def test_role_guards_follow_the_roles_computed_at_sign_in(
     await sign_up(client, mail_sink, "vol@example.org")
     await signed_in_client(client, mail_sink, "vol@example.org")
     volunteer = await session_of(client, redis)
-    await guards.signed_in(connection_with(volunteer), handler)
+    await guards.signed_in(connection_with(volunteer, here), handler)
     for guard in (guards.admin, guards.coordinator, guards.coordinator_of("department_code")):
         with pytest.raises(RoleRequired):
-            await guard(connection_with(volunteer, department_code="69"), handler)
+            await guard(connection_with(volunteer, here, department_code="69"), handler)
 
     user_id = await db.fetchval("SELECT id FROM users WHERE email_normalized = 'vol@example.org'")
     await db.execute("INSERT INTO coordinator_scopes (user_id, department_code) VALUES ($1, '69'), ($1, '01')", user_id)
@@ -317,20 +331,21 @@ async def test_role_guards_follow_the_roles_computed_at_sign_in(
     coordinator = await session_of(client, redis)
     space = await client.get("/mon-espace")
     assert "Coordination départementale : Rhône (69)" in space.text and "Bénévole" in space.text
-    await guards.coordinator(connection_with(coordinator), handler)
-    await guards.coordinator_of("department_code")(connection_with(coordinator, department_code="69"), handler)
+    await guards.coordinator(connection_with(coordinator, here), handler)
+    of_department = guards.coordinator_of("department_code")
+    await of_department(connection_with(coordinator, here, department_code="69"), handler)
     for other in ("13", ""):
         with pytest.raises(RoleRequired):
-            await guards.coordinator_of("department_code")(connection_with(coordinator, department_code=other), handler)
+            await of_department(connection_with(coordinator, here, department_code=other), handler)
     with pytest.raises(RoleRequired):
-        await guards.national_coordinator(connection_with(coordinator), handler)
+        await guards.national_coordinator(connection_with(coordinator, here), handler)
 
     await db.execute("UPDATE users SET is_admin = true WHERE id = $1", user_id)
     await db.execute("INSERT INTO coordinator_scopes (user_id, department_code) VALUES ($1, NULL)", user_id)
     await signed_in_client(client, mail_sink, "vol@example.org", MAILS_PER_RECIPIENT_PER_HOUR="10")
     national = await session_of(client, redis)
-    await guards.admin(connection_with(national), handler)
-    await guards.coordinator_of("department_code")(connection_with(national, department_code="13"), handler)
+    await guards.admin(connection_with(national, here), handler)
+    await of_department(connection_with(national, here, department_code="13"), handler)
     assert "Coordination nationale" in (await client.get("/mon-espace")).text
 
 

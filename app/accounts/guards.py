@@ -1,6 +1,9 @@
 """Role checks for Litestar route handlers (`guards=[signed_in]`, `guards=[coordinator_of("department_code")]`).
 
-Each guard reads the account from the session and asks one question of its roles; a failure raises a domain error
+`signed_in` reads the account from the session only: the volunteer's own pages and the application path of a surge
+stay free of SQL. Every other guard re-reads the roles from PostgreSQL (one indexed query, app/accounts/roles.py)
+before asking its question, and writes them back to the session when they changed, so a revoked role stops working
+at the next request and the handler's `require_account()` sees the current roles. A failure raises a domain error
 that app/errors.py turns into a redirect to /connexion (nobody signed in) or a 403 (signed in, not allowed).
 """
 
@@ -9,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
+from app.accounts.roles import current_roles
 from app.accounts.schemas import Roles, SignedIn
-from app.accounts.sessions import current_account
+from app.accounts.sessions import current_account, end_session, update_account
 
 # Async, so Litestar calls them on the event loop: a sync guard would be run in a worker thread on every request.
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+Allowed = Callable[[Roles, ASGIConnection[Any, Any, Any, Any]], bool]
 
 
 class SignInRequired(Exception):
@@ -34,15 +40,34 @@ def require_account(connection: ASGIConnection[Any, Any, Any, Any]) -> SignedIn:
     return account
 
 
-def _require(allowed: Callable[[Roles, ASGIConnection[Any, Any, Any, Any]], bool]) -> Guard:
+async def require_current_account(connection: ASGIConnection[Any, Any, Any, Any]) -> SignedIn:
+    """The signed-in account with its roles as PostgreSQL holds them now."""
+    account = require_account(connection)
+    roles = await current_roles(connection.app.state.web.engine, account.user_id, volunteer=account.roles.volunteer)
+    if roles is None:  # the account is gone
+        end_session(connection)
+        raise SignInRequired
+    if roles != account.roles:
+        account = msgspec.structs.replace(account, roles=roles)
+        update_account(connection, account)
+    return account
+
+
+def _require(allowed: Allowed) -> Guard:
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if not allowed(require_account(connection).roles, connection):
+        if not allowed((await require_current_account(connection)).roles, connection):
             raise RoleRequired
 
     return guard
 
 
-signed_in: Guard = _require(lambda roles, connection: True)
+async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    require_account(connection)
+
+
+# Signed in, roles re-read: for the pages whose service decides which role may act (managing a mission, its
+# applications, a dispatch run).
+privileged: Guard = _require(lambda roles, connection: True)
 admin: Guard = _require(lambda roles, connection: roles.admin)
 coordinator: Guard = _require(lambda roles, connection: roles.coordinator)
 national_coordinator: Guard = _require(lambda roles, connection: roles.national_coordinator)

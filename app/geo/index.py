@@ -20,12 +20,16 @@ class CommuneChoice(msgspec.Struct, frozen=True):
 class PostcodeIndex:
     def __init__(self, by_postcode: dict[str, list[CommuneChoice]]) -> None:
         self._by_postcode = {code: tuple(choices) for code, choices in by_postcode.items()}
+        self._communes = frozenset(choice.code for choices in by_postcode.values() for choice in choices)
 
     def __len__(self) -> int:
         return len(self._by_postcode)
 
     def communes(self, postal_code: str) -> tuple[CommuneChoice, ...]:
         return self._by_postcode.get(postal_code, ())
+
+    def knows_commune(self, commune_code: str) -> bool:
+        return commune_code in self._communes
 
     def to_bytes(self) -> bytes:
         return msgspec.msgpack.encode(self._by_postcode)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import msgspec
@@ -15,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db.base import unit_of_work
+from app.geo.index import PostcodeIndex
 from app.geo.models import Commune
 from app.missions import cache
 from app.missions.models import Mission, MissionAddress
@@ -29,11 +31,22 @@ from app.reference import DOMAINS
 EARTH_RADIUS_KM = 6371.0088  # as surge.dispatch.geometry.haversine_km
 KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
 DEFAULT_RADIUS_KM = 35.0
+# Each distinct query is a cache entry and, on a miss, SQL: every parameter takes a bounded set of values.
+RADII_KM = (1, 2, 5, 10, 20, 35, 50, 100, 200, 500)
+COORDINATE_DECIMALS = 2  # ~1 km: nearby points share their results
 MAX_PER_PAGE = 50
+MAX_PAGE = 100
+MAX_LENGTH = 100  # characters, for any parameter
+DATE_SPAN = timedelta(days=3 * 366)  # either side of today
 ONLINE_ORGANISATIONS = tuple(status for status in ORGANISATION_STATUSES if is_online(status))
-POSTAL_CODE = re.compile(r"^\d{5}$")
-COMMUNE_CODE = re.compile(r"^[0-9][0-9AB][0-9]{3}$")
-DEPARTMENT = re.compile(r"^(\d{2,3}|2[AB])$")
+# ASCII digits only (`\d` takes any script's digits), and fullmatch (`$` lets a final newline through).
+POSTAL_CODE = re.compile(r"[0-9]{5}")
+COMMUNE_CODE = re.compile(r"[0-9][0-9AB][0-9]{3}")
+DEPARTMENT = re.compile(r"0[1-9]|[1-8][0-9]|9[0-5]|2[AB]|97[1-8]|98[4-9]")
+EMERGENCY = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")  # as surge.emergencies.service.SLUG
+UNKNOWN_POSTAL_CODE = "Nous ne connaissons pas ce code postal : vérifiez-le."
+UNSAFE = "Ce paramètre contient des caractères non autorisés."
+TOO_LONG = f"Ce paramètre est trop long ({MAX_LENGTH} caractères au plus)."
 
 
 class SearchQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -77,30 +90,61 @@ def _flag(raw: str | None) -> bool | None:
     return raw.lower() in ("1", "true", "oui", "on")
 
 
-def parse_query(params: Mapping[str, str]) -> SearchQuery:
-    """From query-string parameters; raises MissionInvalid with one French message per wrong parameter."""
+def _unsafe(text: str) -> bool:
+    """Control, format or unassigned characters (a NUL byte is refused by PostgreSQL: it was a 500)."""
+    return any(unicodedata.category(character)[0] == "C" for character in text)
+
+
+def _radius(raw: str, errors: dict[str, str]) -> float | None:
+    try:
+        value = float(raw.replace(",", "."))
+    except ValueError:
+        value = math.nan
+    if value not in RADII_KM:  # NaN is in no tuple
+        allowed = ", ".join(str(radius) for radius in RADII_KM[:-1])
+        errors["radius_km"] = f"Choisissez un rayon parmi {allowed} et {RADII_KM[-1]} km."
+        return None
+    return value
+
+
+def parse_query(params: Mapping[str, str], postcodes: PostcodeIndex) -> SearchQuery:
+    """From query-string parameters; raises MissionInvalid with one French message per wrong parameter. Unknown
+    parameters are ignored; `postcodes`: the process's index, so an unknown postal code costs no SQL."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
-    text = {key: str(value).strip() for key, value in params.items() if str(value).strip()}
+    text: dict[str, str] = {}
+    for key in SearchQuery.__struct_fields__:
+        value = str(params.get(key) or "").strip()
+        if len(value) > MAX_LENGTH:
+            errors[key] = TOO_LONG
+        elif _unsafe(value):
+            errors[key] = UNSAFE
+        elif value:
+            text[key] = value
     if "postal_code" in text:
-        if POSTAL_CODE.match(text["postal_code"]):
-            values["postal_code"] = text["postal_code"]
-        else:
+        if not POSTAL_CODE.fullmatch(text["postal_code"]):
             errors["postal_code"] = "Saisissez un code postal à 5 chiffres."
-    if "commune_code" in text:
-        if COMMUNE_CODE.match(text["commune_code"].upper()):
-            values["commune_code"] = text["commune_code"].upper()
+        elif not postcodes.communes(text["postal_code"]):
+            errors["postal_code"] = UNKNOWN_POSTAL_CODE
         else:
+            values["postal_code"] = text["postal_code"]
+    if "commune_code" in text:
+        code = text["commune_code"].upper()
+        if not COMMUNE_CODE.fullmatch(code):
             errors["commune_code"] = "Le code commune (INSEE) compte 5 caractères, par exemple 69123."
+        elif not postcodes.knows_commune(code):
+            errors["commune_code"] = "Nous ne connaissons pas cette commune : vérifiez le code."
+        else:
+            values["commune_code"] = code
     if "lat" in text or "lon" in text:
         message = "Indiquez une latitude et une longitude valides, en degrés."
-        values["lat"] = _float(text.get("lat", ""), "lat", -90, 90, errors, message)
-        values["lon"] = _float(text.get("lon", ""), "lon", -180, 180, errors, message)
+        for field, bound in (("lat", 90), ("lon", 180)):
+            degrees = _float(text.get(field, ""), field, -bound, bound, errors, message)
+            values[field] = None if degrees is None else round(degrees, COORDINATE_DECIMALS)
     if "radius_km" in text:
-        values["radius_km"] = _float(text["radius_km"], "radius_km", 0.1, 500, errors,
-                                     "Le rayon est un nombre de kilomètres entre 0,1 et 500.")
+        values["radius_km"] = _radius(text["radius_km"], errors)
     if "department" in text:
-        if DEPARTMENT.match(text["department"].upper()):
+        if DEPARTMENT.fullmatch(text["department"].upper()):
             values["department"] = text["department"].upper()
         else:
             errors["department"] = "Le département s'écrit avec son numéro, par exemple 69 ou 2A."
@@ -109,28 +153,37 @@ def parse_query(params: Mapping[str, str]) -> SearchQuery:
             values["domain"] = text["domain"]
         else:
             errors["domain"] = "Ce domaine n'existe pas."
+    today = date.today()
     for field in ("date_from", "date_to"):
         if field in text:
             try:
-                values[field] = date.fromisoformat(text[field])
+                day = date.fromisoformat(text[field])
             except ValueError:
                 errors[field] = "Saisissez une date au format AAAA-MM-JJ."
+                continue
+            if abs(day - today) > DATE_SPAN:
+                errors[field] = "Choisissez une date à moins de trois ans d'aujourd'hui."
+            else:
+                values[field] = day
     values["remote"] = _flag(text.get("remote"))
     values["open_places"] = bool(_flag(text.get("open_places")))
     if "emergency" in text:
-        values["emergency"] = text["emergency"].lower()[:80]
+        if EMERGENCY.fullmatch(text["emergency"].lower()):
+            values["emergency"] = text["emergency"].lower()
+        else:
+            errors["emergency"] = "Cette urgence n'existe pas."
     sort = text.get("sort", "distance")
     if sort not in ("distance", "priority"):
         errors["sort"] = "Triez par distance ou par priorité."
     values["sort"] = sort
-    for field, high in (("page", 10_000), ("per_page", MAX_PER_PAGE)):
+    for field, high in (("page", MAX_PAGE), ("per_page", MAX_PER_PAGE)):
         if field in text:
             raw = text[field]
-            if raw.isdecimal() and 1 <= int(raw) <= high:
+            if raw.isascii() and raw.isdecimal() and 1 <= int(raw) <= high:
                 values[field] = int(raw)
             else:
                 errors[field] = (f"Le nombre de résultats par page va de 1 à {MAX_PER_PAGE}." if field == "per_page"
-                                 else "Le numéro de page est un entier positif.")
+                                 else f"Le numéro de page va de 1 à {MAX_PAGE}.")
     if errors:
         raise MissionInvalid(errors)
     return SearchQuery(**{key: value for key, value in values.items() if value is not None})
@@ -230,23 +283,19 @@ async def _run(session: AsyncSession, query: SearchQuery) -> MissionPage:
 
 
 async def search(session: AsyncSession, redis: Redis, query: SearchQuery) -> MissionPage:
-    """From the cache when this exact query was answered since the last change; else from PostgreSQL."""
-    key, cached = await cache.lookup(redis, msgspec.json.encode(query).decode())
-    if cached is not None:
-        return msgspec.json.decode(cached, type=MissionPage)
-    page = await _run(session, query)
-    await redis.set(key, msgspec.json.encode(page), ex=cache.TTL_SECONDS)
-    return page
+    """From the cache (app/cache); a miss runs on `session`, the caller's."""
+    async def build() -> bytes:
+        return msgspec.json.encode(await _run(session, query))
+
+    cached = await cache.results(redis).get(cache.keys(msgspec.json.encode(query).decode()), build)
+    return msgspec.json.decode(cached, type=MissionPage)
 
 
 async def search_json(engine: AsyncEngine, redis: Redis, query: SearchQuery) -> bytes:
     """The same page as JSON. A hit is the cached bytes as they are: no database session, no decoding and
     re-encoding (the API's hot path); a miss opens its own read-only unit of work."""
-    key, cached = await cache.lookup(redis, msgspec.json.encode(query).decode())
-    if cached is not None:
-        return cached
-    async with unit_of_work(engine) as session:
-        page = await _run(session, query)
-    encoded = msgspec.json.encode(page)
-    await redis.set(key, encoded, ex=cache.TTL_SECONDS)
-    return encoded
+    async def build() -> bytes:
+        async with unit_of_work(engine) as session:
+            return msgspec.json.encode(await _run(session, query))
+
+    return await cache.results(redis).get(cache.keys(msgspec.json.encode(query).decode()), build)

@@ -1,15 +1,13 @@
 """The dashboard's figures as msgspec Structs, assembled for the emergencies a coordinator may coordinate.
 
-Each emergency's figures (SQL: figures.py and the public page's counters) are cached in Redis under an explicit key
-per emergency — they are the same for every coordinator allowed to see them — fresh for FRESH_SECONDS: the first
-poll that finds them stale rebuilds them under a lock while the others keep the previous copy. The queue figures
-are a few Redis reads, taken live at every poll.
+Each emergency's figures (SQL: figures.py and the public page's counters) are cached in Redis (app/cache) under an
+explicit key per emergency — they are the same for every coordinator allowed to see them — fresh for FRESH_SECONDS:
+the first poll that finds them stale rebuilds them under a lock, on its own database session, while the others keep
+the previous copy. The queue figures are a few Redis reads, taken live at every poll.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -19,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.schemas import Roles
 from app.applications.capacity import PREFIX as APPLICATIONS_PREFIX
+from app.cache import CacheKeys, Policy, shared
 from app.durable_queue import DurableQueue
 from app.volunteers.signup_queue import SignupQueue
 from surge.coordination import figures
@@ -28,9 +27,11 @@ from surge.emergencies.models import Emergency
 from surge.emergencies.page import counters
 
 PREFIX = "renfort:coordination:"
+VERSION_KEY = PREFIX + "version"  # never bumped: the figures age by time only
 FRESH_SECONDS = 4  # below the page's 5 s poll, so each poll sees figures at most one period old
 KEEP_SECONDS = 120
-LOCK_SECONDS = 10
+# Inline: the figures are computed on the polling coordinator's own session, which holds a pooled connection already.
+POLICY = Policy(fresh_seconds=FRESH_SECONDS, keep_seconds=KEEP_SECONDS, rebuild_in_background=False)
 PARIS = ZoneInfo("Europe/Paris")
 SHOWN = ("live", "draft")  # closed emergencies are listed, not measured
 RUN_COUNTS = {"planning": "en calcul", "planned": "prête(s) à engager", "failed": "en échec",
@@ -144,43 +145,12 @@ async def compute(session: AsyncSession, emergency: Emergency, *, now: datetime)
     )
 
 
-async def cached(redis: Redis, key: str, build: Callable[[], Awaitable[bytes]]) -> bytes:
-    """The entry under `key`, rebuilt by one caller at a time once it is older than FRESH_SECONDS."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(key)
-        pipe.exists(key + ":fresh")
-        entry, fresh = await pipe.execute()
-    if entry is not None and fresh:
-        return _raw(entry)
-    if await redis.set(key + ":lock", b"1", nx=True, ex=LOCK_SECONDS):
-        try:
-            built = await build()
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, built, ex=KEEP_SECONDS)
-                pipe.set(key + ":fresh", b"1", ex=FRESH_SECONDS)
-                await pipe.execute()
-        finally:
-            await redis.delete(key + ":lock")
-        return built
-    if entry is not None:  # someone else is rebuilding: the previous copy will do for this poll
-        return _raw(entry)
-    for _ in range(40):
-        await asyncio.sleep(0.05)
-        entry = await redis.get(key)
-        if entry is not None:
-            return _raw(entry)
-    return await build()
-
-
-def _raw(entry: bytes | str) -> bytes:
-    return entry if isinstance(entry, bytes) else entry.encode()
-
-
 async def emergency_figures(session: AsyncSession, redis: Redis, emergency: Emergency) -> EmergencyFigures:
     async def build() -> bytes:
         return msgspec.json.encode(await compute(session, emergency, now=datetime.now(UTC)))
 
-    return msgspec.json.decode(await cached(redis, PREFIX + emergency.slug, build), type=EmergencyFigures)
+    keys = CacheKeys.of(VERSION_KEY, PREFIX, emergency.slug)
+    return msgspec.json.decode(await shared(redis, POLICY).get(keys, build), type=EmergencyFigures)
 
 
 async def queue_figures(redis: Redis, signups: SignupQueue) -> QueueFigures:

@@ -3,9 +3,8 @@ coordinators' pages under `/coordination/urgences`."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from litestar import Controller, Litestar, MediaType, Request, Response, asgi, get, post
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
@@ -26,9 +25,8 @@ from app.reference import DOMAINS
 from app.state import WebState
 from surge.emergencies import service
 from surge.emergencies.models import Emergency
-from surge.emergencies.page import counters
+from surge.emergencies.page import ERRORS, NO_CODE, counters, variant_of
 
-POSTAL_CODE = re.compile(r"^\d{5}$")
 PUBLIC = {"Cache-Control": "public, max-age=5"}
 PAGE_HEADERS = ((b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"public, max-age=5"))
 MAX_BODY = 32_768
@@ -40,16 +38,6 @@ def _render(app: Litestar, template: str, **context: Any) -> bytes:
     environment: Any = engine.engine  # Jinja's Environment (JinjaTemplateEngine)
     html: str = environment.get_template(template).render(**context)
     return html.encode()
-
-
-def _postal_code(query_string: bytes) -> str:
-    """The `code_postal` the visitor typed (the first one), or ""."""
-    if b"code_postal" not in query_string:
-        return ""
-    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-        if name == "code_postal":
-            return value
-    return ""
 
 
 async def _department_names(session: Any, codes: list[str]) -> list[str]:
@@ -88,8 +76,7 @@ class EmergencyPublicPages(Controller):
         slug = rest.strip("/").lower() if rest.startswith("/") else ""
         if not service.SLUG.match(slug):
             raise NotFoundException
-        typed = _postal_code(scope["query_string"]).strip().replace(" ", "")
-        variant = typed if POSTAL_CODE.match(typed) else ("invalid" if typed else "")
+        variant = variant_of(scope["query_string"], web.postcodes)
 
         async def build() -> bytes | None:
             async with unit_of_work(web.engine) as session:
@@ -97,8 +84,8 @@ class EmergencyPublicPages(Controller):
                 if emergency is None or emergency.status == "draft":
                     return None
                 figures = await counters(session, slug)
-                error = "Saisissez un code postal à 5 chiffres." if variant == "invalid" else None
-                located = variant if variant not in ("", "invalid") else None
+                error = ERRORS.get(variant)
+                located = None if error or variant == NO_CODE else variant
                 query = search.SearchQuery(emergency=slug, postal_code=located, sort="priority", radius_km=50,
                                            per_page=30)
                 try:
