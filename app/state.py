@@ -99,7 +99,7 @@ async def build_state(settings: Settings) -> WebState:
             ip_per_minute=settings.signin_ip_limit_per_minute,
             email_per_hour=settings.signin_email_limit_per_hour,
         ),
-        places=Places(redis, backlog_limit=settings.application_backlog_limit),
+        places=Places(redis, backlog_limit=settings.application_backlog_limit, memory=memory_guard),
         pages=PageCache(redis),
         memory_guard=memory_guard,
     )

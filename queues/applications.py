@@ -8,11 +8,10 @@ import logging
 import msgspec
 from redis import Redis as SyncRedis
 
-from app.applications.capacity import PREFIX, ApplicationEvent
+from app.applications.capacity import PREFIX, ApplicationEvent, ApplicationQueue
 from app.applications.service import save_events
 from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
-from app.durable_queue import DurableQueue
 from queues import enqueue
 from queues.drain import Writer, Written, drain, schedule_if_waiting
 from queues.runtime import JobContext, run_job
@@ -41,14 +40,8 @@ class MailEffect(msgspec.Struct, frozen=True):
     items: list[tuple[int, int, str, str]]
 
 
-def describe(record: bytes) -> tuple[str, str]:
-    """A change's dead-letter key, and whom it is about (for erasure)."""
-    event = msgspec.json.decode(record, type=ApplicationEvent)
-    return f"{event.mission_id}:{event.volunteer_id}:{event.version}", f"v{event.volunteer_id}"
-
-
 async def _drain(context: JobContext, attempt: int) -> dict[str, int]:
-    queue = DurableQueue(context.redis, PREFIX)
+    queue = ApplicationQueue(context.redis)
 
     async def write(raw: list[bytes]) -> Written:
         events = [msgspec.json.decode(item, type=ApplicationEvent) for item in raw]
@@ -66,7 +59,7 @@ async def _drain(context: JobContext, attempt: int) -> dict[str, int]:
     def enqueue_next(attempt: int) -> None:
         enqueue.drain_applications(context.rq_connection, attempt=attempt)
 
-    writer = Writer(write=write, describe=describe, deliver=deliver)
+    writer = Writer(write=write, describe=queue.describe, deliver=deliver)
     return await drain(context, queue, writer, enqueue_next=enqueue_next, attempt=attempt, log=log)
 
 

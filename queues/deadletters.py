@@ -10,9 +10,8 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from app.applications.capacity import PREFIX as APPLICATIONS
+from app.applications.capacity import ApplicationQueue
 from app.console.dead_letters import Drain, listing, retry, write_queues
-from app.durable_queue import DurableQueue
 from app.settings import get_settings
 from app.volunteers.signup_queue import SignupQueue
 from queues import enqueue
@@ -22,7 +21,7 @@ async def main(command: str, queue_name: str | None, limit: int) -> int:
     settings = get_settings()
     redis = Redis.from_url(settings.redis_url)
     connection = enqueue.connect(settings.redis_url)
-    queues = write_queues(SignupQueue(redis, settings.secret_key.reveal()), DurableQueue(redis, APPLICATIONS))
+    queues = write_queues(SignupQueue(redis, settings.secret_key.reveal()), ApplicationQueue(redis))
     chosen = [queues[queue_name]] if queue_name else list(queues.values())
 
     async def request_drain(drain: Drain) -> None:

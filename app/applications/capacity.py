@@ -25,6 +25,7 @@ from redis.commands.core import AsyncScript
 
 from app.applications.statuses import HOLDING, ApplicationStatus
 from app.durable_queue import DRAIN_SCHEDULED_TTL, DurableQueue
+from app.redis_memory import MemoryGuard
 from app.redis_scripts import source
 
 __all__ = ["HOLDING", "PREFIX", "ApplicationEvent", "Applied", "Moved", "Places", "Proposed", "SavedApplication",
@@ -92,6 +93,24 @@ class ApplicationEvent(msgspec.Struct, frozen=True):
     expires_at: float = msgspec.field(default=0.0, name="x")  # a proposal's expiry, epoch seconds
 
 
+class ApplicationQueue(DurableQueue):
+    """The durable queue of application changes, whose records are `ApplicationEvent`s."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(redis, PREFIX)
+
+    def accepted_at(self, record: bytes) -> float | None:
+        try:
+            return msgspec.json.decode(record, type=ApplicationEvent).at
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    def describe(self, record: bytes) -> tuple[str, str]:
+        """A change's dead-letter key, and whom it is about (for erasure)."""
+        event = msgspec.json.decode(record, type=ApplicationEvent)
+        return f"{event.mission_id}:{event.volunteer_id}:{event.version}", f"v{event.volunteer_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     outcome: str  # pending | waitlisted | exists | closed | backlogged | unknown
@@ -152,10 +171,11 @@ def _chunks(items: Sequence[int]) -> Iterable[Sequence[int]]:
 class Places:
     """The web side of the scripts; one per process."""
 
-    def __init__(self, redis: Redis, *, backlog_limit: int = 1_000_000) -> None:
+    def __init__(self, redis: Redis, *, backlog_limit: int = 1_000_000, memory: MemoryGuard | None = None) -> None:
         self.redis = redis
         self.backlog_limit = backlog_limit
-        self.queue = DurableQueue(redis, PREFIX)
+        self.memory = memory  # past its threshold, applying answers "backlogged" instead of filling Redis
+        self.queue = ApplicationQueue(redis)
         self._apply = self._mission_script("apply")
         self._transition = self._mission_script("transition")
         self._seed = self._mission_script("seed")
@@ -175,6 +195,8 @@ class Places:
                 *(volunteer_missions_key(volunteer_id) for volunteer_id in volunteer_ids)]
 
     async def apply(self, mission_id: int, volunteer_id: int, message: str) -> Applied:
+        if self.memory is not None and await self.memory.over_limit():
+            return Applied("backlogged", "", False)
         reply = await self._apply(keys=self._keys(mission_id, volunteer_id), args=[
             mission_id, DRAIN_SCHEDULED_TTL, volunteer_id, message, self.backlog_limit, INDEX_TTL])
         outcome, extra = _text(reply[0]), _text(reply[1])

@@ -15,21 +15,17 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import msgspec
 from redis.asyncio import Redis
 
+from app.redis_memory import MemoryGuard
 from app.redis_scripts import script
 from app.volunteers.schemas import QueuedSignup
 from app.volunteers.signup_queue import DRAIN_SCHEDULED_TTL, KEYS, RECEIPT_TTL, UNKNOWN_TIME, SignupKeys
 
 IDEMPOTENCY_TTL = 86_400
 EMAIL_MARK_TTL = 365 * 86_400
-
-
-class MemoryCheck(Protocol):
-    async def over_limit(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +54,7 @@ def body_digest(record: QueuedSignup) -> str:
 
 class SignupIntake:
     def __init__(self, redis: Redis, secret: str, *, ip_limit_per_minute: int, backlog_limit: int,
-                 memory: MemoryCheck | None = None) -> None:
+                 memory: MemoryGuard | None = None) -> None:
         self.redis = redis
         self.keys = SignupKeys(secret)
         self.ip_limit_per_minute = ip_limit_per_minute
