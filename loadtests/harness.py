@@ -91,15 +91,28 @@ class Process:
         return self._popen.poll() is None
 
     def stop(self, grace: float = 10.0) -> None:
+        children = descendants(self._popen.pid) if self.alive() else []
         if self.alive():
             self._signal(signal.SIGTERM)
             try:
                 self._popen.wait(grace)
             except subprocess.TimeoutExpired:
                 log(f"{self.name} did not stop in {grace:.0f} s, killing its process group")
-        self._signal(signal.SIGKILL)  # whatever the group left behind (server workers)
-        self._popen.wait()
+        self._kill(children)  # whatever the group or its children left behind (server workers, work horses)
         self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the group and every descendant at once (a crash, the OOM killer): no warm shutdown. Descendants
+        too, since some leave the group (an RQ work horse calls setsid); stop() still closes the log."""
+        self._kill(descendants(self._popen.pid))
+
+    def _kill(self, children: list[tuple[int, str]]) -> None:
+        self._signal(signal.SIGKILL)
+        for pid, started in children:
+            with contextlib.suppress(OSError, IndexError):
+                if _stat_fields(pid)[19] == started:  # the same process, not a later one given its pid
+                    os.kill(pid, signal.SIGKILL)
+        self._popen.wait()
 
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -112,15 +125,41 @@ class Process:
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat after the name: state, ppid, pgrp, ..., utime (11), stime (12), start time (19)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def parent_of(pid: int) -> int:
+    return int(_stat_fields(pid)[1])
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Every live process below `pid`, wherever its process group or session, as (pid, start time)."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = _stat_fields(stat.parent.name)
+            children.setdefault(int(fields[1]), []).append((int(stat.parent.name), fields[19]))
+        except (OSError, IndexError, ValueError):
+            continue
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child[0], []))
+    return found
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """CPU time used so far by the live processes of a process group (a server and its workers)."""
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(stat.parent.name)
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ..., utime (11), stime (12)
+        if int(fields[2]) == pgid:
             total += int(fields[11]) + int(fields[12])
     return total / TICKS
 
@@ -234,10 +273,12 @@ Bench = Callable[[ExitStack, Path, argparse.Namespace], dict[str, Any]]
 
 
 def run_benchmark(bench: Bench, args: argparse.Namespace, *, prefix: str,
-                  failures: tuple[type[BaseException], ...] = ()) -> None:
+                  failures: tuple[type[BaseException], ...] = (),
+                  exit_code: Callable[[dict[str, Any]], int] | None = None) -> None:
     """Runs `bench` in a temporary folder and prints its ONE JSON line. Whatever happens (an error, Ctrl-C, SIGTERM)
     the ExitStack unwinds, so every server and process the benchmark started is stopped; the folder is removed
-    unless `--keep`. `failures` are the errors that end the run with a one-line message and exit status 1."""
+    unless `--keep`. `failures` are the errors that end the run with a one-line message and exit status 1;
+    `exit_code`, when given, turns the printed result into the exit status (a benchmark that measured a failure)."""
     # Both unwind the ExitStack (SIGINT too when started from a script that ignores it).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -247,6 +288,8 @@ def run_benchmark(bench: Bench, args: argparse.Namespace, *, prefix: str,
         with ExitStack() as stack:
             result = bench(stack, tmp, args)
         print(json.dumps(result), flush=True)
+        if exit_code is not None and exit_code(result):
+            raise SystemExit(exit_code(result))
     except expected as error:
         log(f"benchmark failed: {type(error).__name__}: {error}")
         raise SystemExit(1) from error
