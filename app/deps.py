@@ -9,7 +9,6 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import unit_of_work
-from app.missions import cache
 from app.state import WebState
 
 
@@ -22,11 +21,8 @@ async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
     """One transaction per request, for the handlers that declare `db: Db` (never the surge paths): committed when
     the handler returns, rolled back when it raises."""
     web = provide_web(state)
-    async with unit_of_work(web.engine) as session:
+    async with unit_of_work(web.engine, web.clients) as session:  # and then the work registered for after it
         yield session
-    if cache.changed(session):
-        await cache.invalidate(web.redis)  # after the commit, so no search can re-cache the old state
-        await web.places.changed(cache.changed_capacity(session))
 
 
 # Handlers declare `web: Web`: the dependency is named explicitly, as Litestar 3 will require.

@@ -25,6 +25,7 @@ from app.http import wants_json
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
 from app.missions.validation import MissionInvalid
 from app.organisations.service import IllegalTransition, ModerationForbidden, OrganisationNotFound, ReasonRequired
+from app.volunteers.confirmation import ConfirmLinkExpired, ConfirmLinkInvalid
 from app.volunteers.service import IdempotencyKeyReused, SignupBacklogged
 from app.volunteers.validation import SignupInvalid
 from surge.emergencies.page import PageUnavailable
@@ -93,6 +94,19 @@ def link_expired(request: Request[Any, Any, Any], _: LinkExpired) -> Response[An
     message = ("Ce lien de connexion a expiré ou a déjà servi : chaque lien ne sert qu'une fois et pendant quelques "
                "minutes. Demandez-en un nouveau.")
     return _respond(request, 410, message, action=NEW_LINK)
+
+
+def confirm_link_invalid(request: Request[Any, Any, Any], _: ConfirmLinkInvalid) -> Response[Any]:
+    message = ("Ce lien de confirmation n'est pas valide : il a peut-être été mal copié depuis l'e-mail. "
+               "Ouvrez-le à nouveau depuis le message reçu, en entier.")
+    return _respond(request, 400, message)
+
+
+def confirm_link_expired(request: Request[Any, Any, Any], _: ConfirmLinkExpired) -> Response[Any]:
+    # The same page whether the link is past its date or its sign-up is gone: nothing tells who signed up.
+    message = ("Ce lien de confirmation n'est plus valable : une inscription non confirmée dans les 30 jours est "
+               "supprimée. Inscrivez-vous à nouveau pour rejoindre les bénévoles de Renfort.")
+    return _respond(request, 410, message, action=("/inscription", "M'inscrire à nouveau"))
 
 
 def sign_in_required(request: Request[Any, Any, Any], _: SignInRequired) -> Response[Any]:
@@ -204,6 +218,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignInRateLimited: signin_rate_limited,
     LinkInvalid: link_invalid,
     LinkExpired: link_expired,
+    ConfirmLinkInvalid: confirm_link_invalid,
+    ConfirmLinkExpired: confirm_link_expired,
     SignInRequired: sign_in_required,
     RoleRequired: role_required,
     OrganisationNotFound: organisation_not_found,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.accounts.ratelimit import SignInLimiter
 from app.applications.capacity import Places
+from app.db.after_commit import Clients
 from app.db.base import make_engine
 from app.geo.index import PostcodeIndex, publish_snapshot, read_snapshot
 from app.geo.service import build_postcode_index
@@ -40,6 +41,11 @@ class WebState:
     places: Places
     pages: PageCache
     memory_guard: MemoryGuard
+
+    @property
+    def clients(self) -> Clients:
+        """For the after-commit actions of this process's transactions (app/db/after_commit.py)."""
+        return Clients(self.redis, self.rq_connection)
 
     async def request_drain(self, drain: Callable[[SyncRedis], object] = enqueue.drain_signups) -> None:
         """Enqueues a drain (of sign-ups, or `enqueue.drain_applications`), off the event loop (RQ's client is

@@ -133,6 +133,17 @@ def finish_past_missions(connection: Redis) -> Job:
     )
 
 
+def purge_unconfirmed(connection: Redis) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.volunteers.purge_unconfirmed",
+        job_timeout=600,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=2, interval=[60, 300]),
+        description="delete the sign-ups left unconfirmed past their 30 days",
+    )
+
+
 def plan_dispatch(connection: Redis, run_id: int) -> Job:
     return job_queue(connection).enqueue(
         "queues.dispatch.plan_run",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from app.applications.capacity import Places
 from app.db.base import unit_of_work
-from app.missions import cache, service
+from app.missions import service
 from queues.runtime import JobContext, run_job
 
 
@@ -14,11 +13,7 @@ def finish_past_missions() -> int:
     """Ends every published or full mission whose end date is before today; returns how many."""
 
     async def body(context: JobContext) -> int:
-        async with unit_of_work(context.engine) as session:
-            finished = await service.finish_past_missions(session, today=date.today())
-        if finished:
-            await cache.invalidate(context.redis)  # after the commit
-            await Places(context.redis).changed(cache.changed_capacity(session))  # they take no more applications
-        return finished
+        async with unit_of_work(context.engine, context.clients) as session:  # their cache bumps after the commit
+            return await service.finish_past_missions(session, today=date.today())
 
     return run_job(body)

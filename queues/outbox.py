@@ -33,6 +33,7 @@ FAMILIES = {
     "signin_link": "signin",
     "signin_unknown": "signin",
     "welcome": "account",
+    "confirm_email": "account",
     "reminder": "account",
     "application_received": "application",
     "application_waitlisted": "application",

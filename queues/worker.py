@@ -23,6 +23,7 @@ from queues.connection import job_queue, sync_redis
 log = logging.getLogger("renfort.worker")
 FINISH_MISSIONS_LOCK = "renfort:missions:finish-lock"
 EXPIRE_PROPOSALS_LOCK = "renfort:dispatch:expire-lock"
+PURGE_UNCONFIRMED_LOCK = "renfort:volunteers:purge-lock"
 NEARLY_FULL = 0.95
 
 
@@ -37,6 +38,7 @@ class RenfortWorker(Worker):
             log.warning("could not check the write queues; will retry on the next tick")
         schedule_mission_ends(self.connection)
         schedule_proposal_expiry(self.connection)
+        schedule_unconfirmed_purge(self.connection)
 
 
 def nearly_full(connection: Redis) -> bool:
@@ -80,6 +82,17 @@ def schedule_proposal_expiry(connection: Redis) -> bool:
             return True
     except RedisError:
         log.warning("could not schedule the expiry of dispatch proposals; will retry on the next tick")
+    return False
+
+
+def schedule_unconfirmed_purge(connection: Redis) -> bool:
+    """Enqueues the purge of sign-ups never confirmed at most once an hour, however many workers tick."""
+    try:
+        if connection.set(PURGE_UNCONFIRMED_LOCK, b"1", nx=True, ex=3600):
+            enqueue.purge_unconfirmed(connection)
+            return True
+    except RedisError:
+        log.warning("could not schedule the purge of unconfirmed sign-ups; will retry on the next tick")
     return False
 
 

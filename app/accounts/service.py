@@ -20,6 +20,7 @@ from app.accounts.schemas import LinkRecord, Roles, SignedIn, SignInRequest
 from app.geo.models import Department
 from app.organisations.models import Organisation, OrganisationManager
 from app.text_rules import TextRefused
+from app.volunteers import confirmation
 from app.volunteers.models import Volunteer
 from app.volunteers.validation import SignupInvalid
 from app.volunteers.validation import parse_email as parse_signup_email
@@ -135,6 +136,8 @@ async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str,
         select(Volunteer.id).where(Volunteer.email_normalized == record.email_normalized)
     )
     volunteer = volunteer_id is not None
+    if volunteer:
+        await confirmation.confirm_address(session, record.email_normalized)  # the link proved the address
     user = await session.scalar(select(User).where(User.email_normalized == record.email_normalized))
     if user is None and not volunteer:
         raise tokens.LinkExpired  # the account was deleted since the link was sent

@@ -39,7 +39,7 @@ async def _volunteer_id(request: Request[Any, Any, Any], web: WebState) -> int |
     account = require_account(request)
     if account.volunteer_id is not None:
         return account.volunteer_id
-    async with unit_of_work(web.engine) as session:
+    async with unit_of_work(web.engine, web.clients) as session:
         volunteer_id = await volunteer_id_of(session, account.user_id)
     if volunteer_id is not None:
         roles = msgspec.structs.replace(account.roles, volunteer=True)

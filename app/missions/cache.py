@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.applications.capacity import Places
 from app.cache import CacheKeys, Policy, SharedCache, shared
+from app.db.after_commit import Clients, after_commit
 
 VERSION_KEY = "renfort:missions:version"
 ENTRY_PREFIX = "renfort:missions:search:"
@@ -21,23 +23,18 @@ TTL_SECONDS = 300  # places taken move without a version change: results are reb
 KEEP_SECONDS = 600
 # Inline: the page's search builds on the request's (or the emergency page build's) database session.
 POLICY = Policy(fresh_seconds=TTL_SECONDS, keep_seconds=KEEP_SECONDS, rebuild_in_background=False)
-CHANGED = "missions_changed"  # a flag in session.info, read by whoever owns the transaction
-CAPACITY_CHANGED = "missions_capacity_changed"  # the ids of the missions whose places or openness changed
-
-
 def mark_changed(session: AsyncSession, mission_ids: Iterable[int] = ()) -> None:
-    """What is online changed. `mission_ids`: missions whose places or openness changed, so that the capacity Redis
-    holds for them is read again (app/applications/capacity.py) — only theirs, not every mission's."""
-    session.info[CHANGED] = True
-    session.info.setdefault(CAPACITY_CHANGED, set()).update(mission_ids)
+    """What is online changed: once the transaction commits, every cached search is stale. `mission_ids`: missions
+    whose places or openness changed, so that the capacity Redis holds for them is read again
+    (app/applications/capacity.py) — only theirs, not every mission's."""
+    after_commit(session, _invalidate, key=VERSION_KEY)
+    changed = set(mission_ids)
+    if changed:
+        after_commit(session, lambda clients: Places(clients.redis).changed(changed))
 
 
-def changed_capacity(session: AsyncSession) -> set[int]:
-    return set(session.info.get(CAPACITY_CHANGED, ()))
-
-
-def changed(session: AsyncSession) -> bool:
-    return bool(session.info.get(CHANGED))
+async def _invalidate(clients: Clients) -> None:
+    await invalidate(clients.redis)  # after the commit, so no search can re-cache the old state
 
 
 async def invalidate(redis: Redis) -> None:

@@ -16,8 +16,7 @@ from app.geo.index import CommuneChoice
 from app.http import client_ip
 from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
-from app.text_rules import TextRefused, clean_text
-from app.text_rules import TextRefused, json_object
+from app.text_rules import TextRefused, clean_text, json_object
 from app.volunteers.intake import Accepted
 from app.volunteers.schemas import ReceiptStatus, SignupAccepted
 from app.volunteers.service import accept_signup

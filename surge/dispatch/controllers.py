@@ -109,7 +109,7 @@ class DispatchPages(Controller):
     async def plan(self, request: Request[Any, Any, Any], slug: FromPath[str], web: Web) -> Template | Redirect:
         account = require_account(request)
         values, refused = _form_values(await request.form())
-        async with unit_of_work(web.engine) as session:
+        async with unit_of_work(web.engine, web.clients) as session:
             emergency = await runs.emergency_for(session, slug, account.roles)
             choices = await runs.mission_choices(session, emergency.slug)
             try:
@@ -143,7 +143,7 @@ class DispatchPages(Controller):
     async def commit(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId,
                      web: Web) -> Redirect:
         account = require_account(request)
-        async with unit_of_work(web.engine) as session:
+        async with unit_of_work(web.engine, web.clients) as session:
             emergency = await runs.emergency_for(session, slug, account.roles)
             start = await runs.request_commit(session, emergency, run_id, account.user_id)
         if start:
@@ -156,7 +156,7 @@ class DispatchPages(Controller):
     async def cancel(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId,
                      web: Web) -> Redirect:
         account = require_account(request)
-        async with unit_of_work(web.engine) as session:
+        async with unit_of_work(web.engine, web.clients) as session:
             emergency = await runs.emergency_for(session, slug, account.roles)
             withdraw = await runs.request_cancel(session, emergency, run_id, account.user_id)
         if withdraw:

@@ -56,7 +56,7 @@ class EmergencyPublicPages(Controller):
         web: WebState = request.app.state.web
 
         async def build() -> bytes:
-            async with unit_of_work(web.engine) as session:
+            async with unit_of_work(web.engine, web.clients) as session:
                 emergencies = await service.live(session)
             return _render(request.app, "accueil.html", emergencies=emergencies)
 
@@ -79,7 +79,7 @@ class EmergencyPublicPages(Controller):
         variant = variant_of(scope["query_string"], web.postcodes)
 
         async def build() -> bytes | None:
-            async with unit_of_work(web.engine) as session:
+            async with unit_of_work(web.engine, web.clients) as session:
                 emergency = await session.scalar(select(Emergency).where(Emergency.slug == slug))
                 if emergency is None or emergency.status == "draft":
                     return None
