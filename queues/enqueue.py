@@ -105,6 +105,8 @@ def send_signin_mail(connection: Redis, key: str, *, delay: int = 0) -> Job:
         failure_ttl=DAY,
         # A link is worth something for minutes only: retry soon, and not for long.
         retry=Retry(max=3, interval=[5, 20, 60]),
+        # Someone is waiting at the screen for it: ahead of the welcome e-mails of a wave.
+        at_front=True,
         description="send a sign-in e-mail",
     )
 

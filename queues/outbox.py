@@ -19,14 +19,13 @@ from jinja2 import TemplateError
 from redis.asyncio import Redis
 
 from app.mail import SmtpSession, build, render, sender_address
+from app.redis_scripts import script
 from app.settings import Settings
 from app.volunteers.signup_queue import digest
 from queues.mail_keys import BODY_TTL, DROPPED, SENT_TTL, MailKeys, budget_key
 
 log = logging.getLogger("renfort.mail")
 HERE = Path(__file__).resolve().parent
-BUDGET = (HERE / "outbox_budget.lua").read_text()
-REFUND = (HERE / "outbox_refund.lua").read_text()
 
 # Families have their own budget per recipient, so a flood of sign-in requests never holds back a proposal.
 FAMILIES = {
@@ -109,8 +108,8 @@ async def keep_body(redis: Redis, key: str, body: str) -> None:
 class Outbox:
     def __init__(self, settings: Settings, redis: Redis, session: SmtpSession) -> None:
         self.settings, self.redis, self.session = settings, redis, session
-        self._budget = redis.register_script(BUDGET)
-        self._refund = redis.register_script(REFUND)
+        self._budget = script(redis, HERE, "outbox_budget")
+        self._refund = script(redis, HERE, "outbox_refund")
         self._sender = sender_address(settings.mail_from).addr_spec
 
     async def deliver(self, letter: Letter) -> tuple[Outcome, float]:

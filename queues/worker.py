@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import BusyLoadingError, OutOfMemoryError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Worker
 from rq.serializers import JSONSerializer
 
@@ -25,6 +27,7 @@ FINISH_MISSIONS_LOCK = "renfort:missions:finish-lock"
 EXPIRE_PROPOSALS_LOCK = "renfort:dispatch:expire-lock"
 PURGE_UNCONFIRMED_LOCK = "renfort:volunteers:purge-lock"
 NEARLY_FULL = 0.95
+REDIS_SETBACKS = (BusyLoadingError, OutOfMemoryError, RedisConnectionError)
 
 
 class RenfortWorker(Worker):
@@ -63,37 +66,31 @@ def drain_while_full(connection: Redis, *, patience_seconds: float = 600) -> Non
             time.sleep(1)  # full of something else: wait for room
 
 
-def schedule_mission_ends(connection: Redis) -> bool:
-    """Enqueues the end of past missions at most once a minute, however many workers tick."""
+def _schedule_once(connection: Redis, lock: str, seconds: int, enqueue_job: Callable[[Redis], object],
+                   what: str) -> bool:
+    """Enqueues a periodic job at most once per `seconds`, however many workers tick."""
     try:
-        if connection.set(FINISH_MISSIONS_LOCK, b"1", nx=True, ex=60):
-            enqueue.finish_past_missions(connection)
+        if connection.set(lock, b"1", nx=True, ex=seconds):
+            enqueue_job(connection)
             return True
     except RedisError:
-        log.warning("could not schedule the end of past missions; will retry on the next tick")
+        log.warning("could not schedule %s; will retry on the next tick", what)
     return False
+
+
+def schedule_mission_ends(connection: Redis) -> bool:
+    return _schedule_once(connection, FINISH_MISSIONS_LOCK, 60, enqueue.finish_past_missions,
+                          "the end of past missions")
 
 
 def schedule_proposal_expiry(connection: Redis) -> bool:
-    """Enqueues the lapse of unanswered dispatch proposals at most once a minute, however many workers tick."""
-    try:
-        if connection.set(EXPIRE_PROPOSALS_LOCK, b"1", nx=True, ex=60):
-            enqueue.expire_proposals(connection)
-            return True
-    except RedisError:
-        log.warning("could not schedule the expiry of dispatch proposals; will retry on the next tick")
-    return False
+    return _schedule_once(connection, EXPIRE_PROPOSALS_LOCK, 60, enqueue.expire_proposals,
+                          "the expiry of dispatch proposals")
 
 
 def schedule_unconfirmed_purge(connection: Redis) -> bool:
-    """Enqueues the purge of sign-ups never confirmed at most once an hour, however many workers tick."""
-    try:
-        if connection.set(PURGE_UNCONFIRMED_LOCK, b"1", nx=True, ex=3600):
-            enqueue.purge_unconfirmed(connection)
-            return True
-    except RedisError:
-        log.warning("could not schedule the purge of unconfirmed sign-ups; will retry on the next tick")
-    return False
+    return _schedule_once(connection, PURGE_UNCONFIRMED_LOCK, 3600, enqueue.purge_unconfirmed,
+                          "the purge of unconfirmed sign-ups")
 
 
 def main(burst: bool = False) -> None:
@@ -101,18 +98,29 @@ def main(burst: bool = False) -> None:
     configure_logging(settings.log_level)
     init_sentry(settings.sentry_dsn, environment=settings.environment, component="worker")
     connection = sync_redis(settings.redis_url)
-    worker = RenfortWorker(
-        [job_queue(connection)],
-        connection=connection,
-        serializer=JSONSerializer,
-        # A short TTL makes the idle loop tick every 15 s, so maintenance (and the re-drain check) runs often.
-        worker_ttl=30,
-        maintenance_interval=10,
-    )
-    drain_while_full(connection)
-    signups.ensure_drain(connection, starting=True)
-    applications.ensure_drain(connection, starting=True)
-    worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
+    while True:
+        drain_while_full(connection)
+        try:
+            signups.ensure_drain(connection, starting=True)
+            applications.ensure_drain(connection, starting=True)
+            worker = RenfortWorker(
+                [job_queue(connection)],
+                connection=connection,
+                serializer=JSONSerializer,
+                # A short TTL makes the idle loop tick every 15 s, so maintenance (and the re-drain check) runs often.
+                worker_ttl=30,
+                maintenance_interval=10,
+            )
+            worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
+            return
+        except REDIS_SETBACKS as error:
+            if burst:
+                raise
+            # Redis restarting (loading its AOF), full, or gone for a moment: RQ gives up on its own bookkeeping;
+            # this process starts a fresh worker once Redis answers again, instead of dying and waiting for a
+            # process manager. A job cut off meanwhile is re-drained when its lease runs out.
+            log.warning("the worker lost Redis (%s); starting again", type(error).__name__)
+            time.sleep(1)
 
 
 if __name__ == "__main__":

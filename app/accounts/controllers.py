@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.background_tasks import BackgroundTask
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
@@ -21,7 +20,6 @@ from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
 from app.volunteers import profile
 from app.volunteers.validation import SignupInvalid, validate_profile
-from queues import enqueue
 
 MAX_BODY = 4_096
 MAX_PROFILE_BODY = 16_384
@@ -123,11 +121,9 @@ class AccountPages(Controller):
     @post("/mon-espace/supprimer", guards=[signed_in], request_max_body_size=MAX_BODY)
     async def erase(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Template:
         account = require_account(request)
-        drain = await delete_account(web, db, account)
+        await delete_account(web, db, account)
         await end_every_session(request, account.user_id)
-        # A background task runs once the response is sent, so after the request's transaction has committed.
-        after = BackgroundTask(web.request_drain, enqueue.drain_applications) if drain else None
-        return Template("compte_supprime.html", headers=PRIVATE, background=after)
+        return Template("compte_supprime.html", headers=PRIVATE)
 
 
 def _profile_page(web: WebState, email: str, values: dict[str, Any], errors: dict[str, str], *, saved: bool = False,

@@ -1,10 +1,10 @@
 """Deleting one's own account for real: the volunteer, their applications, the user and its roles, their dead letters
 in Redis, and a tombstone so that no copy of their sign-up still queued can write them back
-(app/volunteers/erasure.py). The rows go in the request's transaction; the caller ends the sessions and, after the
-commit, asks for the drain of the withdrawals."""
+(app/volunteers/erasure.py). The rows go in the request's transaction; the caller ends the sessions."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
@@ -14,15 +14,17 @@ from app.accounts.models import User
 from app.accounts.schemas import SignedIn
 from app.applications.models import Application
 from app.applications.service import withdraw_everywhere
+from app.db.after_commit import Clients, after_commit
 from app.state import WebState
 from app.volunteers.erasure import record_erasure
 from app.volunteers.models import Volunteer
 from app.volunteers.validation import normalize_email
+from queues import enqueue
 
 
-async def delete_account(web: WebState, session: AsyncSession, account: SignedIn) -> bool:
-    """Returns whether the applications need a drain. Idempotent: a second submit (another tab) finds nothing left
-    and deletes nothing."""
+async def delete_account(web: WebState, session: AsyncSession, account: SignedIn) -> None:
+    """Idempotent: a second submit (another tab) finds nothing left and deletes nothing. The drain of the places
+    given back is asked for once the deletion has committed."""
     email_normalized = await session.scalar(select(User.email_normalized).where(User.id == account.user_id))
     if email_normalized is None:
         email_normalized = normalize_email(account.email)
@@ -46,4 +48,9 @@ async def delete_account(web: WebState, session: AsyncSession, account: SignedIn
     # By address, not by id: it also catches a row a drain committed while this transaction waited for its lock.
     await session.execute(delete(Volunteer).where(Volunteer.email_normalized == email_normalized))
     await session.execute(delete(User).where(User.email_normalized == email_normalized))
-    return drain
+    if drain:
+        after_commit(session, _drain_applications, key="drain:applications")
+
+
+async def _drain_applications(clients: Clients) -> None:
+    await asyncio.to_thread(enqueue.drain_applications, clients.rq_connection)
