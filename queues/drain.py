@@ -101,12 +101,15 @@ async def drain(context: JobContext, queue: DurableQueue, writer: Writer, *, enq
         except LeaseLost:
             log.warning("lost the lease on a batch of %d records while writing it; another consumer drains it",
                         len(claim.records))
+            consumer = consumer_name()  # the old name's in-flight list is the recovery's now, never this loop's
             continue
         except Exception as error:
             attempt += 1
             delay = min(2 ** min(attempt, 5), 30)
             failure = classify(error)
             put_back = await queue.requeue(claim)
+            if put_back < 0:
+                consumer = consumer_name()  # the lease was lost meanwhile: the batch is the recovery's
             if failure is Failure.UNAVAILABLE:
                 log.warning("database unavailable (%s); %d records back in queue, retry in %ds",
                             type(error).__name__, max(put_back, 0), delay)
@@ -121,6 +124,7 @@ async def drain(context: JobContext, queue: DurableQueue, writer: Writer, *, enq
         if not await queue.acknowledge(claim, written.receipts, written.effects):
             log.warning("lost the lease on a batch of %d records before acknowledging it; it is drained again",
                         len(claim.records))
+            consumer = consumer_name()
             continue
         figures["drained"] += len(claim.records)
 

@@ -359,6 +359,9 @@ async def test_managers_export_applicants_as_csv_built_by_a_worker(
         # The link is the requester's only.
         await sign_in(volunteer, redis, db, "curieux@example.org")
         assert (await volunteer.get(location + "/candidatures.csv")).status_code == 404
+        # A manager whose role was revoked downloads nothing more, even from the link they kept.
+        await db.execute("DELETE FROM organisation_managers")
+        assert (await client.get(location + "/candidatures.csv")).status_code == 403
     finally:
         await close(clients)
 

@@ -11,6 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from app.cache import CacheKeys, CacheUnavailable, Policy, SharedCache
+from ops.processes import free_port
+from ops.valkey import LocalRedis
 
 VERSION = "renfort:test:version"
 KEYS = CacheKeys.of(VERSION, "renfort:test:", "variant")
@@ -102,3 +104,32 @@ async def test_while_the_source_is_down_visits_get_the_previous_copy_without_ret
     assert down.runs == 1  # the lock stays until it expires: one attempt per LOCK_SECONDS, not one per visit
     await redis.delete(KEYS.lock)  # as LOCK_SECONDS later
     assert await cache.get(KEYS, Builds(b"rebuilt")) == b"rebuilt"
+
+
+async def test_a_nothing_here_answer_is_kept_a_minute_not_a_day(redis: Redis) -> None:
+    cache = SharedCache(redis, Policy(fresh_seconds=5, keep_seconds=86_400, missing=b"none"))
+    assert await cache.get(KEYS, Builds(b"none")) == b"none"
+    assert 0 < await redis.ttl(KEYS.entry) <= 5 + 60
+    other = CacheKeys.of(VERSION, "renfort:test:", "found")
+    await cache.get(other, Builds(b"page"))
+    assert await redis.ttl(other.entry) > 3_600
+
+
+async def test_a_redis_at_its_memory_limit_still_serves_the_stale_copy(tmp_path: Any) -> None:
+    """Taking the build lock is a write Redis refuses when full: visits get the copy, not an error."""
+    server = LocalRedis(tmp_path / "valkey", port=free_port())
+    server.start()
+    small = Redis.from_url(server.url())
+    try:
+        cache = SharedCache(small, POLICY)
+        await cache.get(KEYS, Builds(b"v1"))
+        await small.delete(KEYS.fresh)  # stale now
+        used = int((await small.info("memory"))["used_memory"])
+        await small.config_set("maxmemory", str(used))
+        await small.config_set("maxmemory-policy", "noeviction")
+        with pytest.raises(Exception, match="maxmemory"):
+            await small.set("filler", b"x" * 100_000)
+        assert await cache.get(KEYS, Builds(b"v2")) == b"v1"
+    finally:
+        await small.aclose()
+        server.stop()

@@ -21,6 +21,7 @@ from app.settings import SettingsError, load_settings
 from app.state import build_state
 from ops.services import LocalRedis, free_port, scratch_folder
 from tests.conftest import TEST_ENV
+from tests.factories import signup
 
 MB = 1024 * 1024
 
@@ -219,7 +220,9 @@ async def test_ready_and_metrics_show_redis_memory_and_saturation_past_the_thres
         assert sorted(names) == sorted(types) and len(set(types)) == len(types)
         assert all(name.startswith("renfort_") for name in names)
 
-        assert await client.app.state.web.memory_guard.over_limit()
+        # And the write paths turn new work away rather than fill Redis.
+        turned_away = await client.post("/api/v1/volunteers", json=signup(email="tard@example.org"))
+        assert turned_away.status_code == 503 and turned_away.headers["retry-after"]
 
 
 @pytest.mark.parametrize("raw", ["0", "1.5", "-0.2", "quatre-vingts", "nan"])

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from redis import Redis as SyncRedis
@@ -26,6 +27,7 @@ from app.db.base import make_engine, unit_of_work
 from app.main import create_app
 from app.settings import Settings
 from app.volunteers import confirmation
+from app.volunteers.intake import SignupIntake
 from app.volunteers.signup_queue import SignupKeys
 from ops.services import MailSink
 from queues import enqueue
@@ -35,7 +37,7 @@ from surge.dispatch import links
 from surge.emergencies.page import counters
 from tests.conftest import REDIS_URL, TEST_ENV, run_worker
 from tests.factories import signup
-from tests.helpers import wait_for_fresh_minute
+from tests.helpers import queued_signup, wait_for_fresh_minute
 from tests.test_applications import add_volunteers
 from tests.test_dispatch_runs import SLUG, commit, emergency, missions, plan, proposals
 from tests.test_mail_delivery import proposal, to
@@ -275,3 +277,26 @@ async def test_signing_in_with_the_emailed_link_confirms_a_held_back_signup(
         assert await unconfirmed(db, email) is False
         run_worker({"SMTP_URL": mail_sink.url})
         assert len(to(mail_sink, email, WELCOME_SUBJECT)) == 1  # the second sign-in sends no second welcome
+
+
+@pytest.mark.parametrize("drains", ["one batch", "two drains"])
+async def test_a_signup_within_the_limit_takes_the_place_of_a_held_back_one_of_the_same_address(
+    redis: Redis, db: asyncpg.Connection, drains: str
+) -> None:
+    """Someone behind a busy shared address signed up the owner's e-mail first: the owner's own sign-up, from
+    elsewhere, is saved in full and welcomed, instead of being taken for a repeat of a row nobody confirmed."""
+    intake = SignupIntake(redis, TEST_ENV["SECRET_KEY"], ip_limit_per_minute=1, backlog_limit=10**6)
+    wait_for_fresh_minute(10)
+    first = queued_signup(0, prefix="crowd")
+    squatted = msgspec.structs.replace(queued_signup(0, prefix="owner"), first_name="Usurpe")
+    real = queued_signup(0, prefix="owner")
+    assert (await intake.accept(first, client_ip="carrier", idempotency_key=None)).outcome == "accepted"
+    assert (await intake.accept(squatted, client_ip="carrier", idempotency_key=None)).outcome == "accepted"
+    if drains == "two drains":
+        run_worker()
+        assert await db.fetchval("SELECT unconfirmed FROM volunteers WHERE email = $1", real.email) is True
+    assert (await intake.accept(real, client_ip="home", idempotency_key=None)).outcome == "accepted"
+    run_worker()
+    row = await db.fetchrow("SELECT first_name, unconfirmed, receipt FROM volunteers WHERE email = $1", real.email)
+    assert (row["first_name"], row["unconfirmed"], row["receipt"]) == ("Ana", False, real.receipt)
+    assert await db.fetchval("SELECT count(*) FROM volunteers") == 2

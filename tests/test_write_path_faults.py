@@ -4,9 +4,12 @@ lease was taken over, a Redis at its memory limit. Nothing lost, nothing doubled
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -21,6 +24,7 @@ from app.volunteers.schemas import QueuedSignup
 from app.volunteers.signup_queue import KEYS, PENDING, PREFIX, SignupQueue
 from ops.processes import free_port
 from ops.valkey import LocalRedis
+from queues.drain import Writer, Written, drain
 from tests.conftest import DATABASE_URL, TEST_ENV, run_worker
 from tests.factories import signup
 from tests.helpers import eventually, kill_worker, queue_signups, queued_signup, start_worker
@@ -189,3 +193,32 @@ async def test_effects_are_handed_on_once_even_when_drains_deliver_in_parallel(r
     while await queue.effects_depth():
         await asyncio.gather(*[queue.deliver_effects(send, limit=50) for _ in range(4)])
     assert sorted(sent) == sorted(effects)
+
+
+async def test_a_batch_whose_lease_ran_out_mid_write_is_never_acknowledged_with_the_next_one(redis: Redis) -> None:
+    """The lease expires while a write stalls (its renewals lost): the write is cancelled, and the batch left to the
+    recovery — the next batch is claimed under another name, so acknowledging it cannot drop the first."""
+    queue = DurableQueue(redis, "renfort:test-lease:")
+    await redis.rpush(queue.keys.pending, b"A1", b"A2")
+    written: list[bytes] = []
+
+    async def write(records: list[bytes]) -> Written:
+        if records == [b"A1", b"A2"] and not written:
+            await redis.delete(queue.keys.lease((await queue.consumers())[0]))  # as if it ran out
+            await redis.rpush(queue.keys.pending, b"B1")  # arrives meanwhile
+            await asyncio.sleep(2)  # the renewal finds the lease gone and cancels this write
+        written.extend(records)
+        return Written()
+
+    async def deliver(effect: bytes) -> None:
+        raise AssertionError("no effects here")
+
+    settings = SimpleNamespace(drain_batch_size=10, drain_lease_seconds=2, drain_consumers=1)
+    context: Any = SimpleNamespace(settings=settings, redis=redis)
+    writer = Writer(write=write, describe=lambda record: (record.decode(), ""), deliver=deliver)
+    log = logging.getLogger("test")
+    await drain(context, queue, writer, enqueue_next=lambda attempt: None, attempt=0, log=log)
+    assert written == [b"B1"]
+    await drain(context, queue, writer, enqueue_next=lambda attempt: None, attempt=0, log=log)  # recovers A
+    assert sorted(written) == [b"A1", b"A2", b"B1"]
+    assert await queue.consumers() == [] and await queue.depth() == 0

@@ -41,8 +41,14 @@ async def delete_account(web: WebState, session: AsyncSession, account: SignedIn
     # Stamped before the dedupe mark goes: a sign-up queued from then on is a later one, and is let through.
     erased_at = datetime.now(UTC)
     await web.signups.forget_person(email_normalized)
-    for volunteer_id in volunteer_ids:
-        await web.places.queue.forget_owner(f"v{volunteer_id}")
+
+    async def forget_dead_letters(_: Clients) -> None:
+        # Again once committed: a drain transaction this one waited for may have buried a copy meanwhile.
+        await web.signups.forget_owner(web.signups.signup_keys.owner(email_normalized))
+        for volunteer_id in volunteer_ids:
+            await web.places.queue.forget_owner(f"v{volunteer_id}")
+
+    after_commit(session, forget_dead_letters)
     # Last, so that drains wait on the tombstone's lock for as short a time as possible.
     await record_erasure(session, web.settings.secret_key.reveal(), email_normalized, erased_at)
     # By address, not by id: it also catches a row a drain committed while this transaction waited for its lock.

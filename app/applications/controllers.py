@@ -14,6 +14,7 @@ from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.controllers import PRIVATE
 from app.accounts.guards import privileged, require_account, signed_in
@@ -161,16 +162,26 @@ class ExportPages(Controller):
     path = "/exports"
     include_in_schema = False
 
-    @get("/{token:str}", guards=[signed_in])
-    async def status(self, request: Request[Any, Any, Any], token: FromPath[str], web: Web) -> Template:
-        export = await exports.find(web.redis, token, require_account(request).user_id)
+    @get("/{token:str}", guards=[privileged])
+    async def status(self, request: Request[Any, Any, Any], token: FromPath[str], web: Web, db: Db) -> Template:
+        export = await _own_export(request, token, web, db)
         return Template("export.html", context={"export": export, "token": token}, headers=PRIVATE)
 
-    @get("/{token:str}/candidatures.csv", guards=[signed_in])
-    async def download(self, request: Request[Any, Any, Any], token: FromPath[str], web: Web) -> Response[bytes]:
-        export = await exports.find(web.redis, token, require_account(request).user_id)
+    @get("/{token:str}/candidatures.csv", guards=[privileged])
+    async def download(self, request: Request[Any, Any, Any], token: FromPath[str], web: Web,
+                       db: Db) -> Response[bytes]:
+        export = await _own_export(request, token, web, db)
         if export.status != "ready":
             raise exports.ExportMissing
         filename = f"candidatures-mission-{export.mission_id}.csv"
         return Response(await exports.content(web.redis, token), media_type="text/csv; charset=utf-8",
                         headers={**PRIVATE, "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+async def _own_export(request: Request[Any, Any, Any], token: str, web: WebState, db: AsyncSession) -> Any:
+    """The requester's export, while they still manage the mission's organisation (a revoked manager downloads
+    nothing more, even from a link they kept)."""
+    account = require_account(request)
+    export = await exports.find(web.redis, token, account.user_id)
+    await service.require_manager(db, export.mission_id, account.roles)
+    return export

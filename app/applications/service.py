@@ -144,6 +144,11 @@ async def withdraw_everywhere(places: Places, engine: AsyncEngine, volunteer_id:
     return drain
 
 
+async def require_manager(session: AsyncSession, mission_id: int, roles: Roles) -> None:
+    """Raises MissionNotFound or MissionForbidden unless these roles manage the mission's organisation."""
+    await _managed_mission(session, mission_id, roles)
+
+
 async def _managed_mission(session: AsyncSession, mission_id: int, roles: Roles) -> tuple[Mission, Organisation]:
     row = (await session.execute(
         select(Mission, Organisation).join(Organisation, Organisation.id == Mission.organisation_id)

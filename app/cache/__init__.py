@@ -28,6 +28,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from app.db.errors import Failure, classify
 from app.redis_scripts import script
@@ -66,6 +67,9 @@ class Policy:
     keep_seconds: int  # how long a value outlives its freshness, as the copy served while rebuilding or failing
     lock_seconds: int = 10
     rebuild_in_background: bool = True  # False when the build uses its caller's resources (its database session)
+    # How long a "nothing here" answer is kept instead (an unknown name must not hold memory for a day).
+    keep_missing_seconds: int = 60
+    missing: bytes | None = None  # the value that means "nothing here", if the owner has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +138,13 @@ class SharedCache:
         if found.state == FRESH and found.value is not None:
             return found.value
         if found.state == STALE and found.value is not None:
-            token = await self._lock(keys)
+            token = await self._try_lock(keys)
             if token is not None and self.policy.rebuild_in_background:
                 _spawn(self._rebuild(keys, found.version, build, token))
             elif token is not None:
                 return await self._build(keys, found, build, token)
             return found.value
-        token = await self._lock(keys)
+        token = await self._try_lock(keys)
         if token is None:
             if found.value is not None:  # someone is rebuilding it: the previous copy meanwhile
                 return found.value
@@ -163,7 +167,10 @@ class SharedCache:
             if outage:
                 raise CacheUnavailable from error
             raise
-        await self._put(keys, found.version, value, token)
+        try:
+            await self._put(keys, found.version, value, token)
+        except RedisError as error:  # Redis full: this visit still gets its page, the next one builds again
+            log.warning("could not store a cache entry (%s)", type(error).__name__)
         return value
 
     async def _rebuild(self, keys: CacheKeys, version: str, build: Build, token: str) -> None:
@@ -175,8 +182,21 @@ class SharedCache:
     async def _put(self, keys: CacheKeys, version: str, value: bytes, token: str | None) -> None:
         policy = self.policy
         await self._store(keys=[keys.entry, keys.fresh, keys.lock],
-                          args=[version, value, policy.fresh_seconds + policy.keep_seconds, policy.fresh_seconds,
+                          args=[version, value, policy.fresh_seconds + self._keep(value), policy.fresh_seconds,
                                 token or ""])
+
+    def _keep(self, value: bytes) -> int:
+        policy = self.policy
+        return policy.keep_missing_seconds if value == policy.missing else policy.keep_seconds
+
+    async def _try_lock(self, keys: CacheKeys) -> str | None:
+        """The build lock, or None when someone holds it — or when Redis refuses the write (at its memory limit):
+        then whoever has a copy serves it rather than an error."""
+        try:
+            return await self._lock(keys)
+        except RedisError as error:
+            log.warning("could not take a cache build lock (%s)", type(error).__name__)
+            return None
 
     async def _lock(self, keys: CacheKeys) -> str | None:
         token = secrets.token_hex(8)

@@ -130,6 +130,7 @@ class DurableQueue:
         self._revive = script(redis, SCRIPTS, "revive")
         self._forget_owner = script(redis, SCRIPTS, "forget_owner")
         self._finish = script(redis, SCRIPTS, "finish")
+        self._pop_effect = script(redis, SCRIPTS, "pop_effect")
 
     # Writers (the web's accept paths) push through their own scripts, which name these two keys.
     @property
@@ -236,8 +237,8 @@ class DurableQueue:
     async def deliver_effects(self, send: Callable[[bytes], Awaitable[None]], *, limit: int = 1_000) -> int:
         """Hands the filed effects to `send`, oldest first, each removed only once sent: a crash in between sends
         one twice (effects are idempotent), never zero times. One consumer delivers at a time (parallel drains
-        would otherwise send one head twice and pop another unsent); the others leave it to that one. Stops at the
-        first effect that `send` raises for."""
+        would otherwise send one head twice), and an effect is removed only while it is still the head, so even a
+        deliverer that outlived its lock never removes one nobody sent. Stops at the first that `send` raises for."""
         lock = self.redis.lock(self.keys.effects_lock, timeout=EFFECTS_LOCK_SECONDS, blocking=False)
         if not await lock.acquire():
             return 0
@@ -245,7 +246,7 @@ class DurableQueue:
         try:
             while delivered < limit and (effect := await self.redis.lindex(self.keys.effects, 0)) is not None:
                 await send(_raw(effect))
-                await self.redis.lpop(self.keys.effects)
+                await self._pop_effect(keys=[self.keys.effects], args=[effect])
                 delivered += 1
         finally:
             with contextlib.suppress(LockError, RedisError):

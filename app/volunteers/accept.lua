@@ -8,7 +8,8 @@
 -- → per sign-up (outcome, receipt) with outcome accepted | replay | conflict | backlogged; then the drain flag.
 -- Past the per-address limit a sign-up is still queued, marked unconfirmed (many citizens share one address
 -- behind a mobile carrier): its JSON gets `"unconfirmed":true` (records are encoded without default fields, so
--- the name cannot be there already).
+-- the name cannot be there already), and its e-mail mark ends in ':u', so that a later sign-up of the same address
+-- within the limit is saved in full over it rather than taken for a repeat.
 local limit, backlog = tonumber(ARGV[1]), tonumber(ARGV[2])
 local depth, pushed, out = redis.call('LLEN', KEYS[1]), 0, {}
 local n = (#KEYS - 2) / 4
@@ -33,11 +34,21 @@ for s = 0, n - 1 do
       count = redis.call('INCR', rate)
       if count == 1 then redis.call('EXPIRE', rate, 60) end
     end
+    local held_back = limit > 0 and count > limit
+    local mark = receipt
+    if held_back then mark = receipt .. ':u' end
     local pushed_record = record
-    if not redis.call('SET', email, receipt, 'NX', 'EX', ARGV[5]) then pushed_record = repeat_record end
-    if limit > 0 and count > limit then
-      pushed_record = string.sub(pushed_record, 1, -2) .. ',"unconfirmed":true}'
+    if not redis.call('SET', email, mark, 'NX', 'EX', ARGV[5]) then
+      local known = redis.call('GET', email) or ''
+      if not held_back and string.sub(known, -2) == ':u' then
+        -- The address was only ever signed up past a limit (maybe by someone else): this sign-up is saved in full
+        -- and takes its place, instead of being a repeat of a row nobody confirmed.
+        redis.call('SET', email, mark, 'EX', ARGV[5])
+      else
+        pushed_record = repeat_record
+      end
     end
+    if held_back then pushed_record = string.sub(pushed_record, 1, -2) .. ',"unconfirmed":true}' end
     redis.call('RPUSH', KEYS[1], pushed_record)
     redis.call('SET', receipt_key, 'queued', 'EX', ARGV[3])
     if has_idem then redis.call('SET', idem, receipt .. '|' .. body, 'EX', ARGV[4]) end

@@ -19,6 +19,9 @@ from app.volunteers.schemas import QueuedSignup
 from app.volunteers.validation import ValidSignup, validate_signup
 
 HONEYPOT_FIELD = "website"
+# What a sign-up within the limit replaces of a held-back row of the same address (app/volunteers/accept.lua).
+REPLACEABLE = ("receipt", "email", "first_name", "last_name", "phone", "birth_date", "postal_code", "commune_code",
+               "domains", "availability", "skills", "emergency_slug", "consent_at", "accepted_at", "unconfirmed")
 SIGNUP_FIELDS = tuple(f.name for f in fields(ValidSignup))
 
 
@@ -105,12 +108,20 @@ async def save_signups(session: AsyncSession, secret: str, batch: list[QueuedSig
     records = await drop_erased(session, secret, batch)
     fresh: dict[str, QueuedSignup] = {}
     for record in records:
-        if not record.duplicate and record.email_normalized not in fresh:
+        current = fresh.get(record.email_normalized)
+        if not record.duplicate and (current is None or (current.unconfirmed and not record.unconfirmed)):
             fresh[record.email_normalized] = record
     inserted: dict[str, int] = {}
     if fresh:
         # executemany with RETURNING: SQLAlchemy folds it into multi-row INSERTs sized to stay under the bind limit.
-        statement = insert(Volunteer).on_conflict_do_nothing().returning(Volunteer.id, Volunteer.receipt)
+        # A sign-up within the limit takes the place of a held-back row of the same address, nobody having
+        # confirmed that one; any other existing row stays as it is.
+        rows = insert(Volunteer)
+        statement = rows.on_conflict_do_update(
+            index_elements=[Volunteer.email_normalized],
+            set_={column: rows.excluded[column] for column in REPLACEABLE},
+            where=Volunteer.unconfirmed & ~rows.excluded.unconfirmed,
+        ).returning(Volunteer.id, Volunteer.receipt)
         result = await session.execute(statement, [_row(record) for record in fresh.values()])
         inserted = {receipt: volunteer_id for volunteer_id, receipt in result}
     others = [r for r in records if r.receipt not in inserted]

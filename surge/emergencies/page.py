@@ -83,7 +83,8 @@ Build = Callable[[], Awaitable[bytes | None]]  # the page's HTML, or None when t
 
 class PageCache:
     def __init__(self, redis: Redis) -> None:
-        self._cache = SharedCache(redis, Policy(fresh_seconds=FRESH_SECONDS, keep_seconds=KEEP_SECONDS))
+        policy = Policy(fresh_seconds=FRESH_SECONDS, keep_seconds=KEEP_SECONDS, missing=MISSING)
+        self._cache = SharedCache(redis, policy)
 
     async def get(self, name: str, variant: str, build: Build) -> bytes | None:
         """The page, or None when there is no such public page (cached too: a 404 costs no SQL either)."""
