@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import ARRAY, String, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,8 +34,10 @@ async def drop_erased(session: AsyncSession, secret: str, records: Sequence[Queu
     """In the drain's transaction, before its insert: the records not stopped by a tombstone."""
     await session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": ERASURE_LOCK})
     digests = {record.email_normalized: digest(secret, record.email_normalized) for record in records}
+    # One array parameter, not one per record: the statement stays the same whatever the batch's size.
+    wanted = bindparam("digests", list(set(digests.values())), type_=ARRAY(String))
     tombstones = dict((await session.execute(
-        select(Erasure.email_digest, Erasure.erased_at).where(Erasure.email_digest.in_(set(digests.values())))
+        select(Erasure.email_digest, Erasure.erased_at).where(Erasure.email_digest == func.any(wanted))
     )).all()) if digests else {}
     if not tombstones:
         return list(records)
