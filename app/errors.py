@@ -15,12 +15,14 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundE
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
 from app.accounts.guards import RoleRequired, SignInRequired
 from app.accounts.service import SignInRateLimited
 from app.accounts.tokens import LinkExpired, LinkInvalid
 from app.applications.exports import ExportMissing
 from app.applications.service import ApplicationsBacklogged, ApplicationsUnavailable
+from app.db.errors import Failure, classify, reason
 from app.http import wants_json
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
 from app.missions.validation import MissionInvalid
@@ -182,6 +184,20 @@ def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Res
     return _respond(request, 503, BUSY, headers={"Retry-After": "10"})
 
 
+def database_error(request: Request[Any, Any, Any], error: DBAPIError | OSError) -> Response[Any]:
+    """Classified by its SQLSTATE (app/db/errors.py): unreachable or busy (a deadlock, a lock wait, a restart) is a
+    503 to retry; a record refused for its content is the client's; anything else is a bug."""
+    failure = classify(error)
+    if failure is Failure.UNAVAILABLE:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason(error))
+        return _respond(request, 503, BUSY, headers={"Retry-After": "5"})
+    if failure is Failure.REFUSED:
+        log.warning("database refused a record on %s %s: %s", request.method, request.url.path, reason(error))
+        return _respond(request, 409, "Cette demande n'a pas pu être enregistrée telle quelle : vérifiez les "
+                                      "informations saisies, ou rechargez la page et réessayez.")
+    return server_error(request, error)
+
+
 def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     messages = {
         400: "La requête est mal formée.",
@@ -234,6 +250,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     EmergencyTransitionRefused: emergency_transition_refused,
     MissionTransitionRefused: mission_transition_refused,
     RedisError: redis_unavailable,
+    DBAPIError: database_error,
+    OSError: database_error,  # PostgreSQL (or another server) refusing connections
     NotFoundException: http_error,
     NotAuthorizedException: http_error,
     PermissionDeniedException: http_error,

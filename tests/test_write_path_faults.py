@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from app.applications.capacity import PREFIX as APPLICATIONS
+from app.db.base import make_engine
 from app.durable_queue import DurableQueue
 from app.main import create_app
 from app.settings import load_settings
@@ -222,3 +223,12 @@ async def test_a_batch_whose_lease_ran_out_mid_write_is_never_acknowledged_with_
     await drain(context, queue, writer, enqueue_next=lambda attempt: None, attempt=0, log=log)  # recovers A
     assert sorted(written) == [b"A1", b"A2", b"B1"]
     assert await queue.consumers() == [] and await queue.depth() == 0
+
+
+async def test_pages_that_read_postgresql_answer_503_while_it_is_unreachable(client: AsyncTestClient) -> None:
+    web = client.app.state.web
+    await web.engine.dispose()
+    web.engine = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/renfort")  # nobody there
+    page = await client.get("/missions/1")
+    assert page.status_code == 503 and page.headers["retry-after"]
+    assert "Réessayez" in page.text
