@@ -32,7 +32,8 @@ class LocalRedis:
 
     Persistence is the append-only file fsynced every second, the setting production must use too: a queued
     sign-up acknowledged to a citizen survives a crash of the server process (and loses at most one second on a
-    power cut). RDB snapshots are off, so what comes back after a restart comes from the AOF.
+    power cut). RDB snapshots are off, so what comes back after a restart comes from the AOF. A 1 GB `maxmemory` with
+    `noeviction` mirrors production: the web turns writes away near it, and nothing queued is ever evicted.
     """
 
     def __init__(self, data_dir: Path, port: int) -> None:
@@ -89,6 +90,8 @@ class LocalRedis:
             str(SERVER),
             *("--port", str(self.port), "--bind", LOOPBACK, "--dir", str(self.data_dir)),
             *("--appendonly", "yes", "--appendfsync", "everysec", "--save", ""),
+            # As production must run: a limit the memory guard can see coming, and never evict a queued write.
+            *("--maxmemory", "1gb", "--maxmemory-policy", "noeviction"),
             # Daemonised, the server outlives `./ops/run` so the next run finds it warm.
             *("--daemonize", "yes", "--pidfile", str(self.pid_file), "--logfile", str(self.log_file)),
         ]

@@ -152,6 +152,7 @@ async def test_web_start_up_warns_about_a_redis_without_aof_that_evicts(
 ) -> None:
     admin.config_set("appendonly", "no")
     admin.config_set("maxmemory-policy", "allkeys-lru")
+    admin.config_set("maxmemory", 0)
     settings = load_settings({**os.environ, "REDIS_URL": valkey.url()})
     with caplog.at_level(logging.WARNING, logger="renfort.redis"):
         state = await build_state(settings)
