@@ -194,3 +194,17 @@ async def test_a_page_that_cannot_be_rebuilt_is_served_from_its_previous_copy(re
     with pytest.raises(PageUnavailable):
         await pages.get("urgence:jamais-vue", "", down)
     assert await pages.get("urgence:crues", "", good) == b"<h1>Crues</h1>"  # and it rebuilds once it can
+
+
+async def test_unknown_slugs_create_no_cache_entry(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, public: AsyncTestClient
+) -> None:
+    """Anyone can type a slug: only the directory of public slugs is cached, never one entry per guess."""
+    await sign_in(client, redis, db, "coord.national@example.org", departments=(None,))
+    await create(client, departments="")
+    await act(client, "inondations-aude", "mettre-en-ligne")
+    assert (await public.get("/urgence/inondations-aude?code_postal=11000")).status_code == 200
+    before = sorted([key async for key in redis.scan_iter(match="renfort:pages:*")])
+    for number in range(20):
+        assert (await public.get(f"/urgence/nexiste-pas-{number}?code_postal=11000")).status_code == 404
+    assert sorted([key async for key in redis.scan_iter(match="renfort:pages:*")]) == before

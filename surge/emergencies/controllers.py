@@ -46,6 +46,11 @@ async def _department_names(session: Any, codes: list[str]) -> list[str]:
     return [f"{names.get(code, code)} ({code})" for code in codes]
 
 
+async def _public_slugs(web: WebState) -> list[str]:
+    async with unit_of_work(web.engine, web.clients) as session:
+        return await service.public_slugs(session)
+
+
 class EmergencyPublicPages(Controller):
     """The surge's hot pages: no session, no CSRF cookie, no SQL per visit (see app/main.py and page.py)."""
 
@@ -74,7 +79,7 @@ class EmergencyPublicPages(Controller):
         web: WebState = app.state.web
         rest = scope["path"]
         slug = rest.strip("/").lower() if rest.startswith("/") else ""
-        if not service.SLUG.match(slug):
+        if not service.SLUG.match(slug) or not await web.pages.is_public(slug, lambda: _public_slugs(web)):
             raise NotFoundException
         variant = variant_of(scope["query_string"], web.postcodes)
 

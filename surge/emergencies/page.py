@@ -5,8 +5,9 @@ whichever read finds it stale, while the others keep serving the previous copy. 
 missions bumps the missions' cache version, so the next visit after the commit builds the new page. Counters are
 computed by that build.
 
-Variants are bounded: no postal code, one of the postal codes the process knows (`PostcodeIndex`), or one shared
-variant per kind of wrong code, so typing random codes creates no entry and runs no SQL.
+Only slugs in the directory of public emergencies reach the cache (`is_public`), and variants are bounded: no
+postal code, one of the postal codes the process knows (`PostcodeIndex`), or one shared variant per kind of wrong
+code, so typing random slugs or codes creates no entry and runs no SQL.
 """
 
 from __future__ import annotations
@@ -85,6 +86,20 @@ class PageCache:
     def __init__(self, redis: Redis) -> None:
         policy = Policy(fresh_seconds=FRESH_SECONDS, keep_seconds=KEEP_SECONDS, missing=MISSING)
         self._cache = SharedCache(redis, policy)
+        self._slugs: frozenset[str] = frozenset()  # public slugs seen so far: a page once public stays public
+
+    async def is_public(self, slug: str, build: Callable[[], Awaitable[list[str]]]) -> bool:
+        """Whether an emergency of this slug has a public page, from the directory of public slugs (cached like the
+        pages, and copied in this process). A slug this process does not know yet reads the directory again — one
+        Redis call, which sees a page put live a moment ago — so an unknown slug (anyone can type one) costs no SQL
+        and no cache entry."""
+        if slug not in self._slugs:
+            async def directory() -> bytes:
+                return "\n".join(await build()).encode()
+
+            listing = await self._cache.get(CacheKeys.of(VERSION_KEY, PREFIX, "public-slugs"), directory)
+            self._slugs = frozenset(listing.decode().split("\n")) - {""}
+        return slug in self._slugs
 
     async def get(self, name: str, variant: str, build: Build) -> bytes | None:
         """The page, or None when there is no such public page (cached too: a 404 costs no SQL either)."""

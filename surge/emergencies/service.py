@@ -245,6 +245,11 @@ async def visible_to(session: AsyncSession, roles: Roles) -> list[Emergency]:
     return [emergency for emergency in emergencies if may_coordinate(roles, emergency.departments)]
 
 
+async def public_slugs(session: AsyncSession) -> list[str]:
+    """Every emergency with a public page (live, or closed and archived): all but drafts."""
+    return list(await session.scalars(select(Emergency.slug).where(Emergency.status != "draft")))
+
+
 async def live(session: AsyncSession) -> list[Emergency]:
     return list(await session.scalars(
         select(Emergency).where(Emergency.status == "live").order_by(Emergency.live_at.desc())
