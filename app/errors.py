@@ -184,7 +184,8 @@ def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Res
     return _respond(request, 503, BUSY, headers={"Retry-After": "10"})
 
 
-def database_error(request: Request[Any, Any, Any], error: DBAPIError | OSError) -> Response[Any]:
+def database_error(request: Request[Any, Any, Any],
+                   error: DBAPIError | ConnectionError | TimeoutError) -> Response[Any]:
     """Classified by its SQLSTATE (app/db/errors.py): unreachable or busy (a deadlock, a lock wait, a restart) is a
     503 to retry; a record refused for its content is the client's; anything else is a bug."""
     failure = classify(error)
@@ -251,7 +252,9 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     MissionTransitionRefused: mission_transition_refused,
     RedisError: redis_unavailable,
     DBAPIError: database_error,
-    OSError: database_error,  # PostgreSQL (or another server) refusing connections
+    # A server refusing or dropping connections (not any OSError: a missing template is a bug, not an outage).
+    ConnectionError: database_error,
+    TimeoutError: database_error,
     NotFoundException: http_error,
     NotAuthorizedException: http_error,
     PermissionDeniedException: http_error,

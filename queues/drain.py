@@ -91,7 +91,7 @@ async def drain(context: JobContext, queue: DurableQueue, writer: Writer, *, enq
         claim = await queue.claim(consumer, settings.drain_batch_size, settings.drain_lease_seconds)
         if not claim.records:
             # Effects RQ refused wait for the next drain (the workers' tick schedules one): no spinning on them.
-            if await queue.finish_drain() and delivered:
+            if await queue.finish_drain() and (delivered or await queue.depth()):
                 continue
             return figures
         await _spread(context, queue, enqueue_next)
@@ -180,12 +180,13 @@ async def _under_lease(queue: DurableQueue, claim: Claim, lease_seconds: int,
 
 
 async def _deliver(queue: DurableQueue, writer: Writer, log: logging.Logger) -> bool:
+    """False when the effects wait for another turn: Redis refused them, or another consumer is delivering."""
     try:
-        await queue.deliver_effects(writer.deliver)
+        delivered = await queue.deliver_effects(writer.deliver)
     except RedisError as error:
         log.warning("could not hand effects to RQ (%s); they stay in the effects list", type(error).__name__)
         return False
-    return True
+    return delivered is not None
 
 
 def _hand_over(enqueue_next: Callable[[int], object], attempt: int, log: logging.Logger) -> bool:

@@ -10,6 +10,7 @@ import argparse
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import BusyLoadingError, OutOfMemoryError, RedisError
@@ -31,6 +32,12 @@ REDIS_SETBACKS = (BusyLoadingError, OutOfMemoryError, RedisConnectionError)
 
 
 class RenfortWorker(Worker):
+    stop_asked = False  # SIGTERM/SIGINT seen: RQ's loop returning then is the end, not a setback
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)
+
     def run_maintenance_tasks(self) -> None:
         drain_while_full(self.connection)
         super().run_maintenance_tasks()
@@ -44,26 +51,25 @@ class RenfortWorker(Worker):
         schedule_unconfirmed_purge(self.connection)
 
 
-def nearly_full(connection: Redis) -> bool:
-    """At (or within a few percent of) maxmemory: RQ's bookkeeping writes would be refused."""
+def nearly_full(connection: Redis, threshold: float) -> bool:
+    """Past `threshold` of maxmemory (at start-up, within a few percent: RQ's registration would be refused)."""
     try:
         memory = connection.info("memory")
     except RedisError:
         return False  # away, not full: RQ's own reconnection deals with it
     limit = int(memory.get("maxmemory") or 0)
-    return limit > 0 and int(memory.get("used_memory") or 0) >= NEARLY_FULL * limit
+    return limit > 0 and int(memory.get("used_memory") or 0) >= threshold * limit
 
 
-def drain_while_full(connection: Redis, *, patience_seconds: float = 600) -> None:
+def drain_while_full(connection: Redis, *, threshold: float = 1.0) -> None:
     """RQ can neither register a worker, nor take, nor record a job while Redis refuses writes (at its memory limit
     with noeviction); the drains can (their scripts run under OOM), and draining is what frees memory. So a worker
-    that finds Redis full drains the write queues itself, outside RQ, until Redis has room again."""
-    deadline = time.monotonic() + patience_seconds
-    while nearly_full(connection) and time.monotonic() < deadline:
+    that finds Redis full (past `threshold` of maxmemory) drains the write queues itself, outside RQ, and stops as
+    soon as a round moves nothing: what fills Redis then is not the queues, and RQ's jobs must run."""
+    while nearly_full(connection, threshold):
         log.warning("Redis is at its memory limit: draining the write queues outside RQ")
-        moved = signups.drain_signups()["drained"] + applications.drain_applications()["drained"]
-        if not moved:
-            time.sleep(1)  # full of something else: wait for room
+        if not signups.drain_signups()["drained"] + applications.drain_applications()["drained"]:
+            return
 
 
 def _schedule_once(connection: Redis, lock: str, seconds: int, enqueue_job: Callable[[Redis], object],
@@ -99,8 +105,8 @@ def main(burst: bool = False) -> None:
     init_sentry(settings.sentry_dsn, environment=settings.environment, component="worker")
     connection = sync_redis(settings.redis_url)
     while True:
-        drain_while_full(connection)
         try:
+            drain_while_full(connection, threshold=NEARLY_FULL)
             signups.ensure_drain(connection, starting=True)
             applications.ensure_drain(connection, starting=True)
             worker = RenfortWorker(
@@ -112,7 +118,11 @@ def main(burst: bool = False) -> None:
                 maintenance_interval=10,
             )
             worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
-            return
+            # RQ also returns when its loop gave up on an error (after logging it): only a requested stop ends here.
+            if burst or worker.stop_asked:
+                return
+            log.warning("the worker's loop ended without being asked to; starting again")
+            time.sleep(1)
         except REDIS_SETBACKS as error:
             if burst:
                 raise

@@ -87,7 +87,7 @@ async def test_a_build_started_before_a_change_never_overwrites_the_newer_value(
 async def test_without_any_copy_an_outage_is_unavailable_and_a_bug_is_raised_as_it_is(redis: Redis) -> None:
     cache = SharedCache(redis, POLICY)
     with pytest.raises(CacheUnavailable):
-        await cache.get(KEYS, Builds(b"", error=OSError("connection refused")))
+        await cache.get(KEYS, Builds(b"", error=ConnectionRefusedError("connection refused")))
     with pytest.raises(ZeroDivisionError):
         await cache.get(KEYS, Builds(b"", error=ZeroDivisionError()))
     assert await redis.get(KEYS.lock) is None  # nothing to serve: the next visit may try at once
@@ -98,7 +98,7 @@ async def test_while_the_source_is_down_visits_get_the_previous_copy_without_ret
     cache = SharedCache(redis, POLICY)
     await cache.get(KEYS, Builds(b"last good"))
     await redis.incr(VERSION)
-    down = Builds(b"", error=OSError("connection refused"))
+    down = Builds(b"", error=ConnectionRefusedError("connection refused"))
     for _ in range(5):
         assert await cache.get(KEYS, down) == b"last good"
     assert down.runs == 1  # the lock stays until it expires: one attempt per LOCK_SECONDS, not one per visit

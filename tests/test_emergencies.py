@@ -186,7 +186,7 @@ async def test_a_page_that_cannot_be_rebuilt_is_served_from_its_previous_copy(re
         return b"<h1>Crues</h1>"
 
     async def down() -> bytes:
-        raise OSError("connection refused")
+        raise ConnectionRefusedError("connection refused")
 
     assert await pages.get("urgence:crues", "", good) == b"<h1>Crues</h1>"
     await invalidate(redis)  # a change: the cached copy is no longer current

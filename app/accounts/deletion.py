@@ -41,6 +41,8 @@ async def delete_account(web: WebState, session: AsyncSession, account: SignedIn
     # Stamped before the dedupe mark goes: a sign-up queued from then on is a later one, and is let through.
     erased_at = datetime.now(UTC)
     await web.signups.forget_person(email_normalized)
+    for volunteer_id in volunteer_ids:
+        await web.places.queue.forget_owner(f"v{volunteer_id}")
 
     async def forget_dead_letters(_: Clients) -> None:
         # Again once committed: a drain transaction this one waited for may have buried a copy meanwhile.

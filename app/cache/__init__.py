@@ -144,7 +144,13 @@ class SharedCache:
             elif token is not None:
                 return await self._build(keys, found, build, token)
             return found.value
-        token = await self._try_lock(keys)
+        try:
+            token = await self._lock(keys)
+        except RedisError as error:
+            if found.value is not None:
+                return found.value
+            # Redis refuses writes (full): nothing built could be stored, so every visit would query the source.
+            raise CacheUnavailable from error
         if token is None:
             if found.value is not None:  # someone is rebuilding it: the previous copy meanwhile
                 return found.value

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import enum
+import socket
 
 import msgspec
 from sqlalchemy.exc import DBAPIError, InterfaceError
@@ -46,7 +47,7 @@ def classify(error: BaseException) -> Failure:
         if state[:2] in UNAVAILABLE_CLASSES or state in UNAVAILABLE_STATES:
             return Failure.UNAVAILABLE
         return Failure.BUG
-    if isinstance(error, OSError | TimeoutError | InterfaceError | ConnectionError):
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror | InterfaceError):
         return Failure.UNAVAILABLE
     if isinstance(error, DBAPIError) and (error.connection_invalidated or _driver_lost_connection(error)):
         return Failure.UNAVAILABLE
@@ -56,8 +57,9 @@ def classify(error: BaseException) -> Failure:
 def _driver_lost_connection(error: DBAPIError) -> bool:
     cause = getattr(error.orig, "__cause__", None)
     name = type(cause).__name__ if cause is not None else ""
-    return name in {"ConnectionDoesNotExistError", "InterfaceError", "InternalClientError", "ConnectionFailureError",
-                    "CannotConnectNowError", "TooManyConnectionsError"} or isinstance(cause, OSError | TimeoutError)
+    lost = {"ConnectionDoesNotExistError", "InterfaceError", "InternalClientError", "ConnectionFailureError",
+            "CannotConnectNowError", "TooManyConnectionsError"}
+    return name in lost or isinstance(cause, ConnectionError | TimeoutError)
 
 
 def reason(error: BaseException) -> str:

@@ -234,14 +234,15 @@ class DurableQueue:
                 moved += int(revived)
         return moved
 
-    async def deliver_effects(self, send: Callable[[bytes], Awaitable[None]], *, limit: int = 1_000) -> int:
+    async def deliver_effects(self, send: Callable[[bytes], Awaitable[None]], *, limit: int = 1_000) -> int | None:
         """Hands the filed effects to `send`, oldest first, each removed only once sent: a crash in between sends
         one twice (effects are idempotent), never zero times. One consumer delivers at a time (parallel drains
         would otherwise send one head twice), and an effect is removed only while it is still the head, so even a
-        deliverer that outlived its lock never removes one nobody sent. Stops at the first that `send` raises for."""
+        deliverer that outlived its lock never removes one nobody sent. Stops at the first that `send` raises
+        for. None: another consumer holds the delivery."""
         lock = self.redis.lock(self.keys.effects_lock, timeout=EFFECTS_LOCK_SECONDS, blocking=False)
         if not await lock.acquire():
-            return 0
+            return None  # another consumer is delivering them
         delivered = 0
         try:
             while delivered < limit and (effect := await self.redis.lindex(self.keys.effects, 0)) is not None:

@@ -26,7 +26,7 @@ from surge.emergencies import service
 from surge.emergencies.models import Emergency
 from surge.emergencies.page import counters
 
-PREFIX = "renfort:coordination:"
+PREFIX = "renfort:coordination:figures:"  # one entry per emergency slug, beside nothing else
 VERSION_KEY = PREFIX + "version"  # never bumped: the figures age by time only
 FRESH_SECONDS = 4  # below the page's 5 s poll, so each poll sees figures at most one period old
 KEEP_SECONDS = 120
