@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from redis.commands.core import AsyncScript, Script
+from redis.commands.core import AsyncScript
 
 
 @cache
@@ -17,8 +17,4 @@ def source(folder: Path, name: str) -> str:
 
 def script(redis: Any, folder: Path, name: str) -> AsyncScript:
     """`folder`: the owner module's folder (`Path(__file__).parent`); `name`: the file's name without `.lua`."""
-    return redis.register_script(source(folder, name))
-
-
-def sync_script(redis: Any, folder: Path, name: str) -> Script:
     return redis.register_script(source(folder, name))

@@ -25,7 +25,7 @@ APPLICATION_KEY = "12:34:7"
 
 async def bury_one(queue: DurableQueue, record: bytes, *, key: str, owner: str, reason: str) -> None:
     """As a drain does with a record PostgreSQL refuses: claimed first, then buried under the claim's lease."""
-    await queue.redis.rpush(queue.pending, record)
+    await queue.redis.rpush(queue.keys.pending, record)
     claim = await queue.claim("test-consumer", 10, 30)
     assert claim.records == [record]
     assert await queue.bury(claim, record, key=key, owner=owner, reason=reason)
@@ -97,7 +97,7 @@ async def test_the_console_lists_both_queues_and_retries_one(client: AsyncTestCl
     assert retried.status_code == 303
     assert await applications.dead_count() == 0 and await applications.depth() == 1
     assert await signups.dead_count() == 1  # the other queue's stay until ops retry them too
-    assert await redis.exists(applications.drain_scheduled)  # and a drain was asked for
+    assert await redis.exists(applications.keys.drain_scheduled)  # and a drain was asked for
 
     after = await client.get(retried.headers["location"], headers=OPS)
     assert "1 changement(s) de candidature remis dans la file" in after.text

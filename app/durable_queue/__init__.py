@@ -132,15 +132,6 @@ class DurableQueue:
         self._finish = script(redis, SCRIPTS, "finish")
         self._pop_effect = script(redis, SCRIPTS, "pop_effect")
 
-    # Writers (the web's accept paths) push through their own scripts, which name these two keys.
-    @property
-    def pending(self) -> str:
-        return self.keys.pending
-
-    @property
-    def drain_scheduled(self) -> str:
-        return self.keys.drain_scheduled
-
     async def claim(self, consumer: str, size: int, lease_seconds: int) -> Claim:
         token = secrets.token_hex(8)
         keys = self.keys
@@ -283,14 +274,6 @@ class DurableQueue:
         head = await self.redis.lindex(self.keys.pending, 0)
         when = self.accepted_at(_raw(head)) if head is not None else None
         return 0.0 if when is None else max(0.0, time.time() - when)
-
-    async def oldest_queued_at(self) -> float | None:
-        """The earliest accepted time among the records waiting or in flight (the head of each list: batches go
-        back to the head, so each list's head is its oldest), or None when nothing is queued."""
-        heads = [await self.redis.lindex(self.keys.pending, 0)]
-        heads += [await self.redis.lindex(self.keys.inflight(consumer), 0) for consumer in await self.consumers()]
-        times = [when for head in heads if head is not None and (when := self.accepted_at(_raw(head))) is not None]
-        return min(times) if times else None
 
 
 def _iso(epoch: float) -> str:

@@ -58,7 +58,3 @@ async def forget_tombstones(session: AsyncSession, *, queue_empty_at: datetime) 
     """Deletes the tombstones no queued copy can need any more, given a moment the queue was seen empty."""
     result = await session.execute(delete(Erasure).where(Erasure.erased_at < queue_empty_at - SAFETY_MARGIN))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def tombstones(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Erasure)) or 0)

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -22,9 +23,10 @@ from redis.asyncio import Redis
 from app.redis_memory import MemoryGuard
 from app.redis_scripts import script
 from app.volunteers.schemas import QueuedSignup
-from app.volunteers.signup_queue import DRAIN_SCHEDULED_TTL, KEYS, RECEIPT_TTL, UNKNOWN_TIME, SignupKeys
+from app.volunteers.signup_queue import DRAIN_SCHEDULED_TTL, KEYS, RECEIPT_TTL, SignupKeys
 
 IDEMPOTENCY_TTL = 86_400
+BODY_TIME = datetime.fromtimestamp(0, UTC)  # what a body digest puts in place of the arrival time
 EMAIL_MARK_TTL = 365 * 86_400
 
 
@@ -48,7 +50,7 @@ def _text(value: bytes | str) -> str:
 
 def body_digest(record: QueuedSignup) -> str:
     """What an idempotency key is bound to: the sign-up's content, not its receipt or the time it arrived."""
-    content = msgspec.structs.replace(record, receipt="", accepted_at=UNKNOWN_TIME, consent_at=None)
+    content = msgspec.structs.replace(record, receipt="", accepted_at=BODY_TIME, consent_at=None)
     return hashlib.sha256(msgspec.json.encode(content)).hexdigest()[:32]
 
 

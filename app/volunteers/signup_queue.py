@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import msgspec
 from redis.asyncio import Redis
@@ -19,7 +18,6 @@ from app.volunteers.schemas import QueuedSignup
 PREFIX = "renfort:signups:"
 KEYS = QueueKeys(PREFIX)
 PENDING = KEYS.pending
-UNKNOWN_TIME = datetime.fromtimestamp(0, UTC)
 __all__ = ["DRAIN_SCHEDULED_TTL", "KEYS", "PENDING", "PREFIX", "RECEIPT_TTL", "SignupKeys", "SignupQueue", "digest"]
 
 
@@ -48,13 +46,6 @@ class SignupKeys:
         return digest(self.secret, email_normalized)
 
 
-@dataclass(frozen=True, slots=True)
-class SignupDeadLetter:
-    record: QueuedSignup
-    reason: str
-    failed_at: str
-
-
 class SignupQueue(DurableQueue):
     def __init__(self, redis: Redis, secret: str) -> None:
         super().__init__(redis, PREFIX)
@@ -80,13 +71,3 @@ class SignupQueue(DurableQueue):
             return msgspec.json.decode(record, type=QueuedSignup).accepted_at.timestamp()
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-
-    async def signup_dead_letters(self, limit: int = 100) -> list[SignupDeadLetter]:
-        letters = []
-        for letter in await self.dead_letters(limit):
-            try:
-                record = msgspec.json.decode(letter.record, type=QueuedSignup)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                record = QueuedSignup(receipt=letter.key, email_normalized="", accepted_at=UNKNOWN_TIME)
-            letters.append(SignupDeadLetter(record=record, reason=letter.reason, failed_at=letter.failed_at))
-        return letters
