@@ -116,6 +116,15 @@ class Settings:
     trusted_proxy_hops: int = 0
     # How long a volunteer has to answer a dispatch proposal before it lapses and its place goes back.
     dispatch_proposal_hours: int = 48
+    # An organisation with this many missions validated, and none refused, in the last 12 months publishes its next
+    # missions without moderation (0: every mission is moderated unless it comes from a validated template).
+    trusted_organisation_missions: int = 3
+    # How long an invitation to manage an organisation (a co-manager's, or a new organisation's creator's) lasts.
+    invitation_days: int = 7
+    # New applications: the first is e-mailed to the organisation at once, the next ones in one digest per window.
+    application_digest_minutes: int = 60
+    # A pending application untreated this many days gets its organisation one reminder.
+    application_reminder_days: int = 7
     # Who sends text messages: "log" (the default) only logs that one would be sent, by ids, never the number.
     sms_provider: str = "log"
     log_level: str = "INFO"
@@ -175,6 +184,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         session_idle_days=_int(env, "SESSION_IDLE_DAYS", Settings.session_idle_days),
         trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", Settings.trusted_proxy_hops),
         dispatch_proposal_hours=_int(env, "DISPATCH_PROPOSAL_HOURS", Settings.dispatch_proposal_hours),
+        trusted_organisation_missions=_bounded(env, "TRUSTED_ORGANISATION_MISSIONS",
+                                               Settings.trusted_organisation_missions, 0, 1_000),
+        invitation_days=_bounded(env, "INVITATION_DAYS", Settings.invitation_days, 1, 90),
+        application_digest_minutes=_bounded(env, "APPLICATION_DIGEST_MINUTES", Settings.application_digest_minutes,
+                                            1, 24 * 60),
+        application_reminder_days=_bounded(env, "APPLICATION_REMINDER_DAYS", Settings.application_reminder_days, 1, 90),
         sms_provider=sms_provider,
         log_level=env.get("LOG_LEVEL", "").strip().upper() or Settings.log_level,
     )

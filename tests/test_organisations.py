@@ -41,8 +41,10 @@ def organisation(**overrides: Any) -> dict[str, Any]:
 
 
 async def sign_in(client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, email: str,
-                  *, admin: bool = False, departments: tuple[str | None, ...] = ()) -> int:
-    """Signs `email` in through the real link confirmation (the e-mail step is tested in test_signin.py)."""
+                  *, admin: bool = False, departments: tuple[str | None, ...] = (),
+                  referent_of: tuple[str | None, ...] = ()) -> int:
+    """Signs `email` in through the real link confirmation (the e-mail step is tested in test_signin.py).
+    `departments`: where the person coordinates, `referent_of`: where they moderate (None: national)."""
     user_id: int = await db.fetchval(
         "INSERT INTO users (email, email_normalized, is_admin) VALUES ($1, $1, $2) "
         "ON CONFLICT (email_normalized) DO UPDATE SET is_admin = $2 RETURNING id", email, admin
@@ -51,6 +53,8 @@ async def sign_in(client: AsyncTestClient, redis: Redis, db: asyncpg.Connection,
         await db.execute(
             "INSERT INTO coordinator_scopes (user_id, department_code) VALUES ($1, $2)", user_id, department
         )
+    for department in referent_of:
+        await db.execute("INSERT INTO referent_scopes (user_id, department_code) VALUES ($1, $2)", user_id, department)
     token_id = tokens.new_id()
     await redis.set(tokens.link_key(token_id), msgspec.json.encode(LinkRecord(email=email, email_normalized=email)))
     response = await confirm(client, tokens.mint(TEST_ENV["SECRET_KEY"], token_id, int(time.time()) + 900))
@@ -183,7 +187,7 @@ async def test_full_lifecycle_with_allowed_and_refused_transitions(
                              organisation(name="Restos du Cœur Lyon"), f"/organisations/{organisation_id}/modifier")
     assert edited.status_code == 303
     assert edited.headers["location"] == f"/organisations/{organisation_id}-restos-du-coeur-lyon"
-    await sign_in(other, redis, db, "coord69@example.org", departments=("69",))
+    await sign_in(other, redis, db, "referent69@example.org", referent_of=("69",))
     assert (await decide(other, organisation_id, "valider")).status_code == 409  # a draft is not under review
     assert (await post_form(client, f"/organisations/{organisation_id}/soumettre", {})).status_code == 303
     assert await status_of(db, organisation_id) == "awaiting_validation"
@@ -248,7 +252,7 @@ async def test_only_moderators_of_the_department_decide(
         marseille,
     ) == "13"
 
-    await sign_in(other, redis, db, "coord13@example.org", departments=("13",))
+    await sign_in(other, redis, db, "referent13@example.org", referent_of=("13",))
     queue = await other.get("/moderation/organisations")
     assert "Banque alimentaire" in queue.text and "Restos" not in queue.text
     forbidden = await decide(other, lyon, "valider")
@@ -256,7 +260,7 @@ async def test_only_moderators_of_the_department_decide(
     assert await status_of(db, lyon) == "awaiting_validation"
     assert (await other.get(f"/organisations/{lyon}-les-restos-du-coeur-du-rhone")).status_code == 404
 
-    await sign_in(other, redis, db, "national@example.org", departments=(None,))
+    await sign_in(other, redis, db, "national@example.org", referent_of=(None,))
     assert (await decide(other, lyon, "valider")).status_code == 303
     await sign_in(other, redis, db, "admin@example.org", admin=True)
     assert "Banque alimentaire" in (await other.get("/moderation/organisations")).text

@@ -14,11 +14,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import tokens
-from app.accounts.models import CoordinatorScope, User
+from app.accounts.models import User
 from app.accounts.ratelimit import SignInLimiter
+from app.accounts.roles import roles_in
 from app.accounts.schemas import LinkRecord, Roles, SignedIn, SignInRequest
-from app.geo.models import Department
-from app.organisations.models import Organisation, OrganisationManager
+from app.geo.models import Department, Region
+from app.organisations.models import Organisation
 from app.text_rules import TextRefused
 from app.volunteers import confirmation
 from app.volunteers.models import Volunteer
@@ -106,24 +107,6 @@ async def check_link(redis: Redis, *, secret: str, token: str, now: float) -> No
         raise tokens.LinkExpired
 
 
-async def roles_of(session: AsyncSession, user: User | None, *, volunteer: bool) -> Roles:
-    if user is None:
-        return Roles(volunteer=volunteer)
-    scopes = list(await session.scalars(select(CoordinatorScope.department_code).where(
-        CoordinatorScope.user_id == user.id
-    )))
-    managed = await session.scalars(
-        select(OrganisationManager.organisation_id).where(OrganisationManager.user_id == user.id)
-    )
-    return Roles(
-        volunteer=volunteer,
-        admin=user.is_admin,
-        national_coordinator=None in scopes,
-        departments=tuple(sorted(code for code in scopes if code is not None)),
-        organisations=tuple(sorted(managed)),
-    )
-
-
 async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str, token: str, now: float) -> SignedIn:
     """Consumes the link (atomically: a second use finds nothing), creates the user at the first sign-in and computes
     the roles. Raises `LinkInvalid` or `LinkExpired`."""
@@ -150,7 +133,8 @@ async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str,
     )
     user = await session.scalar(statement, execution_options={"populate_existing": True})
     assert user is not None
-    roles = await roles_of(session, user, volunteer=volunteer)
+    roles = await roles_in(session, user.id, volunteer=volunteer)
+    assert roles is not None
     return SignedIn(user_id=user.id, email=user.email, roles=roles, since=int(now), volunteer_id=volunteer_id)
 
 
@@ -168,6 +152,22 @@ async def describe_roles(session: AsyncSession, roles: Roles) -> list[str]:
         names = dict(rows.all())
         for code in roles.departments:
             labels.append(f"Coordination départementale : {names.get(code, code)} ({code})")
+    if roles.national_referent:
+        labels.append("Référent·e national·e")
+    if roles.referent_regions:
+        regions = dict((await session.execute(
+            select(Region.code, Region.name).where(Region.code.in_(roles.referent_regions))
+        )).all())
+        labels.extend(f"Référent·e régional·e : {regions.get(code, code)}" for code in roles.referent_regions)
+    regional = set((await session.scalars(
+        select(Department.code).where(Department.region_code.in_(roles.referent_regions))
+    )).all()) if roles.referent_regions else set()
+    own = [code for code in roles.referent_departments if code not in regional]
+    if own:
+        names = dict((await session.execute(
+            select(Department.code, Department.name).where(Department.code.in_(own))
+        )).all())
+        labels.extend(f"Référent·e départemental·e : {names.get(code, code)} ({code})" for code in own)
     if roles.organisations:
         managed = await session.scalars(
             select(Organisation.name).where(Organisation.id.in_(roles.organisations)).order_by(Organisation.name)

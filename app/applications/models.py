@@ -2,7 +2,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.applications.statuses import ApplicationStatus
@@ -24,6 +36,8 @@ class Application(Base):
     __table_args__ = (
         UniqueConstraint("mission_id", "volunteer_id"),
         CheckConstraint(f"status IN {STATUSES}", name="status"),
+        Index("ix_applications_unreminded", "applied_at",
+              postgresql_where=text("status = 'pending' AND reminded_at IS NULL")),  # the reminders' question
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -38,4 +52,6 @@ class Application(Base):
                                                         index=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When the organisation was reminded that this pending application waits for its answer (once).
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

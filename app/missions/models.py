@@ -12,6 +12,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     String,
     Text,
@@ -19,11 +20,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.accounts import models as account_models  # noqa: F401  (maps `users`)
 from app.db.base import Base
 from app.geo import models as geo_models  # noqa: F401  (maps `communes`, the target of commune_code)
 from app.organisations import models as organisation_models  # noqa: F401  (maps `organisations`)
 
 STATUSES = ("draft", "awaiting_validation", "published", "full", "finished", "cancelled")
+TEMPLATE_STATUSES = ("draft", "validated", "archived")
+DECISIONS = ("validate", "refuse")
 
 
 class Mission(Base):
@@ -51,9 +55,51 @@ class Mission(Base):
     priority: Mapped[bool] = mapped_column(Boolean, server_default="false")
     emergency_slug: Mapped[str | None] = mapped_column(String(80), index=True)
     status: Mapped[str] = mapped_column(String(32), server_default="draft", index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)  # why moderation sent it back to draft
+    # The validated template its text comes from: such a mission publishes without moderation.
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("mission_templates.id", ondelete="SET NULL"),
+                                                    index=True)
     status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MissionTemplate(Base):
+    """A mission text validated once by admins or coordinators, for standard missions published in bulk."""
+
+    __tablename__ = "mission_templates"
+    __table_args__ = (CheckConstraint(f"status IN {TEMPLATE_STATUSES}", name="status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    title: Mapped[str] = mapped_column(String(150))
+    description: Mapped[str] = mapped_column(Text)
+    domain: Mapped[str] = mapped_column(String(40))
+    activities: Mapped[list[str]] = mapped_column(ARRAY(String(80)))
+    open_to_minors: Mapped[bool] = mapped_column(Boolean)
+    prerequisites: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="draft", index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MissionModeration(Base):
+    """A referent's decision on a mission awaiting validation; the last 12 months of them make an organisation
+    trusted (its missions then publish at once)."""
+
+    __tablename__ = "mission_moderations"
+    __table_args__ = (
+        CheckConstraint(f"decision IN {DECISIONS}", name="decision"),
+        Index("ix_mission_moderations_organisation", "organisation_id", "decided_at"),  # the trust question
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    mission_id: Mapped[int | None] = mapped_column(ForeignKey("missions.id", ondelete="SET NULL"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class MissionAddress(Base):

@@ -36,6 +36,8 @@ class Organisation(Base):
     status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When its managers were last e-mailed about new applications: the next e-mail tells what came after it.
+    applications_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OrganisationManager(Base):
@@ -47,3 +49,21 @@ class OrganisationManager(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+
+class ManagerInvitation(Base):
+    """An invitation to manage an organisation, sent by e-mail: by a manager to a co-manager, or to the person who
+    registered the organisation without an account (then `invited_by` is NULL). Only the SHA-256 of its secret is
+    kept; it is used once (`accepted_at`) and lapses at `expires_at`."""
+
+    __tablename__ = "manager_invitations"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    email_normalized: Mapped[str] = mapped_column(String(254))
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -114,7 +114,7 @@ async def _load(session: AsyncSession, organisation_id: int, *, lock: bool = Fal
 
 
 def may_moderate(roles: Roles, department_code: str) -> bool:
-    return roles.admin or roles.coordinates(department_code)
+    return roles.moderates(department_code)
 
 
 async def register(
@@ -202,8 +202,8 @@ async def moderate(
 async def moderation_queue(session: AsyncSession, roles: Roles) -> dict[str, list[OrganisationRead]]:
     """The organisations a moderator decides on, by status: awaiting first, then the live and suspended ones."""
     query = _query().where(Organisation.status.in_(("awaiting_validation", "validated", "suspended")))
-    if not (roles.admin or roles.national_coordinator):
-        query = query.where(Commune.department_code.in_(roles.departments))
+    if not (roles.admin or roles.national_referent):
+        query = query.where(Commune.department_code.in_(roles.referent_departments))
     rows = (await session.execute(query.order_by(Organisation.status_changed_at, Organisation.id)))
     queue: dict[str, list[OrganisationRead]] = {"awaiting_validation": [], "validated": [], "suspended": []}
     for organisation, commune in rows:
