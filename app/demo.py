@@ -1,8 +1,10 @@
 """Demo data for a local run (`python -m app.demo`, called by ./ops/run): a few volunteers across France,
 validated organisations with missions, and two emergencies — Covid-19 (March 2020) and Ukraine (March 2022) —
-with priority missions across several departments. Two accounts to sign in with (links land in .local/mail/):
-coordination@demo.renfort.example (national coordinator) and gestion@demo.renfort.example (manages the
-organisations).
+with priority missions across several departments, a validated mission template, and an organisation and a mission
+waiting for moderation. Accounts to sign in with (links land in .local/mail/): coordination@demo.renfort.example
+(national coordinator), referent@demo.renfort.example (referent of the Auvergne-Rhône-Alpes region),
+admin@demo.renfort.example (administrator: appoints the others at /administration/roles) and
+gestion@demo.renfort.example (manages the organisations).
 
 Idempotent (keyed by e-mail, name, slug and title); never run in production. Volunteers are written through the
 same `save_signups` the workers use.
@@ -13,14 +15,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import CoordinatorScope, User
+from app.accounts.models import CoordinatorScope, ReferentScope, User
 from app.db.base import make_engine, unit_of_work
 from app.geo.models import Commune
-from app.missions.models import Mission, MissionAddress
+from app.missions.models import Mission, MissionAddress, MissionTemplate
 from app.organisations.models import Organisation, OrganisationManager
 from app.settings import get_settings
 from app.volunteers.schemas import QueuedSignup
@@ -65,6 +67,9 @@ def demo_signups(now: datetime) -> list[QueuedSignup]:
 
 COORDINATOR = "coordination@demo.renfort.example"
 MANAGER = "gestion@demo.renfort.example"
+REFERENT = "referent@demo.renfort.example"
+ADMIN = "admin@demo.renfort.example"
+REFERENT_REGION = "84"  # Auvergne-Rhône-Alpes
 
 # (name, commune INSEE code, address, description)
 ORGANISATIONS = [
@@ -75,6 +80,13 @@ ORGANISATIONS = [
     ("Accueil Ukraine Strasbourg", "67482", "5 place de la Gare", "Accueil des personnes réfugiées d'Ukraine."),
     ("Gironde Solidaire", "33063", "10 cours de l'Intendance", "Hébergement et accompagnement des familles."),
 ]
+# Registered, waiting for the referent: (name, commune INSEE code, address, description)
+AWAITING_ORGANISATION = ("Épicerie solidaire de Villeurbanne", "69266", "12 rue Francis de Pressensé",
+                         "Épicerie à petits prix pour les familles de Villeurbanne, tenue par des bénévoles.")
+TEMPLATE = ("Collecte nationale de la banque alimentaire",
+            "Accueillir les clients à l'entrée d'un magasin, leur présenter la collecte et trier les denrées "
+            "données. Une formation de 15 minutes est assurée sur place par l'équipe.",
+            "solidarite-insertion", ["accueil", "tri"])
 
 EMERGENCIES = [
     ("covid-19", "Covid-19 — mars 2020", [],
@@ -108,6 +120,8 @@ MISSIONS = [
      False),
     ("Solidarité Marseille", "Maraude du soir", "solidarite-insertion", 6, False, None, False),
 ]
+# Published by its manager, waiting for the referent's validation
+AWAITING_MISSION = ("Entraide du Rhône", "Soutien scolaire du mercredi", "education-pour-tous", 5)
 
 
 async def _user(session: AsyncSession, email: str) -> int:
@@ -123,15 +137,25 @@ async def load_organisations(session: AsyncSession) -> int:
     coordinator_id, manager_id = await _user(session, COORDINATOR), await _user(session, MANAGER)
     if await session.scalar(select(CoordinatorScope.id).where(CoordinatorScope.user_id == coordinator_id)) is None:
         session.add(CoordinatorScope(user_id=coordinator_id, department_code=None))
+    referent_id, admin_id = await _user(session, REFERENT), await _user(session, ADMIN)
+    await session.execute(insert(ReferentScope).values(user_id=referent_id, region_code=REFERENT_REGION)
+                          .on_conflict_do_nothing())
+    await session.execute(update(User).where(User.id == admin_id).values(is_admin=True))
+    title, description, domain, activities = TEMPLATE
+    if await session.scalar(select(MissionTemplate.id).where(MissionTemplate.title == title)) is None:
+        session.add(MissionTemplate(title=title, description=description, domain=domain, activities=activities,
+                                    open_to_minors=True, status="validated", created_by=coordinator_id))
     ids: dict[str, int] = {}
-    for name, commune_code, address, description in ORGANISATIONS:
+    for (name, commune_code, address, description), status in [
+        *((organisation, "validated") for organisation in ORGANISATIONS), (AWAITING_ORGANISATION, "awaiting_validation")
+    ]:
         commune = await session.get(Commune, commune_code)
         assert commune is not None, commune_code
         existing = await session.scalar(select(Organisation.id).where(Organisation.name == name))
         if existing is None:
             organisation = Organisation(name=name, type="association", rna=f"W{commune_code[:2]}1234567",
                                         address_line=address, postal_code=commune.postal_codes[0],
-                                        commune_code=commune_code, description=description, status="validated")
+                                        commune_code=commune_code, description=description, status=status)
             session.add(organisation)
             await session.flush()
             session.add(OrganisationManager(organisation_id=organisation.id, user_id=manager_id))
@@ -145,7 +169,11 @@ async def load_organisations(session: AsyncSession) -> int:
         ).on_conflict_do_nothing(index_elements=[Emergency.slug]))
     created = 0
     organisation_communes = {name: commune_code for name, commune_code, _, _ in ORGANISATIONS}
-    for owner, title, domain, places, priority, emergency, remote in MISSIONS:
+    awaiting_owner, awaiting_title, awaiting_domain, awaiting_places = AWAITING_MISSION
+    for (owner, title, domain, places, priority, emergency, remote), status in [
+        *((mission, "published") for mission in MISSIONS),
+        ((awaiting_owner, awaiting_title, awaiting_domain, awaiting_places, False, None, False), "awaiting_validation"),
+    ]:
         organisation_id = ids[owner]
         if await session.scalar(select(Mission.id).where(Mission.organisation_id == organisation_id,
                                                          Mission.title == title)) is not None:
@@ -154,7 +182,7 @@ async def load_organisations(session: AsyncSession) -> int:
                           priority=priority, emergency_slug=emergency, remote=remote, open_to_minors=False,
                           description=f"{title}. Mission proposée par {owner} ; formation sur place.",
                           activities=[], start_date=date.today(), end_date=date.today() + timedelta(days=60),
-                          status="published")
+                          status=status)
         session.add(mission)
         await session.flush()
         commune = await session.get(Commune, organisation_communes[owner])

@@ -128,7 +128,7 @@ def organisation_not_found(request: Request[Any, Any, Any], _: OrganisationNotFo
 
 
 def moderation_forbidden(request: Request[Any, Any, Any], _: ModerationForbidden) -> Response[Any]:
-    message = "Cette structure relève de la coordination d'un autre département : vous ne pouvez pas la modérer."
+    message = "Cette structure relève des référent·es d'un autre département : vous ne pouvez pas la modérer."
     return _respond(request, 403, message, action=("/moderation/organisations", "Revenir à la modération"))
 
 

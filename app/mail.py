@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
@@ -14,6 +15,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "emails"
 _environment = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False)  # noqa: S701 (plain text)
+
+
+# Python folds a long header made of encoded words and drops the space between two of them ("Restos du" read back
+# as "Restosdu"): a subject, one line of at most a few hundred characters, stays whole within RFC 5322's 998.
+UNFOLDED = policy.default.clone(max_line_length=998)
 
 
 class MailServerUnavailable(Exception):
@@ -32,15 +38,19 @@ def sender_address(mail_from: str) -> Address:
     return Address(display_name=name, addr_spec=address)
 
 
-def build(sender: str, recipient: str, subject: str, body: str) -> EmailMessage:
+def build(sender: str, recipient: str, subject: str, body: str, *, reply_to: str | None = None) -> EmailMessage:
     """Headers go through the `email` package: a CR or LF in a value raises ValueError instead of starting a header,
-    and an address must be one whole address (`a@b.fr, c@d.fr` is refused)."""
+    and an address must be one whole address (`a@b.fr, c@d.fr` is refused). `reply_to`: where an answer goes (a
+    manager writing to applicants), when not to the platform's sender."""
     message = EmailMessage()
     message["From"] = sender_address(sender)
     message["To"] = Address(addr_spec=recipient)
+    if reply_to:
+        message["Reply-To"] = Address(addr_spec=reply_to)
     message["Subject"] = " ".join(subject.split())  # one line, whatever a mission title held
     message["Message-ID"] = make_msgid(domain="renfort.local")
-    message.set_content(body)
+    message.set_content(body)  # encoded under the default policy: quoted-printable lines of 76 characters
+    message.policy = UNFOLDED  # then serialised without folding the headers
     return message
 
 

@@ -24,8 +24,12 @@ from app.deps import provide_db, provide_web
 from app.errors import EXCEPTION_HANDLERS
 from app.health.controllers import HealthController
 from app.missions.controllers import MissionApi, MissionPages, OrganisationMissionPages
+from app.missions.moderation_pages import MissionModerationPages, MissionTemplatePages
 from app.observability import configure_logging, init_sentry
 from app.organisations.controllers import ModerationPages, OrganisationPages
+from app.organisations.manager_pages import ManagerPages, MyOrganisationsPages
+from app.organisations.onboarding_pages import InvitationPages, OrganisationSignupPages
+from app.roles.controllers import RoleAdministrationPages
 from app.settings import Settings, get_settings
 from app.state import build_state
 from app.volunteers.confirmation_pages import EmailConfirmationPages
@@ -73,8 +77,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             EmergencyPublicPages, EmergencyCoordinationPages, VolunteerApi, SignupPages, SignInPages, AccountPages,
-            OrganisationPages, ModerationPages, CoordinationDashboard,
-            MissionApi, MissionPages, OrganisationMissionPages, ApplyPages, VolunteerApplicationPages, ExportPages,
+            OrganisationPages, ModerationPages, OrganisationSignupPages, InvitationPages, ManagerPages,
+            MyOrganisationsPages, CoordinationDashboard, RoleAdministrationPages,
+            MissionApi, MissionPages, OrganisationMissionPages, MissionModerationPages, MissionTemplatePages,
+            ApplyPages, VolunteerApplicationPages, ExportPages,
             HealthController, ConsoleController, DispatchPages, ProposalPages, EmailConfirmationPages, *static
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},

@@ -54,9 +54,11 @@ def _mail_job(connection: Redis, delay: int, function: str, pipeline: Pipeline |
     return queue.enqueue(function, pipeline=pipeline, **options)
 
 
-def send_application_mails(connection: Redis, items: MailItems, *, delay: int = 0) -> Job:
+def send_application_mails(connection: Redis, items: MailItems, *, delay: int = 0,
+                           sender_user_id: int | None = None) -> Job:
     """`items` are (mission id, volunteer id, e-mail kind, idempotency key[, a manager's message]). A message is kept
-    in Redis under its key, in the same transaction as the job, so the payload holds ids and keys only."""
+    in Redis under its key, in the same transaction as the job, so the payload holds ids and keys only.
+    `sender_user_id`: the manager who wrote the message, whom answers reach (their address is read when it leaves)."""
     with connection.pipeline() as pipeline:
         job = _mail_job(
             connection,
@@ -64,6 +66,7 @@ def send_application_mails(connection: Redis, items: MailItems, *, delay: int = 
             "queues.mail.send_application_mails",
             pipeline=pipeline,
             items=[[item[0], item[1], item[2], item[3]] for item in items],
+            **({} if sender_user_id is None else {"sender_user_id": sender_user_id}),
             job_timeout=600,
             result_ttl=3600,
             failure_ttl=7 * DAY,
@@ -202,3 +205,149 @@ def connect(redis_url: str) -> Redis:
 
 def queued_jobs(connection: Redis) -> int:
     return job_queue(connection).count
+
+
+def close_mission_applications(connection: Redis, mission_id: int) -> Job:
+    # Re-runnable: an application already closed is left alone and e-mailed once (keyed by application).
+    return job_queue(connection).enqueue(
+        "queues.mission_closing.close_mission_applications",
+        mission_id=mission_id,
+        job_timeout=600,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=5, interval=[10, 30, 120, 300, 900]),
+        description="close the open applications of a cancelled or finished mission",
+    )
+
+
+def send_invitation_mail(connection: Redis, invitation_id: int, *, delay: int = 0) -> Job:
+    """The invitation's token waits in Redis (app/organisations/invitations.py): the payload holds its id only."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.organisation_mail.send_invitation_mail",
+        invitation_id=invitation_id,
+        job_timeout=60,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="send an invitation to manage an organisation",
+    )
+
+
+def send_organisation_status_mails(connection: Redis, organisation_id: int, action: str, changed: int,
+                                   user_ids: list[int] | None = None, *, delay: int = 0) -> Job:
+    """A moderation decision, named by the organisation and the moment (µs) its status changed; `user_ids` narrows
+    a deferred run to the managers still owed the e-mail (None: every manager)."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.organisation_mail.send_organisation_status_mails",
+        organisation_id=organisation_id,
+        action=action,
+        changed=changed,
+        user_ids=user_ids,
+        job_timeout=300,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="tell an organisation's managers of a moderation decision",
+    )
+
+
+def purge_unclaimed_organisations(connection: Redis) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.organisations.purge_unclaimed_organisations",
+        job_timeout=600,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=2, interval=[60, 300]),
+        description="delete the organisations registered without an account and never claimed",
+    )
+
+
+def send_mission_status_mails(connection: Redis, mission_id: int, action: str, changed: int,
+                              user_ids: list[int] | None = None, *, delay: int = 0) -> Job:
+    """A referent's decision on a mission, named by the mission and the moment (µs) its status changed; `user_ids`
+    narrows a deferred run to the managers still owed the e-mail (None: every manager)."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.mission_mail.send_mission_status_mails",
+        mission_id=mission_id,
+        action=action,
+        changed=changed,
+        user_ids=user_ids,
+        job_timeout=300,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="tell a mission's managers of a moderation decision",
+    )
+
+
+def notify_new_applications(connection: Redis, organisation_id: int, *, at: Any = None) -> Job:
+    """Tells an organisation's managers of their new applications now, or schedules the window's digest; `at` (a
+    datetime): that digest's run, through RQ's scheduler."""
+    options: dict[str, Any] = {
+        "organisation_id": organisation_id,
+        "job_timeout": 120,
+        "result_ttl": 600,
+        "failure_ttl": 7 * DAY,
+        # Re-runnable: what it told is marked, so a retry tells nothing twice.
+        "retry": Retry(max=3, interval=[10, 60, 300]),
+        "description": "tell an organisation's managers of their new applications",
+    }
+    function = "queues.manager_notifications.notify_new_applications"
+    if at is not None:
+        return job_queue(connection).enqueue_at(at, function, **options)
+    return job_queue(connection).enqueue(function, **options)
+
+
+def send_manager_mails(connection: Redis, kind: str, organisation_id: int, at: int, user_ids: list[int], *,
+                       delay: int = 0) -> Job:
+    """`kind`: "announced" (new applications) or "reminded"; `at`: the mark (µs) on the applications it tells of;
+    `user_ids`: the managers it goes to. Ids only."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.manager_notifications.send_manager_mails",
+        kind=kind,
+        organisation_id=organisation_id,
+        at=at,
+        user_ids=list(user_ids),
+        job_timeout=300,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description=f"tell an organisation's managers of applications ({kind})",
+    )
+
+
+def remind_pending_applications(connection: Redis) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.manager_notifications.remind_pending_applications",
+        job_timeout=600,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=2, interval=[60, 300]),
+        description="remind organisations of the pending applications they left unanswered",
+    )
+
+
+def send_referent_digests(connection: Redis, *, day: str | None = None, user_ids: list[int] | None = None,
+                          delay: int = 0) -> Job:
+    """The referents' daily digest; `day` (ISO, Paris) and `user_ids` narrow a deferred run to those still owed
+    that day's e-mail (None: today's, everyone)."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.referent_digest.send_referent_digests",
+        day=day,
+        user_ids=user_ids,
+        job_timeout=600,
+        result_ttl=3600,
+        failure_ttl=DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="send the referents what awaits their moderation",
+    )

@@ -12,14 +12,16 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from sqlalchemy import ARRAY, BigInteger, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import tokens
+from app.accounts.models import User
 from app.accounts.service import forget_request, prepare_signin_mail
 from app.applications.models import Application
 from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
 from app.missions.models import Mission
-from app.organisations.models import Organisation
+from app.organisations.models import Organisation, OrganisationManager
 from app.settings import Settings
 from app.sms import SmsSender, sender_for
 from app.volunteers import confirmation
@@ -73,7 +75,7 @@ async def _send_volunteer_mails(context: JobContext, kind: str, recipients: list
         enqueue.send_volunteer_mails(context.rq_connection, kind, pairs, delay=delay)
 
     batch = await post(settings, context.redis, letters, again)
-    log.info("%s e-mails: %s, %d gone or moot", kind, _summary(batch.summary()), len(recipients) - len(letters))
+    log.info("%s e-mails: %s, %d gone or moot", kind, summary(batch.summary()), len(recipients) - len(letters))
     return batch.summary()
 
 
@@ -114,17 +116,20 @@ async def _send_signin_mail(context: JobContext, key: str) -> dict[str, int]:
     batch = await post(settings, redis, [letter], again)
     if not batch.later:
         await forget_request(redis, key)
-    log.info("sign-in e-mail (%s): %s", mail.kind, _summary(batch.summary()))
+    log.info("sign-in e-mail (%s): %s", mail.kind, summary(batch.summary()))
     return batch.summary()
 
 
-def send_application_mails(items: list[list]) -> dict[str, int]:
+def send_application_mails(items: list[list], sender_user_id: int | None = None) -> dict[str, int]:
     """`items`: (mission id, volunteer id, kind, key); a manager's message is read from Redis by its key (a fifth
-    element, the body itself, is still accepted from jobs queued before)."""
-    return run_job(lambda context: _send_application_mails(context, items))
+    element, the body itself, is still accepted from jobs queued before). `sender_user_id`: the manager who wrote
+    it, whom the volunteers' answers go to (Reply-To) while they manage the mission's organisation."""
+    return run_job(lambda context: _send_application_mails(
+        context, items, None if sender_user_id is None else int(sender_user_id)))
 
 
-async def _send_application_mails(context: JobContext, items: list[list]) -> dict[str, int]:
+async def _send_application_mails(context: JobContext, items: list[list], sender_user_id: int | None = None
+                                  ) -> dict[str, int]:
     settings, redis = context.settings, context.redis
     mission_ids = {int(item[0]) for item in items}
     volunteer_ids = list({int(item[1]) for item in items})
@@ -144,6 +149,7 @@ async def _send_application_mails(context: JobContext, items: list[list]) -> dic
             .where(Application.mission_id.in_(mission_ids),
                    Application.volunteer_id == func.any(bindparam("vids", volunteer_ids, type_=ARRAY(BigInteger))))
         )}
+        reply_to = await _reply_to(session, sender_user_id, mission_ids)
     bodies = await _message_bodies(redis, items)
     skipped, letters = 0, []
     sms = sender_for(settings)
@@ -179,22 +185,35 @@ async def _send_application_mails(context: JobContext, items: list[list]) -> dic
         letters.append(Letter(key, kind, volunteer.email_normalized, {
             "first_name": volunteer.first_name, "mission_title": mission.title,
             "organisation_name": mission.organisation_name, "reason": application.reason if application else None,
-            "body": body, "base_url": settings.base_url, **proposal,
-        }, item=(mission_id, volunteer_id, kind, key), ids=ids, lapses_at=lapses_at))
+            "body": body, "base_url": settings.base_url, "answered_by_manager": mission_id in reply_to, **proposal,
+        }, item=(mission_id, volunteer_id, kind, key), ids=ids, lapses_at=lapses_at,
+            reply_to=reply_to.get(mission_id) if kind == "application_message" else None))
         if proposal and volunteer.phone:
             await send_sms(redis, sms, key, volunteer_id, volunteer.phone,
                            f"Renfort : une mission vous est proposée ({mission.title[:60]}). Confirmez ici : "
                            f"{proposal['confirm_url']}")
 
     def again(group: list[Letter], delay: int) -> None:
-        enqueue.send_application_mails(context.rq_connection, [
-            (int(letter.item[0]), int(letter.item[1]), letter.kind, letter.key) for letter in group
-        ], delay=delay)
+        later = [(int(letter.item[0]), int(letter.item[1]), letter.kind, letter.key) for letter in group]
+        enqueue.send_application_mails(context.rq_connection, later, sender_user_id=sender_user_id, delay=delay)
 
     batch = await post(settings, redis, letters, again)
-    log.info("application e-mails: %s, %d skipped (preferences, unconfirmed or moot)", _summary(batch.summary()),
+    log.info("application e-mails: %s, %d skipped (preferences, unconfirmed or moot)", summary(batch.summary()),
              skipped)
     return batch.summary()
+
+
+async def _reply_to(session: AsyncSession, sender_user_id: int | None, mission_ids: set[int]) -> dict[int, str]:
+    """Mission → the sender's address, for the missions whose organisation the sender still manages."""
+    if sender_user_id is None:
+        return {}
+    rows = await session.execute(
+        select(Mission.id, User.email_normalized)
+        .join(OrganisationManager, OrganisationManager.organisation_id == Mission.organisation_id)
+        .join(User, User.id == OrganisationManager.user_id)
+        .where(User.id == sender_user_id, Mission.id.in_(mission_ids))
+    )
+    return {mission_id: email for mission_id, email in rows}
 
 
 async def _message_bodies(redis: Redis, items: list[list]) -> dict[str, str]:
@@ -212,7 +231,8 @@ async def _message_bodies(redis: Redis, items: list[list]) -> dict[str, str]:
     return bodies
 
 
-def _summary(counts: dict[str, int]) -> str:
+def summary(counts: dict[str, int]) -> str:
+    """A batch's outcomes for a log line."""
     return ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count) or "nothing to send"
 
 

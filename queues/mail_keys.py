@@ -44,3 +44,25 @@ def budget_key(family: str, recipient_digest: str) -> str:
     """A recipient's count for one family of e-mails; by the address's digest, since sign-in e-mails go to people
     who may have no row yet."""
     return f"{PREFIX}budget:{family}:{recipient_digest}"
+
+
+NOTICES = "renfort:notices:"
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeKeys:
+    """The keys that keep one organisation's new-applications e-mails to one job at a time and one digest per
+    window (queues/manager_notifications.py)."""
+
+    organisation_id: int
+
+    @property
+    def requested(self) -> str:
+        """Set while a notification job is queued and not started: drains committing meanwhile ask for nothing
+        more, since that job will read what they wrote."""
+        return f"{NOTICES}o{self.organisation_id}:requested"
+
+    def digest(self, due: int) -> str:
+        """Set once the digest due at `due` (epoch seconds) is scheduled: one per window, however many jobs ask."""
+        return f"{NOTICES}o{self.organisation_id}:digest:{due}"
+

@@ -40,8 +40,22 @@ FAMILIES = {
     "application_accepted": "application",
     "application_declined": "application",
     "application_message": "application",
+    "application_mission_cancelled": "application",
+    "application_mission_finished": "application",
     "dispatch_proposal": "dispatch",
     "dispatch_cancelled": "dispatch",
+    # To managers and referents: their own counters, so a person both volunteer and manager is never held back
+    # in one role by the other's e-mails.
+    "manager_new_application": "organisation",
+    "manager_applications_digest": "organisation",
+    "manager_reminder": "organisation",
+    "organisation_status": "organisation",
+    "mission_validated": "organisation",
+    "mission_refused": "organisation",
+    "mission_suspended": "organisation",
+    "mission_reinstated": "organisation",
+    "organisation_invitation": "account",
+    "referent_digest": "moderation",
 }
 # Refusals before an e-mail is given up: a few 5xx (the address does not exist), more when temporary (4xx).
 MAX_PERMANENT_REFUSALS = 3
@@ -73,6 +87,7 @@ class Letter:
     item: tuple[int | str, ...]
     ids: str = ""  # for log lines: ids only, never an address or a name
     lapses_at: float | None = None  # epoch seconds past which the e-mail must not leave
+    reply_to: str | None = None  # an address read from PostgreSQL by the job (a manager's), never from a payload
 
     @property
     def family(self) -> str:
@@ -94,6 +109,9 @@ def family_budget(settings: Settings, family: str) -> int:
         "account": settings.mail_budget_account,
         "application": settings.mail_budget_application,
         "dispatch": settings.mail_budget_dispatch,
+        # Managers' and referents' e-mails share the numbers of the nearest family, with counters of their own.
+        "organisation": settings.mail_budget_application,
+        "moderation": settings.mail_budget_account,
     }[family]
 
 
@@ -131,7 +149,7 @@ class Outbox:
             return Outcome.DUPLICATE, 0  # sent by the worker that held the claim just before us
         try:
             subject, body = render(letter.kind, **letter.context)
-            message = build(self.settings.mail_from, letter.recipient, subject, body)
+            message = build(self.settings.mail_from, letter.recipient, subject, body, reply_to=letter.reply_to)
         except (ValueError, TemplateError):  # a bad value or template fails this e-mail, not the batch
             log.warning("a %s e-mail could not be built and is given up (%s)", letter.kind, letter.ids)
             return await self._drop(letter, Outcome.GIVEN_UP), 0

@@ -10,6 +10,7 @@ import argparse
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from redis import Redis
@@ -22,17 +23,24 @@ from app.observability import configure_logging, init_sentry
 from app.settings import get_settings
 from queues import applications, enqueue, signups
 from queues.connection import job_queue, sync_redis
+from queues.mail import PARIS
 
 log = logging.getLogger("renfort.worker")
 FINISH_MISSIONS_LOCK = "renfort:missions:finish-lock"
 EXPIRE_PROPOSALS_LOCK = "renfort:dispatch:expire-lock"
 PURGE_UNCONFIRMED_LOCK = "renfort:volunteers:purge-lock"
+PURGE_ORGANISATIONS_LOCK = "renfort:organisations:purge-lock"
+# The daily e-mails (reminders to organisations, the referents' digest) leave from this hour on, Paris time.
+DAILY_HOUR = 8
 NEARLY_FULL = 0.95
 REDIS_SETBACKS = (BusyLoadingError, OutOfMemoryError, RedisConnectionError)
 
 
 class RenfortWorker(Worker):
     stop_asked = False  # SIGTERM/SIGINT seen: RQ's loop returning then is the end, not a setback
+    # The long-running workers schedule the daily e-mails; a burst (tests, a one-off catch-up) sends none as a
+    # side effect.
+    schedules_daily_mail = True
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.stop_asked = True
@@ -49,6 +57,10 @@ class RenfortWorker(Worker):
         schedule_mission_ends(self.connection)
         schedule_proposal_expiry(self.connection)
         schedule_unconfirmed_purge(self.connection)
+        schedule_unclaimed_organisations_purge(self.connection)
+        if self.schedules_daily_mail:
+            schedule_application_reminders(self.connection)
+            schedule_referent_digests(self.connection)
 
 
 def nearly_full(connection: Redis, threshold: float) -> bool:
@@ -99,6 +111,35 @@ def schedule_unconfirmed_purge(connection: Redis) -> bool:
                           "the purge of unconfirmed sign-ups")
 
 
+def schedule_unclaimed_organisations_purge(connection: Redis) -> bool:
+    return _schedule_once(connection, PURGE_ORGANISATIONS_LOCK, 3600, enqueue.purge_unclaimed_organisations,
+                          "the purge of unclaimed organisations")
+
+
+def daily_lock(name: str, day: str) -> str:
+    """Held for two days once the daily job `name` was scheduled for `day` (ISO date, Paris)."""
+    return f"renfort:notices:daily:{name}:{day}"
+
+
+def _schedule_daily(connection: Redis, name: str, enqueue_job: Callable[[Redis], object], what: str,
+                    now: float | None) -> bool:
+    """Once a Paris day, at the first tick past DAILY_HOUR, however many workers tick."""
+    local = datetime.fromtimestamp(time.time() if now is None else now, PARIS)
+    if local.hour < DAILY_HOUR:
+        return False
+    return _schedule_once(connection, daily_lock(name, local.date().isoformat()), 2 * 86_400, enqueue_job, what)
+
+
+def schedule_application_reminders(connection: Redis, now: float | None = None) -> bool:
+    return _schedule_daily(connection, "reminders", enqueue.remind_pending_applications, now=now,
+                           what="the reminders of pending applications")
+
+
+def schedule_referent_digests(connection: Redis, now: float | None = None) -> bool:
+    return _schedule_daily(connection, "referent-digest", enqueue.send_referent_digests, now=now,
+                           what="the referents' digest")
+
+
 def main(burst: bool = False) -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -117,6 +158,7 @@ def main(burst: bool = False) -> None:
                 worker_ttl=30,
                 maintenance_interval=10,
             )
+            worker.schedules_daily_mail = not burst
             worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level)
             # RQ also returns when its loop gave up on an error (after logging it): only a requested stop ends here.
             if burst or worker.stop_asked:

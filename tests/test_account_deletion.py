@@ -80,7 +80,7 @@ async def test_deleting_removes_the_rows_frees_the_place_and_ends_every_session(
                 AsyncTestClient(app=create_app(settings)) as leaving_phone,
                 AsyncTestClient(app=create_app(settings)) as waiting):
         organisation_id = await validated_organisation(client, moderator, redis, db, "gestion@example.org")
-        mission_id = await online_mission(client, organisation_id, places="1")
+        mission_id = await online_mission(client, moderator, organisation_id, places="1")
         leaving_id, waiting_id = await add_volunteer(db, EMAIL), await add_volunteer(db, "zoe@example.org")
         await sign_in(leaving, redis, db, EMAIL)
         await sign_in(leaving_phone, redis, db, EMAIL)  # the same person on another device
@@ -226,14 +226,33 @@ async def test_an_organisation_manager_can_delete_and_only_loses_the_role(
 ) -> None:
     await sign_in(client, redis, db, "gestion@example.org", departments=("69",))
     organisation_id, _ = await register(client)
+    # The only manager is held back (tests/test_onboarding_managers.py); with a co-manager, the deletion goes ahead.
+    assert (await post_form(client, DELETE, {}, "/mon-espace")).status_code == 409
+    colleague = await db.fetchval("INSERT INTO users (email, email_normalized) VALUES ($1, $1) RETURNING id",
+                                  "collegue@example.org")
+    await db.execute("INSERT INTO organisation_managers (organisation_id, user_id) VALUES ($1, $2)", organisation_id,
+                     colleague)
     page = await client.get(DELETE)
     assert "Vous gérez une ou plusieurs structures" in page.text and "votre profil de bénévole" not in page.text
 
     assert (await delete_account(client)).status_code == 200
-    assert await db.fetchval("SELECT count(*) FROM users") == 0
-    assert await db.fetchval("SELECT count(*) FROM organisation_managers") == 0
+    assert await db.fetchval("SELECT email FROM users") == "collegue@example.org"
+    assert await db.fetchval("SELECT user_id FROM organisation_managers") == colleague
     assert await db.fetchval("SELECT count(*) FROM coordinator_scopes") == 0
     assert await db.fetchval("SELECT count(*) FROM organisations WHERE id = $1", organisation_id) == 1
+
+
+async def test_the_only_administrator_cannot_delete_their_account_until_another_is_named(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
+) -> None:
+    await sign_in(client, redis, db, "admin@example.org", admin=True)
+    refused = await post_form(client, DELETE, {}, "/mon-espace")
+    assert refused.status_code == 409 and "seule personne à administrer la plateforme" in refused.text
+    assert await db.fetchval("SELECT count(*) FROM users WHERE is_admin") == 1
+    await db.execute("INSERT INTO users (email, email_normalized, is_admin) VALUES ($1, $1, true)",
+                     "admin2@example.org")
+    assert (await delete_account(client)).status_code == 200
+    assert await db.fetchval("SELECT email FROM users WHERE is_admin") == "admin2@example.org"
 
 
 async def test_a_place_taken_moments_before_deleting_is_given_back_too(
@@ -244,7 +263,7 @@ async def test_a_place_taken_moments_before_deleting_is_given_back_too(
                 AsyncTestClient(app=create_app(settings)) as leaving,
                 AsyncTestClient(app=create_app(settings)) as waiting):
         organisation_id = await validated_organisation(client, moderator, redis, db, "gestion@example.org")
-        mission_id = await online_mission(client, organisation_id, places="1")
+        mission_id = await online_mission(client, moderator, organisation_id, places="1")
         await add_volunteer(db, EMAIL)
         waiting_id = await add_volunteer(db, "zoe@example.org")
         await sign_in(leaving, redis, db, EMAIL)

@@ -60,17 +60,18 @@ async def statuses(db: asyncpg.Connection, mission_id: int) -> dict[int, str]:
 
 @pytest.fixture
 async def mission_of(client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, settings: Any) -> Any:
-    """A factory of online missions of a validated organisation managed by `client`'s signed-in person."""
+    """A factory of online missions of a validated organisation managed by `client`'s signed-in person (an admin
+    validates each one)."""
     from app.main import create_app
 
     async with AsyncTestClient(app=create_app(settings)) as moderator:
         organisation_id = await validated_organisation(client, moderator, redis, db, "gestion@example.org")
 
-    async def make(**overrides: Any) -> int:
-        return await online_mission(client, organisation_id, **overrides)
+        async def make(**overrides: Any) -> int:
+            return await online_mission(client, moderator, organisation_id, **overrides)
 
-    make.organisation_id = organisation_id  # type: ignore[attr-defined]
-    return make
+        make.organisation_id = organisation_id  # type: ignore[attr-defined]
+        yield make
 
 
 @pytest.fixture

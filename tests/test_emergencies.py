@@ -154,7 +154,7 @@ async def test_an_unknown_or_malformed_emergency_is_a_french_404(public: AsyncTe
         assert response.status_code == 404 and "n'existe pas" in response.text.replace("&#39;", "'")
 
 
-async def test_the_demo_data_holds_the_covid_and_ukraine_emergencies_across_departments(
+async def test_the_demo_data_holds_the_covid_and_ukraine_emergencies_and_someone_for_every_role(
     db: asyncpg.Connection, public: AsyncTestClient
 ) -> None:
     import subprocess
@@ -173,6 +173,12 @@ async def test_the_demo_data_holds_the_covid_and_ukraine_emergencies_across_depa
         page = await public.get(f"/urgence/{slug}")
         assert page.status_code == 200 and title in page.text
     assert await db.fetchval("SELECT count(*) FROM emergencies") == 2
+    # Every role has someone to sign in as, and the moderation queues something to decide.
+    assert await db.fetchval("SELECT count(*) FROM users WHERE is_admin") == 1
+    assert await db.fetchval("SELECT region_code FROM referent_scopes") == "84"
+    assert await db.fetchval("SELECT count(*) FROM mission_templates WHERE status = 'validated'") == 1
+    assert await db.fetchval("SELECT count(*) FROM organisations WHERE status = 'awaiting_validation'") == 1
+    assert await db.fetchval("SELECT count(*) FROM missions WHERE status = 'awaiting_validation'") == 1
 
 
 async def test_a_page_that_cannot_be_rebuilt_is_served_from_its_previous_copy(redis: Redis) -> None:

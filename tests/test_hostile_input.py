@@ -60,7 +60,7 @@ async def other(settings: Any) -> Any:
 async def mission_id(client: AsyncTestClient, other: AsyncTestClient, redis: Redis, db: asyncpg.Connection) -> int:
     """An online mission managed by `client`'s signed-in person (`other` is the moderator who validated it)."""
     organisation_id = await validated_organisation(client, other, redis, db, "gestion@example.org")
-    return await online_mission(client, organisation_id)
+    return await online_mission(client, other, organisation_id)
 
 
 # The rule itself -----------------------------------------------------------------------------------------------

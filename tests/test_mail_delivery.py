@@ -266,3 +266,14 @@ async def test_mail_goes_to_the_validated_address_and_headers_cannot_be_injected
         build("Renfort <ne-pas-repondre@renfort.example>", "a@example.org, b@example.org", "Objet", "Corps")
     folded = build("Renfort <ne-pas-repondre@renfort.example>", "a@example.org", "Digue\r\nBcc: b@example.org", "")
     assert folded["Subject"] == "Digue Bcc: b@example.org" and folded["Bcc"] is None
+
+
+def test_a_long_french_subject_reads_back_with_every_space() -> None:
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    subject = "Votre structure est suspendue — « Les Restos du Cœur du Rhône » : mission d'accueil des familles"
+    message = build("Renfort <ne-pas-repondre@renfort.example>", "a@example.org", subject, "Corps é\n" + "mot " * 400)
+    raw = message.as_bytes()
+    assert message_from_bytes(raw, policy=email_policy.default)["Subject"] == subject
+    assert max(len(line) for line in raw.splitlines()) <= 998

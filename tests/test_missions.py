@@ -71,10 +71,19 @@ async def validated_organisation(client: AsyncTestClient, moderator: AsyncTestCl
     return organisation_id
 
 
-async def online_mission(client: AsyncTestClient, organisation_id: int, **overrides: Any) -> int:
-    mission_id, _ = await create(client, organisation_id, **overrides)
-    assert (await act(client, mission_id, "soumettre")).status_code == 303
+async def moderate(client: AsyncTestClient, mission_id: int, decision: str, reason: str = "") -> Any:
+    data = {"reason": reason} if reason else {}
+    return await post_form(client, f"/moderation/missions/{mission_id}/{decision}", data)
+
+
+async def online_mission(client: AsyncTestClient, moderator: AsyncTestClient, organisation_id: int,
+                         **overrides: Any) -> int:
+    """The manager (`client`) publishes it; unless it went online at once (a trusted organisation), a referent or an
+    admin (`moderator`, signed in) validates it."""
+    mission_id, path = await create(client, organisation_id, **overrides)
     assert (await act(client, mission_id, "publier")).status_code == 303
+    if "statut « En attente de validation »" in (await client.get(path)).text:
+        assert (await moderate(moderator, mission_id, "valider")).status_code == 303
     return mission_id
 
 
@@ -135,8 +144,6 @@ async def test_managers_run_the_lifecycle_with_allowed_transitions_only(
     rows = await db.fetch("SELECT commune_code, latitude FROM mission_addresses WHERE mission_id = $1 ORDER BY id",
                           mission_id)
     assert [row["commune_code"] for row in rows] == ["69123", "69266"] and all(row["latitude"] for row in rows)
-    assert (await act(client, mission_id, "publier")).status_code == 409  # a draft is submitted first
-    assert (await act(client, mission_id, "soumettre")).status_code == 303
     refused = await act(client, mission_id, "publier")
     assert refused.status_code == 409 and "La structure doit être validée" in refused.text
     assert (await other.get(path)).status_code == 404
@@ -144,7 +151,10 @@ async def test_managers_run_the_lifecycle_with_allowed_transitions_only(
     await post_form(client, f"/organisations/{organisation_id}/soumettre", {})
     await sign_in(other, redis, db, "admin@example.org", admin=True)
     await decide(other, organisation_id, "valider")
-    assert (await act(client, mission_id, "publier")).status_code == 303
+    assert (await act(client, mission_id, "publier")).status_code == 303  # to the referents first
+    assert await db.fetchval("SELECT status FROM missions WHERE id = $1", mission_id) == "awaiting_validation"
+    assert (await act(client, mission_id, "publier")).status_code == 409
+    assert (await moderate(other, mission_id, "valider")).status_code == 303
     page = await other.get(path)
     assert page.status_code == 200 and "12 place(s) restante(s) sur 12" in page.text and "Aperçu" not in page.text
     assert (await other.get(f"/missions/{mission_id}-ancien-titre", follow_redirects=False)).status_code == 301
@@ -176,7 +186,7 @@ async def test_a_manager_cannot_touch_another_organisations_missions(
     assert (await other.get(f"/missions/{mission_id}/modifier")).status_code == 403
     edit = await post_form(other, f"/missions/{mission_id}/modifier", mission(title="Prise"), "/mon-espace")
     assert edit.status_code == 403
-    assert (await act(other, mission_id, "soumettre")).status_code == 403
+    assert (await act(other, mission_id, "publier")).status_code == 403
     assert (await other.get(path)).status_code == 404
     assert await db.fetchval("SELECT (title, status)::text FROM missions") == (
         '("Distribution alimentaire du samedi",draft)'
@@ -190,7 +200,7 @@ async def test_a_mission_in_lyon_is_found_from_villeurbanne_within_10_km_not_fro
     client: AsyncTestClient, other: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
     organisation_id = await validated_organisation(client, other, redis, db, "lyon@example.org")
-    mission_id = await online_mission(client, organisation_id)
+    mission_id = await online_mission(client, other, organisation_id)
     near = await found(other, postal_code="69100", radius_km="10")
     assert [item["id"] for item in near["items"]] == [mission_id]
     lyon = await db.fetchrow("SELECT latitude, longitude FROM communes WHERE code = '69123'")
@@ -221,14 +231,14 @@ async def test_a_mission_in_lyon_is_found_from_villeurbanne_within_10_km_not_fro
 
 
 async def test_only_online_missions_are_found(
-    client: AsyncTestClient, other: AsyncTestClient, redis: Redis, db: asyncpg.Connection
+    client: AsyncTestClient, other: AsyncTestClient, redis: Redis, db: asyncpg.Connection, settings: Settings
 ) -> None:
     organisation_id = await validated_organisation(client, other, redis, db, "lyon@example.org")
-    online = await online_mission(client, organisation_id)
+    online = await online_mission(client, other, organisation_id)
     draft, _ = await create(client, organisation_id, title="Mission en brouillon")
     waiting, _ = await create(client, organisation_id, title="Mission en attente")
-    await act(client, waiting, "soumettre")
-    full = await online_mission(client, organisation_id, title="Mission complète")
+    await act(client, waiting, "publier")
+    full = await online_mission(client, other, organisation_id, title="Mission complète")
     await act(client, full, "completer")
     everything = await found(other, postal_code="69001")
     assert {item["id"] for item in everything["items"]} == {online, full}
@@ -238,7 +248,10 @@ async def test_only_online_missions_are_found(
     assert (await decide(other, organisation_id, "suspendre", "Signalements.")).status_code == 303
     assert (await found(other, postal_code="69001"))["total"] == 0  # the moderation invalidated the cache
     assert (await client.get(f"/missions/{online}-x", follow_redirects=False)).status_code == 301  # its manager
-    assert (await other.get(f"/missions/{online}-distribution-alimentaire-du-samedi")).status_code == 404
+    path = f"/missions/{online}-distribution-alimentaire-du-samedi"
+    assert "Aperçu" in (await other.get(path)).text  # an admin, referent everywhere: a preview
+    async with AsyncTestClient(app=create_app(settings)) as public:
+        assert (await public.get(path)).status_code == 404
 
 
 async def test_results_are_paginated_and_sorted_by_distance_or_priority(
@@ -264,8 +277,8 @@ async def test_the_cache_answers_repeated_searches_until_a_mission_changes_statu
     client: AsyncTestClient, other: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
     organisation_id = await validated_organisation(client, other, redis, db, "lyon@example.org")
-    first = await online_mission(client, organisation_id)
-    second = await online_mission(client, organisation_id, title="Maraude du soir")
+    first = await online_mission(client, other, organisation_id)
+    second = await online_mission(client, other, organisation_id, title="Maraude du soir")
     before = await found(other, postal_code="69100", radius_km="10")
     assert before["total"] == 2
     assert await redis.keys("renfort:missions:search:*")
@@ -285,8 +298,8 @@ async def test_missions_end_after_their_end_date_through_the_worker(
     client: AsyncTestClient, other: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
     organisation_id = await validated_organisation(client, other, redis, db, "lyon@example.org")
-    past = await online_mission(client, organisation_id)
-    current = await online_mission(client, organisation_id, title="Mission en cours")
+    past = await online_mission(client, other, organisation_id)
+    current = await online_mission(client, other, organisation_id, title="Mission en cours")
     await db.execute("UPDATE missions SET end_date = current_date - 1, start_date = current_date - 10 WHERE id = $1",
                      past)
     assert (await found(other, postal_code="69001"))["total"] == 2

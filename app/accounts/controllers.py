@@ -9,13 +9,16 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.deletion import delete_account
-from app.accounts.guards import require_account, signed_in
+from app.accounts.deletion import LastAdmin, SoleManager, delete_account
+from app.accounts.guards import require_account, require_current_account, signed_in
+from app.accounts.schemas import SignedIn
 from app.accounts.service import check_link, describe_roles, request_link, sign_in_with_link
 from app.accounts.sessions import current_account, end_every_session, end_session, start_session
 from app.deps import Db, Web
 from app.http import client_ip
+from app.organisations.managers import Managed, solely_managed
 from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
 from app.volunteers import profile
@@ -76,10 +79,10 @@ class AccountPages(Controller):
 
     @get("/mon-espace", guards=[signed_in])
     async def space(self, request: Request[Any, Any, Any], db: Db) -> Template:
-        account = require_account(request)
+        account = await require_current_account(request)  # the roles it lists and links to are the current ones
         roles = await describe_roles(db, account.roles)
         context = {"email": account.email, "roles": roles, "moderator": account.roles.moderator,
-                   "coordinator": account.roles.coordinator}
+                   "coordinator": account.roles.coordinator, "admin": account.roles.admin}
         return Template("mon_espace.html", context=context, headers=PRIVATE)
 
     @post("/deconnexion")
@@ -114,16 +117,28 @@ class AccountPages(Controller):
     @get("/mon-espace/supprimer", guards=[signed_in])
     async def deletion_form(self, request: Request[Any, Any, Any], db: Db) -> Template:
         account = require_account(request)
-        context = {"email": account.email, "volunteer": await profile.is_volunteer(db, account.user_id),
-                   "roles": await describe_roles(db, account.roles), "manager": bool(account.roles.organisations)}
-        return Template("supprimer_compte.html", context=context, headers=PRIVATE)
+        return await _deletion_page(db, account, await solely_managed(db, account.user_id))
 
     @post("/mon-espace/supprimer", guards=[signed_in], request_max_body_size=MAX_BODY)
     async def erase(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Template:
         account = require_account(request)
-        await delete_account(web, db, account)
+        try:
+            await delete_account(web, db, account)
+        except SoleManager as sole:
+            return await _deletion_page(db, account, sole.organisations, status=409)
+        except LastAdmin:
+            return await _deletion_page(db, account, [], status=409, last_admin=True)
         await end_every_session(request, account.user_id)
         return Template("compte_supprime.html", headers=PRIVATE)
+
+
+async def _deletion_page(db: AsyncSession, account: SignedIn, sole: list[Managed], status: int = 200, *,
+                         last_admin: bool = False) -> Template:
+    """`sole`: the organisations only this person manages, which hold the deletion back until handed over."""
+    context = {"email": account.email, "volunteer": await profile.is_volunteer(db, account.user_id),
+               "roles": await describe_roles(db, account.roles), "manager": bool(account.roles.organisations),
+               "sole": sole, "refused": status == 409, "last_admin": last_admin}
+    return Template("supprimer_compte.html", context=context, status_code=status, headers=PRIVATE)
 
 
 def _profile_page(web: WebState, email: str, values: dict[str, Any], errors: dict[str, str], *, saved: bool = False,

@@ -21,7 +21,7 @@ from app.accounts.schemas import LinkRecord, Roles, SignedIn, SignInRequest
 from app.geo.models import Department, Region
 from app.organisations.models import Organisation
 from app.text_rules import TextRefused
-from app.volunteers import confirmation
+from app.volunteers import age, confirmation
 from app.volunteers.models import Volunteer
 from app.volunteers.validation import SignupInvalid
 from app.volunteers.validation import parse_email as parse_signup_email
@@ -115,9 +115,10 @@ async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str,
     if raw is None:
         raise tokens.LinkExpired
     record = msgspec.json.decode(raw, type=LinkRecord)
-    volunteer_id = await session.scalar(
-        select(Volunteer.id).where(Volunteer.email_normalized == record.email_normalized)
-    )
+    found = (await session.execute(
+        select(Volunteer.id, Volunteer.birth_date).where(Volunteer.email_normalized == record.email_normalized)
+    )).first()
+    volunteer_id, adult_on = (found[0], age.adult_on(found[1])) if found else (None, None)
     volunteer = volunteer_id is not None
     if volunteer:
         await confirmation.confirm_address(session, record.email_normalized)  # the link proved the address
@@ -135,7 +136,8 @@ async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str,
     assert user is not None
     roles = await roles_in(session, user.id, volunteer=volunteer)
     assert roles is not None
-    return SignedIn(user_id=user.id, email=user.email, roles=roles, since=int(now), volunteer_id=volunteer_id)
+    return SignedIn(user_id=user.id, email=user.email, roles=roles, since=int(now), volunteer_id=volunteer_id,
+                    adult_on=adult_on)
 
 
 async def describe_roles(session: AsyncSession, roles: Roles) -> list[str]:

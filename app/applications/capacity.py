@@ -2,10 +2,11 @@
 process: one Lua script (in `lua/`, beside this module) decides "place" or "wait-list", records the state and
 queues the change for PostgreSQL.
 
-Per mission (`MissionKeys`): `meta` (capacity, openness and the epoch it was read at), `epoch` (bumped after the
-commit of any change to the mission's places or openness: a stale `meta` answers "unknown" and the caller reads
-that mission from PostgreSQL once, see service.seed), `holders` (who holds a place), `waitlist` (arrival order),
-`status` (volunteer → status) and `proposals` (volunteer → the dispatch run that proposed them).
+Per mission (`MissionKeys`): `meta` (capacity, openness, the age rule and the epoch it was read at), `epoch`
+(bumped after the commit of any change to the mission's places, openness or age rule: a stale `meta` answers
+"unknown" and the caller reads that mission from PostgreSQL once, see service.seed), `holders` (who holds a place),
+`waitlist` (arrival order), `status` (volunteer → status), `proposals` (volunteer → the dispatch run that proposed
+them) and `closing` (who is to be told that the mission's end closed their application).
 Shared: `sequence` numbers every change (its version; PostgreSQL keeps the highest per application); `engaged`
 maps a volunteer to the mission of their live dispatch proposal, so that no run, whatever its timing, proposes
 them a second one; per volunteer, the missions they applied or were proposed to, so that deleting an account finds
@@ -15,8 +16,9 @@ the changes not drained yet without reading the queue. Every change is pushed to
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import msgspec
@@ -28,8 +30,8 @@ from app.durable_queue import DRAIN_SCHEDULED_TTL, DurableQueue
 from app.redis_memory import MemoryGuard
 from app.redis_scripts import source
 
-__all__ = ["HOLDING", "PREFIX", "ApplicationEvent", "Applied", "Moved", "Places", "Proposed", "SavedApplication",
-           "Withdrawn"]
+__all__ = ["HOLDING", "PREFIX", "ApplicationEvent", "Applied", "Closed", "Moved", "Places", "Proposed",
+           "SavedApplication", "Withdrawn"]
 
 PREFIX = "renfort:applications:"
 SCRIPTS = Path(__file__).parent / "lua"
@@ -49,7 +51,9 @@ class MissionKeys:
         return f"{PREFIX}m{self.mission_id}:{name}"
 
     @property
-    def meta(self) -> str:  # hash: capacity, open ("1" taking applications, "w" full: only promotions, "0"), epoch
+    def meta(self) -> str:
+        # hash: capacity, open ("1" taking applications, "w" full: only promotions, "0"), epoch, minors ("1" open to
+        # minors, "0"), start (ISO date, "" none)
         return self._key("meta")
 
     @property
@@ -71,6 +75,10 @@ class MissionKeys:
     @property
     def proposals(self) -> str:  # hash: volunteer → the dispatch run that proposed them this mission
         return self._key("proposals")
+
+    @property
+    def closing(self) -> str:  # hash: volunteer → the kind of the closing of their application, until they are told
+        return self._key("closing")
 
 
 def volunteer_missions_key(volunteer_id: int) -> str:
@@ -113,7 +121,7 @@ class ApplicationQueue(DurableQueue):
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    outcome: str  # pending | waitlisted | exists | closed | backlogged | unknown
+    outcome: str  # pending | waitlisted | exists | closed | minor | backlogged | unknown
     current: str  # for `exists`: the status already held
     drain_needed: bool
 
@@ -132,6 +140,7 @@ class Proposed:
     count: int  # proposed by this call
     earlier: int  # proposed earlier by the same run
     engaged: int  # left out: engaged by a live proposal on another mission
+    minors: int  # left out: under 18 for a mission closed to minors
     drain_needed: bool
 
 
@@ -140,6 +149,13 @@ class Withdrawn:
     outcome: str  # done | unknown
     count: int  # cancelled by this call
     promoted: int  # from the wait-list
+    drain_needed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    outcome: str  # done | online (the mission takes applications: nothing closed) | unknown
+    count: int  # closed by this call
     drain_needed: bool
 
 
@@ -163,6 +179,10 @@ def _text(value: bytes | str | int) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _iso(day: date | None) -> str:
+    return "" if day is None else day.isoformat()
+
+
 def _chunks(items: Sequence[int]) -> Iterable[Sequence[int]]:
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]
@@ -181,6 +201,7 @@ class Places:
         self._seed = self._mission_script("seed")
         self._propose = self._mission_script("propose")
         self._withdraw_run = self._mission_script("withdraw_run")
+        self._close = self._mission_script("close")
         self._engage = redis.register_script(source(SCRIPTS, "engage"))
 
     def _mission_script(self, name: str) -> AsyncScript:
@@ -194,11 +215,14 @@ class Places:
                 SEQUENCE, queue.pending, queue.drain_scheduled, ENGAGED,
                 *(volunteer_missions_key(volunteer_id) for volunteer_id in volunteer_ids)]
 
-    async def apply(self, mission_id: int, volunteer_id: int, message: str) -> Applied:
+    async def apply(self, mission_id: int, volunteer_id: int, message: str, *, adult_on: date | None,
+                    today: date) -> Applied:
+        """`adult_on`: the volunteer's 18th birthday (None: unknown, so too young for a mission closed to minors)."""
         if self.memory is not None and await self.memory.over_limit():
             return Applied("backlogged", "", False)
         reply = await self._apply(keys=self._keys(mission_id, volunteer_id), args=[
-            mission_id, DRAIN_SCHEDULED_TTL, volunteer_id, message, self.backlog_limit, INDEX_TTL])
+            mission_id, DRAIN_SCHEDULED_TTL, volunteer_id, message, self.backlog_limit, INDEX_TTL, _iso(adult_on),
+            _iso(today)])
         outcome, extra = _text(reply[0]), _text(reply[1])
         if outcome in (ApplicationStatus.PENDING, ApplicationStatus.WAITLISTED):
             return Applied(outcome, "", extra == "1")
@@ -210,14 +234,19 @@ class Places:
             mission_id, DRAIN_SCHEDULED_TTL, volunteer_id, target, ",".join(allowed), kind, reason])
         return Moved(_text(reply[0]), _text(reply[1]), int(reply[2]), _text(reply[3]) == "1")
 
-    async def propose(self, mission_id: int, run_id: int, expires_at: float, volunteer_ids: Sequence[int]
-                      ) -> Proposed:
-        """At most CHUNK volunteers per call (the caller chunks, to check the run between calls)."""
+    async def propose(self, mission_id: int, run_id: int, expires_at: float, volunteer_ids: Sequence[int], *,
+                      adult_on: Mapping[int, date], today: date) -> Proposed:
+        """At most CHUNK volunteers per call (the caller chunks, to check the run between calls). `adult_on`: their
+        18th birthdays (one missing: too young for a mission closed to minors)."""
         if len(volunteer_ids) > CHUNK:
             raise ValueError(f"at most {CHUNK} volunteers per call")
+        people: list[int | str] = []
+        for volunteer_id in volunteer_ids:
+            people.extend([volunteer_id, _iso(adult_on.get(volunteer_id))])
         reply = await self._propose(keys=self._keys(mission_id, *volunteer_ids), args=[
-            mission_id, DRAIN_SCHEDULED_TTL, run_id, expires_at, INDEX_TTL, *volunteer_ids])
-        return Proposed(_text(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]), _text(reply[4]) == "1")
+            mission_id, DRAIN_SCHEDULED_TTL, run_id, expires_at, INDEX_TTL, _iso(today), *people])
+        return Proposed(_text(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]),
+                        _text(reply[5]) == "1")
 
     async def withdraw_run(self, mission_id: int, run_id: int, volunteer_ids: Sequence[int], *, kind: str,
                            reason: str) -> Withdrawn:
@@ -231,6 +260,36 @@ class Places:
             count, promoted = count + int(reply[1]), promoted + int(reply[2])
             drain = drain or _text(reply[3]) == "1"
         return Withdrawn("done", count, promoted, drain)
+
+    async def close(self, mission_id: int, volunteer_ids: Sequence[int], *, allowed: Sequence[ApplicationStatus],
+                    kind: str, reason: str) -> Closed:
+        """The applications of an offline mission in one of the `allowed` statuses become cancelled, and their
+        volunteers are filed in `closing` (see closing_mails), in the same script."""
+        count, drain = 0, False
+        keys = [*self._keys(mission_id), MissionKeys(mission_id).closing]
+        for chunk in _chunks(volunteer_ids):
+            reply = await self._close(keys=keys, args=[
+                mission_id, DRAIN_SCHEDULED_TTL, ",".join(allowed), kind, reason, INDEX_TTL, *chunk])
+            if _text(reply[0]) != "done":
+                return Closed(_text(reply[0]), count, drain)
+            count, drain = count + int(reply[1]), drain or _text(reply[2]) == "1"
+        return Closed("done", count, drain)
+
+    async def mission_statuses(self, mission_id: int) -> dict[int, str]:
+        """Every application's status on this mission, as Redis holds it (empty when Redis does not know it)."""
+        raw = await self.redis.hgetall(MissionKeys(mission_id).status)
+        return {int(_text(volunteer)): _text(status) for volunteer, status in raw.items()}
+
+    async def closing_mails(self, mission_id: int) -> dict[int, str]:
+        """The volunteers to tell that the mission's end closed their application → the closing's kind."""
+        raw = await self.redis.hgetall(MissionKeys(mission_id).closing)
+        return {int(_text(volunteer)): _text(kind) for volunteer, kind in raw.items()}
+
+    async def told(self, mission_id: int, volunteer_ids: Iterable[int]) -> None:
+        """Their e-mails are queued: they leave `closing`."""
+        fields = [str(volunteer_id) for volunteer_id in volunteer_ids]
+        if fields:
+            await self.redis.hdel(MissionKeys(mission_id).closing, *fields)
 
     async def engaged_seeded(self) -> bool:
         """Whether `engaged` is whole (else the dispatch rebuilds it from PostgreSQL before proposing anyone)."""
@@ -292,10 +351,12 @@ class Places:
         return bool(await self.redis.exists(MissionKeys(mission_id).status))
 
     async def seed(self, mission_id: int, *, capacity: int, state: str, epoch: str, highest_version: int,
-                   saved: list[SavedApplication]) -> bool:
+                   saved: list[SavedApplication], open_to_minors: bool = False, start_date: date | None = None
+                   ) -> bool:
         """`state`: "1" taking applications, "w" online but full, "0" offline. One call, however many applications
         (the script loops over its arguments; nothing is unpacked), so the mission is seeded atomically."""
-        args: list[str | int] = [mission_id, DRAIN_SCHEDULED_TTL, capacity, state, epoch, highest_version]
+        args: list[str | int] = [mission_id, DRAIN_SCHEDULED_TTL, capacity, state, epoch, highest_version,
+                                 "1" if open_to_minors else "0", _iso(start_date)]
         for application in saved:
             args.extend([application.volunteer_id, application.status, application.version])
         return _text(await self._seed(keys=self._keys(mission_id), args=args)) == "1"

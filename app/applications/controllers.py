@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+from datetime import date
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +28,7 @@ from app.db.base import unit_of_work
 from app.deps import Db, Web
 from app.http import RowId
 from app.state import WebState
-from app.volunteers.profile import volunteer_id_of
+from app.volunteers.profile import volunteer_and_adult_on
 from queues import enqueue
 
 MAX_BODY = 16_384
@@ -34,18 +36,24 @@ SENDING = re.compile(r"[A-Za-z0-9_-]{16}")  # what secrets.token_urlsafe(12) mak
 DECISION_DONE = {"accepter": "acceptée(s)", "refuser": "refusée(s)", "terminer": "marquée(s) réalisée(s)"}
 
 
-async def _volunteer_id(request: Request[Any, Any, Any], web: WebState) -> int | None:
-    """The signed-in person's volunteer id: from the session, or, for a session opened before the sign-up was saved,
-    looked up once by e-mail and kept in the session."""
+async def _volunteer(request: Request[Any, Any, Any], web: WebState) -> tuple[int, date] | None:
+    """The signed-in person's volunteer id and 18th birthday: from the session, or, for a session opened before the
+    sign-up was saved (or before sessions kept the birthday), looked up once and kept in the session."""
     account = require_account(request)
-    if account.volunteer_id is not None:
-        return account.volunteer_id
+    if account.volunteer_id is not None and account.adult_on is not None:
+        return account.volunteer_id, account.adult_on
     async with unit_of_work(web.engine, web.clients) as session:
-        volunteer_id = await volunteer_id_of(session, account.user_id)
-    if volunteer_id is not None:
+        found = await volunteer_and_adult_on(session, account.user_id)
+    if found is not None:
         roles = msgspec.structs.replace(account.roles, volunteer=True)
-        update_account(request, msgspec.structs.replace(account, volunteer_id=volunteer_id, roles=roles))
-    return volunteer_id
+        update_account(request, msgspec.structs.replace(account, volunteer_id=found[0], adult_on=found[1],
+                                                        roles=roles))
+    return found
+
+
+async def _volunteer_id(request: Request[Any, Any, Any], web: WebState) -> int | None:
+    found = await _volunteer(request, web)
+    return None if found is None else found[0]
 
 
 def _ids(values: list[str]) -> list[int]:
@@ -59,11 +67,13 @@ class ApplyPages(Controller):
     @post("/candidater", guards=[signed_in], request_max_body_size=MAX_BODY)
     async def apply(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect:
         """The rush path: the session (Redis), one Lua call, no SQL while the mission is unchanged."""
-        volunteer_id = await _volunteer_id(request, web)
-        if volunteer_id is None:
+        volunteer = await _volunteer(request, web)
+        if volunteer is None:
             return Redirect("/mon-espace/candidatures?resultat=benevole", status_code=303)
         form = await request.form()
-        outcome = await service.apply(web.places, web.engine, mission_id, volunteer_id, form.get("message"))
+        volunteer_id, adult_on = volunteer
+        outcome = await service.apply(web.places, web.engine, mission_id, volunteer_id, form.get("message"),
+                                      adult_on=adult_on)
         if outcome.drain_needed:
             await web.request_drain(enqueue.drain_applications)
         return Redirect(f"/mon-espace/candidatures?mission={mission_id}&resultat={outcome.outcome}", status_code=303)
@@ -115,7 +125,8 @@ class ApplyPages(Controller):
         else:
             items = [(mission_id, volunteer_id, "application_message", f"message:{mission_id}:{volunteer_id}:{sending}",
                       body) for volunteer_id in recipients]
-            await asyncio.to_thread(enqueue.send_application_mails, web.rq_connection, items)
+            await asyncio.to_thread(partial(enqueue.send_application_mails, web.rq_connection, items,
+                                            sender_user_id=require_account(request).user_id))
             info = f"Message envoyé à {len(recipients)} personne(s)."
         return Redirect(f"/missions/{mission_id}/candidatures?info={quote(info)}", status_code=303)
 

@@ -38,6 +38,8 @@ class Application(Base):
         CheckConstraint(f"status IN {STATUSES}", name="status"),
         Index("ix_applications_unreminded", "applied_at",
               postgresql_where=text("status = 'pending' AND reminded_at IS NULL")),  # the reminders' question
+        Index("ix_applications_unannounced", "mission_id",  # the new applications' e-mail question
+              postgresql_where=text("status IN ('pending', 'waitlisted') AND announced_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -54,4 +56,6 @@ class Application(Base):
     applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # When the organisation was reminded that this pending application waits for its answer (once).
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the organisation's managers were told of this application (first e-mail or digest; once).
+    announced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

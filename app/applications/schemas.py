@@ -26,6 +26,8 @@ OUTCOME_MESSAGES = {
     "exists": "Vous avez déjà candidaté à cette mission.",
     "declined": "La structure a déjà refusé votre candidature à cette mission.",
     "closed": "Cette mission ne reçoit plus de candidatures.",
+    "minor": "Cette mission est réservée aux personnes majeures. D'autres missions sont ouvertes aux mineurs : "
+             "cochez « Missions ouvertes aux mineurs » dans la recherche.",
     "cancelled": "Votre candidature est annulée.",
     "confirmed": "Merci ! Votre participation est confirmée : la structure vous contactera pour les détails pratiques.",
     "inchange": "Rien n'a changé : cette candidature a déjà évolué entre-temps (voir son statut ci-dessous).",

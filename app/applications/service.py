@@ -1,5 +1,5 @@
-"""Application use cases: apply and cancel (volunteers), accept / decline / mark done (managers), the lists both
-see, and saving queued changes into PostgreSQL (workers).
+"""Application use cases: apply and cancel (volunteers), accept / decline / mark done (managers), closing those of
+a cancelled or finished mission (a job), the lists both see, and saving queued changes into PostgreSQL (workers).
 
 Applying and every status change go through Redis first (capacity.py), atomically across web processes; the
 lists read PostgreSQL for the people and messages, and Redis for the current status, so a change shows at once
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text
@@ -60,7 +61,7 @@ async def seed(places: Places, engine: AsyncEngine, mission_id: int) -> bool:
     knows = await places.knows(mission_id)
     async with unit_of_work(engine) as session:
         row = (await session.execute(
-            select(Mission.places, Mission.status, Organisation.status)
+            select(Mission.places, Mission.status, Organisation.status, Mission.open_to_minors, Mission.start_date)
             .join(Organisation, Organisation.id == Mission.organisation_id).where(Mission.id == mission_id)
         )).first()
         if row is None:
@@ -74,10 +75,10 @@ async def seed(places: Places, engine: AsyncEngine, mission_id: int) -> bool:
                 await session.execute(select(Application.volunteer_id, Application.status, Application.version)
                                       .where(Application.mission_id == mission_id))
             )]
-    places_count, mission_status, organisation_status = row
+    places_count, mission_status, organisation_status, open_to_minors, start_date = row
     state = mission_state(mission_status, organisation_status)
-    return await places.seed(mission_id, capacity=places_count, state=state,
-                             epoch=epoch, highest_version=highest, saved=saved)
+    return await places.seed(mission_id, capacity=places_count, state=state, epoch=epoch, highest_version=highest,
+                             saved=saved, open_to_minors=open_to_minors, start_date=start_date)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +88,15 @@ class Outcome:
 
 
 async def apply(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int,
-                message: object) -> Outcome:
-    """Redis only, unless the mission changed since Redis last read it (then one query, once per change)."""
+                message: object, *, adult_on: date | None, today: date | None = None) -> Outcome:
+    """Redis only, unless the mission changed since Redis last read it (then one query, once per change).
+    `adult_on`: the volunteer's 18th birthday, from the session; a mission closed to minors answers "minor" to
+    someone younger on its start date (or today) and nothing is written."""
     text_message = application_message(message)  # refused before Redis: the drain must be able to save it
     drain = False
     for _ in range(3):
-        applied: Applied = await places.apply(mission_id, volunteer_id, text_message)
+        applied: Applied = await places.apply(mission_id, volunteer_id, text_message, adult_on=adult_on,
+                                              today=today or date.today())
         if applied.outcome == "backlogged":
             raise ApplicationsBacklogged
         if applied.outcome != "unknown":
@@ -142,6 +146,55 @@ async def withdraw_everywhere(places: Places, engine: AsyncEngine, volunteer_id:
             continue  # the mission was deleted meanwhile
         drain = drain or needs
     return drain
+
+
+# A mission's end → (the statuses it closes, event kind, the reason its volunteers read). Finished, the accepted
+# stay: the organisation marks them done.
+CLOSINGS = {
+    "cancelled": ((Status.PENDING, Status.WAITLISTED, Status.PROPOSED, Status.ACCEPTED), "mission_cancelled",
+                  "La mission a été annulée par la structure."),
+    "finished": ((Status.PENDING, Status.WAITLISTED, Status.PROPOSED), "mission_finished", "La mission est terminée."),
+}
+# The closing's kind → the e-mail that tells the volunteer.
+CLOSING_MAILS = {"mission_cancelled": "application_mission_cancelled",
+                 "mission_finished": "application_mission_finished"}
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    closed: int
+    drain_needed: bool
+
+
+async def close_applications(places: Places, engine: AsyncEngine, mission_id: int) -> Closing:
+    """Once a mission's cancellation or end is committed: its open applications close through Redis like any status
+    change (the drain writes them), and their volunteers are filed to be told (closing_mails). Re-runnable: what is
+    closed already is left alone; a mission that did not end (or is gone) closes nothing."""
+    async with unit_of_work(engine) as session:
+        mission_status = await session.scalar(select(Mission.status).where(Mission.id == mission_id))
+    if mission_status not in CLOSINGS:
+        return Closing(0, False)
+    allowed, kind, reason = CLOSINGS[mission_status]
+    closed, drain = 0, False
+    for _ in range(3):
+        try:
+            drain = await seed(places, engine, mission_id) or drain  # Redis as PostgreSQL has it now: offline
+        except MissionNotFound:
+            return Closing(closed, drain)
+        open_ones = sorted(volunteer_id for volunteer_id, status in (await places.mission_statuses(mission_id)).items()
+                           if status in allowed)
+        result = await places.close(mission_id, open_ones, allowed=allowed, kind=kind, reason=reason)
+        closed, drain = closed + result.count, drain or result.drain_needed
+        if result.outcome != "unknown":
+            return Closing(closed, drain)
+    raise ApplicationsUnavailable
+
+
+async def closing_mails(places: Places, mission_id: int) -> list[tuple[int, int, str, str]]:
+    """The e-mails owed for the mission's closed applications: (mission, volunteer, kind, idempotency key)."""
+    return [(mission_id, volunteer_id, CLOSING_MAILS[kind], f"mission_closed:{mission_id}:{volunteer_id}")
+            for volunteer_id, kind in sorted((await places.closing_mails(mission_id)).items())
+            if kind in CLOSING_MAILS]
 
 
 async def require_manager(session: AsyncSession, mission_id: int, roles: Roles) -> None:

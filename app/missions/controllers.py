@@ -1,14 +1,17 @@
-"""Mission pages (`/missions`, `/missions/{id}-{slug}`, the managers' forms) and the search API."""
+"""Mission pages (`/missions`, `/missions/{id}-{slug}`, the managers' forms, copies and status buttons, the
+priority flag) and the search API."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.controllers import PRIVATE
 from app.accounts.guards import organisation_manager, privileged, require_account
@@ -16,19 +19,42 @@ from app.accounts.sessions import current_account
 from app.applications import service as applications
 from app.deps import Db, Web
 from app.http import RowId
-from app.missions import search, service
+from app.missions import moderation, search, service, templates
 from app.missions.schemas import MissionPage, MissionRead
-from app.missions.validation import FIELDS, MAX_ADDRESSES, MissionInvalid
+from app.missions.validation import FIELDS, MAX_ADDRESSES, TEXT_FIELDS, MissionInvalid
 from app.reference import DOMAINS
+from app.state import WebState
 
 MAX_BODY = 32_768
+MODERATION_QUEUE = "/moderation/missions"
 
 
-def _form(web: Web, values: dict[str, Any], errors: dict[str, str], action: str, status: int = 200) -> Template:
+def _commune_codes(web: WebState, values: dict[str, Any]) -> list[str]:
+    """The communes the form names so far (chosen, or the only one of a postal code), for its emergency list."""
+    codes = []
+    for row in range(1, MAX_ADDRESSES + 1):
+        chosen = str(values.get(f"commune_code_{row}") or "")
+        choices = web.postcodes.communes(str(values.get(f"postal_code_{row}") or "").replace(" ", ""))
+        if chosen in {choice.code for choice in choices}:
+            codes.append(chosen)
+        elif len(choices) == 1:
+            codes.append(choices[0].code)
+    return codes
+
+
+async def _form(web: WebState, db: AsyncSession, organisation_id: int, values: dict[str, Any],
+                errors: dict[str, str], action: str, *, status: int = 200, kept_emergency: str | None = None,
+                locked: dict[str, Any] | None = None, template_id: int | None = None, reason: str | None = None,
+                offered: list[templates.TemplateRead] | None = None) -> Template:
+    """`locked`: the text a template fixes, shown read-only and not sent back (the server keeps it anyway);
+    `offered`: the validated templates a new mission may start from."""
     communes = {row: web.postcodes.communes(str(values.get(f"postal_code_{row}") or "").replace(" ", ""))
                 for row in range(1, MAX_ADDRESSES + 1)}
+    emergencies = await service.emergency_choices(db, organisation_id, _commune_codes(web, values), kept_emergency)
     context = {"values": values, "errors": errors, "action": action, "domains": DOMAINS, "rows": MAX_ADDRESSES,
-               "communes": {row: choices for row, choices in communes.items() if len(choices) > 1}}
+               "communes": {row: choices for row, choices in communes.items() if len(choices) > 1},
+               "emergencies": emergencies, "locked": locked, "template_id": template_id, "reason": reason,
+               "offered": offered or []}
     return Template("mission_form.html", context=context, status_code=status, headers=PRIVATE)
 
 
@@ -44,6 +70,21 @@ def _values_of(mission: MissionRead) -> dict[str, Any]:
         values.update({f"address_line_{row}": address.address_line, f"postal_code_{row}": address.postal_code,
                        f"commune_code_{row}": address.commune_code})
     return {key: "" if value is None else value for key, value in values.items()}
+
+
+def _locked(values: dict[str, Any]) -> dict[str, Any]:
+    text = {field: values.get(field) for field in TEXT_FIELDS}
+    text["domain_label"] = DOMAINS.get(str(text["domain"]), "")
+    return text
+
+
+def _template_number(raw: object) -> int | None:
+    text = str(raw or "").strip()
+    if not text:
+        return None
+    if not text.isdecimal() or len(text) > 18:
+        raise MissionInvalid({"modele": templates.NOT_OFFERED})
+    return int(text)
 
 
 class MissionApi(Controller):
@@ -78,18 +119,23 @@ class MissionPages(Controller):
         if not number.isdecimal() or len(number) > 18:
             raise NotFoundException
         account = current_account(request)
-        mission, manager = await service.mission_page(db, int(number), account)
+        view = await service.mission_page(db, int(number), account)
+        mission = view.mission
         if slug != mission.slug:
             return Redirect(mission.path, status_code=301)
         taken = await applications.taken_places(web.places, web.engine, mission.id)  # live, from Redis
-        context = {"mission": mission, "manager": manager, "actions": service.ACTIONS, "account": account,
-                   "places_left": max(0, mission.places - taken)}
-        return Template("mission.html", context=context, headers=None if mission.online else PRIVATE)
+        context = {"mission": mission, "view": view, "manager": view.manager, "account": account,
+                   "actions": service.allowed_actions(mission.status), "places_left": max(0, mission.places - taken)}
+        private = not mission.online or view.manager or view.moderator or view.prioritiser
+        return Template("mission.html", context=context, headers=PRIVATE if private else None)
 
     @get("/{mission_id:int}/modifier", guards=[privileged])
     async def edit(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db) -> Template:
-        mission = await service.edit_form(db, mission_id, require_account(request).roles)
-        return _form(web, _values_of(mission), {}, f"/missions/{mission_id}/modifier")
+        saved = await service.edit_form(db, mission_id, require_account(request).roles)
+        values = _values_of(saved.mission)
+        return await _form(web, db, saved.mission.organisation_id, values, {}, f"/missions/{mission_id}/modifier",
+                           kept_emergency=saved.mission.emergency_slug, reason=saved.status_reason,
+                           locked=_locked(values) if saved.from_template else None)
 
     @post("/{mission_id:int}/modifier", guards=[privileged], request_max_body_size=MAX_BODY)
     async def save(
@@ -100,18 +146,36 @@ class MissionPages(Controller):
         try:
             mission = await service.update_mission(db, mission_id, data=values, postcodes=web.postcodes, roles=roles)
         except MissionInvalid as invalid:
-            return _form(web, values, invalid.errors, f"/missions/{mission_id}/modifier", status=422)
+            saved = await service.edit_form(db, mission_id, roles)
+            locked = _locked(_values_of(saved.mission)) if saved.from_template else None
+            return await _form(web, db, saved.mission.organisation_id, values, invalid.errors,
+                               f"/missions/{mission_id}/modifier", status=422,
+                               kept_emergency=saved.mission.emergency_slug, locked=locked, reason=saved.status_reason)
         return Redirect(mission.path, status_code=303)
 
     @post("/{mission_id:int}/statut/{decision:str}", guards=[privileged])
     async def decide(
-        self, request: Request[Any, Any, Any], mission_id: RowId, decision: FromPath[str], db: Db
+        self, request: Request[Any, Any, Any], mission_id: RowId, decision: FromPath[str], web: Web, db: Db
     ) -> Redirect:
         action = service.ACTIONS.get(decision)
         if action is None:
             raise NotFoundException
-        mission = await service.transition(db, mission_id, action=action, roles=require_account(request).roles)
+        mission = await service.transition(db, mission_id, action=action, roles=require_account(request).roles,
+                                           trusted_after=web.settings.trusted_organisation_missions)
         return Redirect(mission.path, status_code=303)
+
+    @post("/{mission_id:int}/dupliquer", guards=[privileged])
+    async def duplicate(self, request: Request[Any, Any, Any], mission_id: RowId, db: Db) -> Redirect:
+        copy = await service.duplicate(db, mission_id, roles=require_account(request).roles, today=date.today())
+        return Redirect(f"/missions/{copy.id}/modifier", status_code=303)
+
+    @post("/{mission_id:int}/priorite", guards=[privileged], request_max_body_size=MAX_BODY)
+    async def priority(self, request: Request[Any, Any, Any], mission_id: RowId, db: Db) -> Redirect:
+        form = await request.form()
+        mission = await moderation.set_priority(db, mission_id, priority=form.get("priority") == "1",
+                                                roles=require_account(request).roles)
+        back = MODERATION_QUEUE if form.get("from") == "moderation" else mission.path
+        return Redirect(back, status_code=303)
 
 
 class OrganisationMissionPages(Controller):
@@ -119,16 +183,30 @@ class OrganisationMissionPages(Controller):
     include_in_schema = False
 
     @get("/nouvelle", guards=[organisation_manager("organisation_id")])
-    async def new(self, organisation_id: RowId, web: Web) -> Template:
-        return _form(web, {}, {}, f"/organisations/{organisation_id}/missions/nouvelle")
+    async def new(self, organisation_id: RowId, web: Web, db: Db, modele: FromQuery[str | None] = None) -> Template:
+        action = f"/organisations/{organisation_id}/missions/nouvelle"
+        template_id = _template_number(modele)
+        if template_id is None:
+            return await _form(web, db, organisation_id, {}, {}, action, offered=await templates.validated(db))
+        values = templates.text_values(await templates.offered(db, template_id))
+        return await _form(web, db, organisation_id, values, {}, action, locked=_locked(values),
+                           template_id=template_id)
 
     @post("/nouvelle", guards=[organisation_manager("organisation_id")], request_max_body_size=MAX_BODY)
     async def create(
         self, request: Request[Any, Any, Any], organisation_id: RowId, web: Web, db: Db
     ) -> Template | Redirect:
         values = await _values(request)
+        action = f"/organisations/{organisation_id}/missions/nouvelle"
+        template_id = _template_number((await request.form()).get("modele"))
         try:
-            mission = await service.create(db, organisation_id, data=values, postcodes=web.postcodes)
+            mission = await service.create(db, organisation_id, data=values, postcodes=web.postcodes,
+                                           template_id=template_id)
         except MissionInvalid as invalid:
-            return _form(web, values, invalid.errors, f"/organisations/{organisation_id}/missions/nouvelle", 422)
+            locked = None
+            if template_id is not None and "modele" not in invalid.errors:
+                values.update(templates.text_values(await templates.offered(db, template_id)))
+                locked = _locked(values)
+            return await _form(web, db, organisation_id, values, invalid.errors, action, status=422, locked=locked,
+                               template_id=template_id if locked else None)
         return Redirect(mission.path, status_code=303)

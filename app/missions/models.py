@@ -25,7 +25,7 @@ from app.db.base import Base
 from app.geo import models as geo_models  # noqa: F401  (maps `communes`, the target of commune_code)
 from app.organisations import models as organisation_models  # noqa: F401  (maps `organisations`)
 
-STATUSES = ("draft", "awaiting_validation", "published", "full", "finished", "cancelled")
+STATUSES = ("draft", "awaiting_validation", "published", "full", "finished", "cancelled", "suspended")
 TEMPLATE_STATUSES = ("draft", "validated", "archived")
 DECISIONS = ("validate", "refuse")
 
@@ -55,7 +55,8 @@ class Mission(Base):
     priority: Mapped[bool] = mapped_column(Boolean, server_default="false")
     emergency_slug: Mapped[str | None] = mapped_column(String(80), index=True)
     status: Mapped[str] = mapped_column(String(32), server_default="draft", index=True)
-    status_reason: Mapped[str | None] = mapped_column(Text)  # why moderation sent it back to draft
+    # Why moderation sent it back to draft, or suspended it: shown to its managers.
+    status_reason: Mapped[str | None] = mapped_column(Text)
     # The validated template its text comes from: such a mission publishes without moderation.
     template_id: Mapped[int | None] = mapped_column(ForeignKey("mission_templates.id", ondelete="SET NULL"),
                                                     index=True)

@@ -8,12 +8,14 @@ import msgspec
 
 STATUS_LABELS = {
     "draft": "Brouillon",
-    "awaiting_validation": "En attente de publication",
+    "awaiting_validation": "En attente de validation",
     "published": "Publiée",
     "full": "Complète",
     "finished": "Terminée",
     "cancelled": "Annulée",
+    "suspended": "Suspendue",
 }
+TEMPLATE_STATUS_LABELS = {"draft": "Brouillon", "validated": "Validé", "archived": "Archivé"}
 
 
 class AddressRead(msgspec.Struct, frozen=True, kw_only=True):

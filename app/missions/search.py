@@ -64,6 +64,7 @@ class SearchQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     remote: bool | None = None
     emergency: str | None = None
     open_places: bool = False
+    open_to_minors: bool = False  # only the missions that take people under 18
     sort: str = "distance"
     page: int = 1
     per_page: int = 20
@@ -167,6 +168,7 @@ def parse_query(params: Mapping[str, str], postcodes: PostcodeIndex) -> SearchQu
                 values[field] = day
     values["remote"] = _flag(text.get("remote"))
     values["open_places"] = bool(_flag(text.get("open_places")))
+    values["open_to_minors"] = bool(_flag(text.get("open_to_minors")))
     if "emergency" in text:
         if EMERGENCY.fullmatch(text["emergency"].lower()):
             values["emergency"] = text["emergency"].lower()
@@ -247,6 +249,8 @@ async def _run(session: AsyncSession, query: SearchQuery) -> MissionPage:
         conditions.append(func.coalesce(Mission.start_date, query.date_to) <= query.date_to)
     if query.remote is not None:
         conditions.append(Mission.remote.is_(query.remote))
+    if query.open_to_minors:
+        conditions.append(Mission.open_to_minors.is_(True))
     if query.emergency:
         conditions.append(Mission.emergency_slug == query.emergency)
 

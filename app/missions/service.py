@@ -1,34 +1,44 @@
-"""Mission use cases: creation and edits by the organisation's managers, the lifecycle, the public mission page and
-the scheduled end of past missions. The search lives in search.py."""
+"""Mission use cases: creation (from scratch or from a validated template), edits and copies by the organisation's
+managers, their side of the lifecycle, the mission page and the scheduled end of past missions. The referents' side
+is in moderation.py, templates in templates.py, the search in search.py."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.schemas import Roles, SignedIn
 from app.applications.capacity import HOLDING
 from app.applications.models import Application
+from app.db.after_commit import Clients, after_commit
 from app.geo.index import PostcodeIndex
 from app.geo.models import Commune
+from app.missions import publishing, scope, templates
+from app.missions.addresses import add_addresses, copy_addresses, points_of, replace_addresses
 from app.missions.cache import mark_changed
+from app.missions.exceptions import MissionForbidden as MissionForbidden  # re-exported for app/errors.py
+from app.missions.exceptions import MissionNotFound as MissionNotFound
+from app.missions.exceptions import MissionTransitionRefused as MissionTransitionRefused
 from app.missions.models import Mission, MissionAddress
 from app.missions.schemas import STATUS_LABELS, AddressRead, MissionRead
-from app.missions.validation import MissionInvalid, ValidMission, validate_mission
+from app.missions.validation import TEXT_FIELDS, MissionInvalid, ValidMission, validate_mission
 from app.organisations.models import Organisation
 from app.organisations.service import is_online as organisation_is_online
 from app.organisations.service import slugify
 from app.reference import DOMAINS
+from queues import enqueue
+from surge.emergencies import service as emergencies
 
-# (status, action) → new status; anything else is an illegal transition (409).
+# (status, action) → new status, for the managers; anything else is an illegal transition (409). A draft's
+# "publish" may go further than awaiting_validation: see publishing.target.
 TRANSITIONS = {
-    ("draft", "submit"): "awaiting_validation",
-    ("awaiting_validation", "publish"): "published",
+    ("draft", "publish"): "awaiting_validation",
     ("published", "close"): "full",
     ("full", "reopen"): "published",
     ("published", "finish"): "finished",
@@ -37,29 +47,29 @@ TRANSITIONS = {
     ("awaiting_validation", "cancel"): "cancelled",
     ("published", "cancel"): "cancelled",
     ("full", "cancel"): "cancelled",
+    ("suspended", "cancel"): "cancelled",
 }
-ACTIONS = {"soumettre": "submit", "publier": "publish", "completer": "close", "rouvrir": "reopen",
-           "terminer": "finish", "annuler": "cancel"}
-ACTION_LABELS = {"submit": "soumise à validation", "publish": "publiée", "close": "marquée complète",
-                 "reopen": "rouverte", "finish": "terminée", "cancel": "annulée"}
+ACTIONS = {"publier": "publish", "completer": "close", "rouvrir": "reopen", "terminer": "finish", "annuler": "cancel"}
+ACTION_LABELS = {"publish": "publiée", "close": "marquée complète", "reopen": "rouverte", "finish": "terminée",
+                 "cancel": "annulée", "validate": "validée", "refuse": "refusée", "suspend": "suspendue",
+                 "reinstate": "rétablie"}
 ONLINE_STATUSES = ("published", "full")
-EDITABLE = {"draft", "awaiting_validation", "published", "full"}
+EDITABLE = {"draft", "awaiting_validation", "published", "full", "suspended"}
+CLOSING = {"cancelled", "finished"}  # their open applications are closed and their people told, after the commit
+EMERGENCY_REFUSED = ("Choisissez une urgence en cours dans la liste : celle-ci n'existe pas, n'est plus en cours "
+                     "ou ne concerne pas le département de la mission.")
 
 
-class MissionNotFound(Exception):
-    """No such mission, or one this person may not see."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class MissionView:
+    """The mission page: what everyone sees, and what this viewer may do with it."""
 
-
-class MissionForbidden(Exception):
-    """Signed in, but not a manager of the mission's organisation."""
-
-
-class MissionTransitionRefused(Exception):
-    """The mission's status does not allow this action; `message` is French, for the person."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    mission: MissionRead
+    manager: bool
+    moderator: bool  # a referent of its department: may suspend or reinstate it
+    prioritiser: bool  # a coordinator or referent of its department: may flag it priority
+    status_reason: str | None  # for its managers and referents
+    template_id: int | None
 
 
 def is_online(status: str, organisation_status: str) -> bool:
@@ -124,7 +134,7 @@ def read(mission: Mission, organisation: Organisation, addresses: list[AddressRe
     )
 
 
-async def _load(session: AsyncSession, mission_id: int, *, lock: bool = False) -> tuple[Mission, Organisation]:
+async def load(session: AsyncSession, mission_id: int, *, lock: bool = False) -> tuple[Mission, Organisation]:
     query = select(Mission, Organisation).join(Organisation, Organisation.id == Mission.organisation_id)
     query = query.where(Mission.id == mission_id)
     row = (await session.execute(query.with_for_update(of=Mission) if lock else query)).first()
@@ -133,104 +143,196 @@ async def _load(session: AsyncSession, mission_id: int, *, lock: bool = False) -
     return row[0], row[1]
 
 
-async def _read(session: AsyncSession, mission: Mission, organisation: Organisation) -> MissionRead:
+async def read_one(session: AsyncSession, mission: Mission, organisation: Organisation) -> MissionRead:
     held = (await taken(session, [mission.id])).get(mission.id, 0)
     return read(mission, organisation, (await _addresses(session, [mission.id]))[mission.id], taken=held)
-
-
-async def _set_addresses(session: AsyncSession, mission_id: int, valid: ValidMission) -> None:
-    codes = [address.commune_code for address in valid.addresses]
-    points = {code: (lat, lon) for code, lat, lon in await session.execute(
-        select(Commune.code, Commune.latitude, Commune.longitude).where(Commune.code.in_(codes))
-    )}
-    missing = {f"postal_code_{row}": "Cette commune n'a pas de coordonnées connues : choisissez une commune voisine."
-               for row, code in enumerate(codes, 1) if points.get(code, (None, None))[0] is None}
-    if missing:
-        raise MissionInvalid(missing)
-    await session.execute(delete(MissionAddress).where(MissionAddress.mission_id == mission_id))
-    for address in valid.addresses:
-        latitude, longitude = points[address.commune_code]
-        session.add(MissionAddress(mission_id=mission_id, latitude=latitude, longitude=longitude,
-                                   **dataclasses.asdict(address)))
 
 
 def _fields(valid: ValidMission) -> dict[str, Any]:
     return {key: value for key, value in dataclasses.asdict(valid).items() if key != "addresses"}
 
 
-async def create(session: AsyncSession, organisation_id: int, *, data: dict[str, Any],
-                 postcodes: PostcodeIndex) -> MissionRead:
-    """A draft mission of the organisation (the guard checked its manager)."""
+async def _check_emergency(session: AsyncSession, slug: str | None, departments: Sequence[str],
+                           kept: str | None = None) -> None:
+    """Only a live emergency covering the mission's departments; the one it is attached to already may stay."""
+    if slug is None or slug == kept:
+        return
+    if slug not in {emergency.slug for emergency in await emergencies.live_covering(session, departments)}:
+        raise MissionInvalid({"emergency_slug": EMERGENCY_REFUSED})
+
+
+async def emergency_choices(session: AsyncSession, organisation_id: int, commune_codes: Sequence[str],
+                            kept: str | None = None) -> list[tuple[str, str]]:
+    """(slug, title) of the emergencies the form offers: the live ones covering the mission's departments."""
+    departments = await scope.departments_for(session, organisation_id, commune_codes)
+    choices = [(emergency.slug, emergency.title) for emergency in await emergencies.live_covering(session,
+                                                                                                  departments)]
+    if kept and kept not in {slug for slug, _ in choices}:
+        try:
+            title = (await emergencies.by_slug(session, kept)).title
+        except emergencies.EmergencyNotFound:
+            title = kept
+        choices.insert(0, (kept, title))
+    return choices
+
+
+async def _checked(session: AsyncSession, organisation_id: int, data: dict[str, Any], postcodes: PostcodeIndex,
+                   kept_emergency: str | None = None) -> tuple[ValidMission, dict[str, tuple[float, float]]]:
+    """Everything refused before anything is written: the request commits what a handler returns, form errors
+    included."""
     valid = validate_mission(data, postcodes, today=date.today())
+    codes = [address.commune_code for address in valid.addresses]
+    points = await points_of(session, codes)
+    departments = await scope.departments_for(session, organisation_id, codes)
+    await _check_emergency(session, valid.emergency_slug, departments, kept_emergency)
+    return valid, points
+
+
+async def create(session: AsyncSession, organisation_id: int, *, data: dict[str, Any], postcodes: PostcodeIndex,
+                 template_id: int | None = None) -> MissionRead:
+    """A draft mission of the organisation (the guard checked its manager). From a template, its text is the
+    template's whatever the form sent."""
     if await session.get(Organisation, organisation_id) is None:
         raise MissionNotFound
-    mission = Mission(organisation_id=organisation_id, status="draft", **_fields(valid))
+    if template_id is not None:
+        data = {**data, **templates.text_values(await templates.offered(session, template_id))}
+    valid, points = await _checked(session, organisation_id, data, postcodes)
+    mission = Mission(organisation_id=organisation_id, status="draft", template_id=template_id, **_fields(valid))
     session.add(mission)
     await session.flush()
-    await _set_addresses(session, mission.id, valid)
+    add_addresses(session, mission.id, valid.addresses, points)
     await session.flush()
-    return await _read(session, *await _load(session, mission.id))
+    return await read_one(session, *await load(session, mission.id))
 
 
-def _check_manager(roles: Roles, mission: Mission) -> None:
+def check_manager(roles: Roles, mission: Mission) -> None:
     if not roles.manages(mission.organisation_id):
         raise MissionForbidden
 
 
 async def update_mission(session: AsyncSession, mission_id: int, *, data: dict[str, Any], postcodes: PostcodeIndex,
                          roles: Roles) -> MissionRead:
-    mission, organisation = await _load(session, mission_id, lock=True)
-    _check_manager(roles, mission)
+    """A manager's edit. The priority flag is not theirs (it stays), nor is a template's text (it stays)."""
+    mission, organisation = await load(session, mission_id, lock=True)
+    check_manager(roles, mission)
     if mission.status not in EDITABLE:
         raise MissionTransitionRefused(
             f"Une mission {STATUS_LABELS[mission.status].lower()} ne peut plus être modifiée."
         )
-    valid = validate_mission(data, postcodes, today=date.today())
+    if mission.template_id is not None:
+        data = {**data, **templates.text_values(mission)}
+    valid, points = await _checked(session, mission.organisation_id, data, postcodes, mission.emergency_slug)
     for field, value in _fields(valid).items():
         setattr(mission, field, value)
     mission.updated_at = datetime.now(UTC)
-    await _set_addresses(session, mission_id, valid)
+    await replace_addresses(session, mission_id, valid.addresses, points)
     await session.flush()
     if mission.status in ONLINE_STATUSES:
         mark_changed(session, [mission.id])  # what the search shows changed, and maybe the places
-    return await _read(session, mission, organisation)
+    return await read_one(session, mission, organisation)
 
 
-async def edit_form(session: AsyncSession, mission_id: int, roles: Roles) -> MissionRead:
-    mission, organisation = await _load(session, mission_id)
-    _check_manager(roles, mission)
-    return await _read(session, mission, organisation)
+@dataclasses.dataclass(frozen=True, slots=True)
+class EditForm:
+    mission: MissionRead
+    from_template: bool  # its text is a template's: the form shows it read-only
+    status_reason: str | None  # why moderation refused or suspended it
 
 
-async def transition(session: AsyncSession, mission_id: int, *, action: str, roles: Roles) -> MissionRead:
-    """A manager of the mission's organisation moves it along its lifecycle (allowed transitions only)."""
-    mission, organisation = await _load(session, mission_id, lock=True)
-    _check_manager(roles, mission)
-    target = TRANSITIONS.get((mission.status, action))
-    if target is None:
-        raise MissionTransitionRefused(
-            f"Cette mission est « {STATUS_LABELS[mission.status].lower()} » : "
-            f"elle ne peut pas être {ACTION_LABELS[action]}."
-        )
-    if action == "publish" and not organisation_is_online(organisation.status):
-        raise MissionTransitionRefused(
-            "La structure doit être validée par la coordination avant de publier ses missions."
-        )
+async def edit_form(session: AsyncSession, mission_id: int, roles: Roles) -> EditForm:
+    mission, organisation = await load(session, mission_id)
+    check_manager(roles, mission)
+    return EditForm(await read_one(session, mission, organisation), mission.template_id is not None,
+                    mission.status_reason)
+
+
+async def duplicate(session: AsyncSession, mission_id: int, *, roles: Roles, today: date) -> MissionRead:
+    """A new draft with the same text, places and addresses (and template); dates already past are left blank."""
+    mission, _ = await load(session, mission_id)
+    check_manager(roles, mission)
+    copy = Mission(
+        organisation_id=mission.organisation_id, status="draft", template_id=mission.template_id,
+        remote=mission.remote, schedule=mission.schedule, places=mission.places,
+        start_date=None if mission.start_date is None or mission.start_date < today else mission.start_date,
+        end_date=None if mission.end_date is None or mission.end_date < today else mission.end_date,
+        **{field: getattr(mission, field) for field in TEXT_FIELDS},
+    )
+    session.add(copy)
+    await session.flush()
+    await copy_addresses(session, mission.id, copy.id)
+    await session.flush()
+    return await read_one(session, *await load(session, copy.id))
+
+
+def close_applications(session: AsyncSession, mission_ids: Iterable[int]) -> None:
+    """Once committed, the open applications of these cancelled or finished missions are closed, their people told."""
+    for mission_id in mission_ids:
+        async def close(clients: Clients, mission_id: int = mission_id) -> None:
+            await asyncio.to_thread(enqueue.close_mission_applications, clients.rq_connection, mission_id)
+
+        after_commit(session, close, key=f"close_mission_applications:{mission_id}")
+
+
+async def change_status(session: AsyncSession, mission: Mission, target: str, *, reason: str | None = None) -> None:
+    """Every status change goes through here: online and offline through the cache's `mark_changed`."""
     mission.status = target
+    mission.status_reason = reason
     mission.status_changed_at = datetime.now(UTC)
     await session.flush()
     mark_changed(session, [mission.id])
-    return await _read(session, mission, organisation)
+    if target in CLOSING:
+        close_applications(session, [mission.id])
 
 
-async def mission_page(session: AsyncSession, mission_id: int, viewer: SignedIn | None) -> tuple[MissionRead, bool]:
-    """The mission and whether the viewer manages it; offline missions are a 404 for everyone but their managers."""
-    mission, organisation = await _load(session, mission_id)
-    manager = viewer is not None and viewer.roles.manages(mission.organisation_id)
-    read_mission = await _read(session, mission, organisation)
-    if not read_mission.online and not manager:
+def refusal(mission: Mission, action: str) -> MissionTransitionRefused:
+    return MissionTransitionRefused(
+        f"Cette mission est « {STATUS_LABELS[mission.status].lower()} » : "
+        f"elle ne peut pas être {ACTION_LABELS[action]}."
+    )
+
+
+async def transition(session: AsyncSession, mission_id: int, *, action: str, roles: Roles,
+                     trusted_after: int) -> MissionRead:
+    """A manager of the mission's organisation moves it along its lifecycle (allowed transitions only).
+    `trusted_after`: settings.trusted_organisation_missions."""
+    mission, organisation = await load(session, mission_id, lock=True)
+    check_manager(roles, mission)
+    target = TRANSITIONS.get((mission.status, action))
+    if target is None:
+        raise refusal(mission, action)
+    if action == "publish":
+        if not organisation_is_online(organisation.status):
+            raise MissionTransitionRefused(
+                "La structure doit être validée par la coordination avant de publier ses missions."
+            )
+        if mission.start_date is None and mission.schedule is None:
+            raise MissionTransitionRefused(
+                "Indiquez une date de début ou le rythme de la mission (bouton « Modifier ») avant de la publier."
+            )
+        target = await publishing.target(session, mission, trusted_after=trusted_after)
+    await change_status(session, mission, target)  # a refusal's reason has been answered by publishing again
+    return await read_one(session, mission, organisation)
+
+
+def allowed_actions(status: str) -> dict[str, str]:
+    """The managers' buttons for a mission in this status: French path segment → action."""
+    return {decision: action for decision, action in ACTIONS.items() if (status, action) in TRANSITIONS}
+
+
+async def mission_page(session: AsyncSession, mission_id: int, viewer: SignedIn | None) -> MissionView:
+    """Offline missions are a 404 for everyone but their managers and the referents of their department."""
+    mission, organisation = await load(session, mission_id)
+    roles = viewer.roles if viewer is not None else Roles()
+    department = await scope.department_of(session, mission_id)
+    manager, moderator = roles.manages(mission.organisation_id), roles.moderates(department)
+    read_mission = await read_one(session, mission, organisation)
+    if not read_mission.online and not (manager or moderator):
         raise MissionNotFound
-    return read_mission, manager
+    return MissionView(
+        mission=read_mission, manager=manager, moderator=moderator,
+        prioritiser=moderator or roles.coordinates(department),
+        status_reason=mission.status_reason if manager or moderator else None, template_id=mission.template_id,
+    )
 
 
 async def finish_past_missions(session: AsyncSession, *, today: date) -> int:
@@ -244,4 +346,5 @@ async def finish_past_missions(session: AsyncSession, *, today: date) -> int:
     finished = [mission_id for (mission_id,) in result.all()]
     if finished:
         mark_changed(session, finished)
+        close_applications(session, finished)
     return len(finished)

@@ -13,13 +13,16 @@ from app.text_rules import DESCRIPTION_LENGTH, TextFields, length_of
 from app.volunteers.validation import TYPED_LENGTH, SignupInvalid, _place
 
 MAX_ADDRESSES = 3  # the form's address rows: address_line_1, postal_code_1, commune_code_1, …
+# The text a template fixes: a mission made from one takes these from it, and keeps them.
+TEXT_FIELDS = ("title", "description", "domain", "activities", "open_to_minors", "prerequisites")
+# `priority` is not a form field: the coordination and the referents set it (moderation.set_priority).
 FIELDS = (
     "title", "description", "domain", "activities", "remote", "start_date", "end_date", "schedule", "places",
-    "open_to_minors", "prerequisites", "priority", "emergency_slug",
+    "open_to_minors", "prerequisites", "emergency_slug",
     *(f"{name}_{row}" for row in range(1, MAX_ADDRESSES + 1)
       for name in ("address_line", "postal_code", "commune_code")),
 )
-CHECKED = {"remote", "open_to_minors", "priority"}
+CHECKED = {"remote", "open_to_minors"}
 LABELS = {
     "title": "Titre de la mission",
     "description": "Description",
@@ -60,7 +63,6 @@ class ValidMission:
     places: int
     open_to_minors: bool
     prerequisites: str | None
-    priority: bool
     emergency_slug: str | None
     addresses: list[ValidAddress]
 
@@ -103,9 +105,8 @@ def _addresses(
     return addresses
 
 
-def validate_mission(data: dict[str, Any], postcodes: PostcodeIndex, *, today: date) -> ValidMission:
-    errors: dict[str, str] = {}
-    fields = TextFields(data)
+def _text(fields: TextFields, errors: dict[str, str]) -> dict[str, Any]:
+    """The TEXT_FIELDS, checked."""
     title = fields.text("title", LABELS["title"], length_of(Mission.title), collapse=True)
     if len(title) < 5:
         errors["title"] = "Donnez un titre à la mission (5 à 150 caractères)."
@@ -117,6 +118,26 @@ def validate_mission(data: dict[str, Any], postcodes: PostcodeIndex, *, today: d
         errors["domain"] = "Choisissez le domaine de la mission."
     activities = fields.items("activities", LABELS["activities"], max_items=ACTIVITIES,
                               max_length=length_of(Mission.activities), separator=",")
+    prerequisites = fields.text("prerequisites", LABELS["prerequisites"], PREREQUISITES_LENGTH, multiline=True)
+    return {"title": title, "description": description, "domain": domain, "activities": activities,
+            "open_to_minors": bool(fields.data.get("open_to_minors")), "prerequisites": prerequisites or None}
+
+
+def validate_text(data: dict[str, Any]) -> dict[str, Any]:
+    """A template's text: the TEXT_FIELDS of a mission, with the same rules and messages."""
+    errors: dict[str, str] = {}
+    fields = TextFields(data)
+    text = _text(fields, errors)
+    errors.update(fields.refused)
+    if errors:
+        raise MissionInvalid(errors)
+    return text
+
+
+def validate_mission(data: dict[str, Any], postcodes: PostcodeIndex, *, today: date) -> ValidMission:
+    errors: dict[str, str] = {}
+    fields = TextFields(data)
+    text = _text(fields, errors)
     remote = bool(data.get("remote"))
     start, end = _date(fields, "start_date", errors), _date(fields, "end_date", errors)
     schedule = fields.text("schedule", LABELS["schedule"], length_of(Mission.schedule), collapse=True) or None
@@ -131,25 +152,18 @@ def validate_mission(data: dict[str, Any], postcodes: PostcodeIndex, *, today: d
     places = int(raw_places) if raw_places.isdecimal() and len(raw_places) < 6 else 0
     if places <= 0:
         errors["places"] = "Indiquez un nombre de places (1 au moins)."
-    prerequisites = fields.text("prerequisites", LABELS["prerequisites"], PREREQUISITES_LENGTH, multiline=True)
     emergency_slug = fields.text("emergency_slug", LABELS["emergency_slug"], length_of(Mission.emergency_slug))
     addresses = _addresses(fields, remote, postcodes, errors)
     errors.update(fields.refused)
     if errors:
         raise MissionInvalid(errors)
     return ValidMission(
-        title=title,
-        description=description,
-        domain=domain,
-        activities=activities,
+        **text,
         remote=remote,
         start_date=start,
         end_date=end,
         schedule=schedule,
         places=places,
-        open_to_minors=bool(data.get("open_to_minors")),
-        prerequisites=prerequisites or None,
-        priority=bool(data.get("priority")),
         emergency_slug=emergency_slug.lower() or None,
         addresses=addresses,
     )

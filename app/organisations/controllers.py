@@ -16,16 +16,22 @@ from app.deps import Db, Web
 from app.http import RowId
 from app.organisations import service
 from app.organisations.validation import TYPE_LABELS, OrganisationInvalid
+from app.state import WebState
 
 MAX_BODY = 32_768
 FIELDS = ("name", "type", "rna", "siret", "address_line", "postal_code", "commune_code", "description", "donation_url")
 
 
-def _form(web: Web, values: dict[str, Any], errors: dict[str, str], action: str, status: int = 200) -> Template:
+def form_context(web: WebState, values: dict[str, Any], errors: dict[str, str], action: str) -> dict[str, Any]:
+    """What templates/_organisation_fields.html reads."""
     communes = web.postcodes.communes(str(values.get("postal_code") or "").replace(" ", ""))
-    context = {"values": values, "errors": errors, "action": action, "types": TYPE_LABELS,
-               "communes": communes if len(communes) > 1 else ()}
-    return Template("organisation_form.html", context=context, status_code=status, headers=PRIVATE)
+    return {"values": values, "errors": errors, "action": action, "types": TYPE_LABELS,
+            "communes": communes if len(communes) > 1 else ()}
+
+
+def _form(web: Web, values: dict[str, Any], errors: dict[str, str], action: str, status: int = 200) -> Template:
+    return Template("organisation_form.html", context=form_context(web, values, errors, action), status_code=status,
+                    headers=PRIVATE)
 
 
 async def _values(request: Request[Any, Any, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from app.geo.index import PostcodeIndex
 from app.geo.models import Commune
 from app.missions.cache import mark_changed
 from app.missions.models import Mission
+from app.organisations import notifications
 from app.organisations.models import Organisation, OrganisationManager
 from app.organisations.schemas import STATUS_LABELS, OrganisationRead
 from app.organisations.validation import TYPE_LABELS, OrganisationInvalid, validate_organisation
@@ -151,6 +152,15 @@ async def update(
     return _read(*await _load(session, organisation_id))
 
 
+async def managed(session: AsyncSession, user_id: int) -> list[OrganisationRead]:
+    """The organisations this user manages, by name."""
+    rows = await session.execute(
+        _query().join(OrganisationManager, OrganisationManager.organisation_id == Organisation.id)
+        .where(OrganisationManager.user_id == user_id).order_by(Organisation.name, Organisation.id)
+    )
+    return [_read(organisation, commune) for organisation, commune in rows]
+
+
 async def edit_form(session: AsyncSession, organisation_id: int) -> OrganisationRead:
     return _read(*await _load(session, organisation_id))
 
@@ -196,6 +206,7 @@ async def moderate(
     await session.flush()
     # Its missions go online or offline with it.
     mark_changed(session, await session.scalars(select(Mission.id).where(Mission.organisation_id == organisation_id)))
+    notifications.tell_managers(session, organisation_id, action, organisation.status_changed_at)
     return _read(organisation, commune)
 
 

@@ -5,12 +5,14 @@ signed in before their sign-up was drained has no id in the session, yet their r
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
+from app.volunteers import age
 from app.volunteers.models import Volunteer
 from app.volunteers.validation import ValidProfile
 
@@ -35,6 +37,14 @@ async def volunteer_of(session: AsyncSession, user_id: int) -> Volunteer:
 async def volunteer_id_of(session: AsyncSession, user_id: int) -> int | None:
     """The id of the volunteer row of this user's address, if they signed up (and it has been saved)."""
     return await session.scalar(select(Volunteer.id).where(Volunteer.email_normalized == _of_user(user_id)))
+
+
+async def volunteer_and_adult_on(session: AsyncSession, user_id: int) -> tuple[int, date] | None:
+    """The volunteer row's id and 18th birthday, for a session opened before they were kept in it."""
+    row = (await session.execute(
+        select(Volunteer.id, Volunteer.birth_date).where(Volunteer.email_normalized == _of_user(user_id))
+    )).first()
+    return None if row is None else (row[0], age.adult_on(row[1]))
 
 
 async def is_volunteer(session: AsyncSession, user_id: int) -> bool:

@@ -23,11 +23,12 @@ if TYPE_CHECKING:
         plan_dispatch,
         reason_no_domain,
         reason_out_of_range,
+        reason_too_young,
     )
     from surge.dispatch.geometry import haversine_km
 
 _ENGINE = {"REASON_FULL", "REASON_UNAVAILABLE", "Assignment", "Mission", "MissionFill", "Plan", "Unassigned",
-           "Volunteer", "accepts", "plan_dispatch", "reason_no_domain", "reason_out_of_range"}
+           "Volunteer", "accepts", "plan_dispatch", "reason_no_domain", "reason_out_of_range", "reason_too_young"}
 
 
 def __getattr__(name: str) -> Any:
@@ -52,4 +53,5 @@ __all__ = [
     "plan_dispatch",
     "reason_no_domain",
     "reason_out_of_range",
+    "reason_too_young",
 ]

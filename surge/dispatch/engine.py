@@ -3,12 +3,14 @@
 Rules, in this order of importance:
 
 1. each volunteer at most once, no mission over its open places, no pair farther apart than `max_km`
-   (great-circle distance) and no pair the volunteer's domains exclude (`accepts`);
+   (great-circle distance), no pair the volunteer's domains exclude and nobody under 18 on a mission closed to
+   minors (`accepts`);
 2. as many priority places filled as possible: the maximum, a max-flow property, not the luck of a greedy order;
 3. then as many places filled in all as possible;
 4. then the smallest total distance.
 
-How. Volunteers at the same point who accept the same missions are interchangeable, and the platform places
+How. Volunteers at the same point who accept the same missions (same domains, same side of each age check) are
+interchangeable, and the platform places
 people at their commune, so they are grouped first (100,000 volunteers make ~20,000 groups). Candidate pairs come
 from a spatial grid (`geometry.pairs_within`), never from every volunteer × every mission. The plan is then a
 min-cost flow: source → group (its size) → mission (distance) → sink (open places), where a mission → sink arc
@@ -26,8 +28,10 @@ distances) and pandas with it; only the dispatch job imports this module, so web
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
@@ -46,6 +50,10 @@ def reason_no_domain(max_km: float) -> str:
     return f"aucune mission de ses domaines à moins de {_km(max_km)} km"
 
 
+def reason_too_young(max_km: float) -> str:
+    return f"aucune mission de ses domaines ouverte à son âge à moins de {_km(max_km)} km"
+
+
 def _km(value: float) -> str:
     return f"{value:g}".replace(".", ",")
 
@@ -57,6 +65,7 @@ class Volunteer:
     lon: float
     domains: frozenset[str] = frozenset()  # empty: any domain
     available: bool = True
+    adult_on: date = date.min  # the 18th birthday
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +76,14 @@ class Mission:
     places: int  # open places, not the mission's total
     priority: bool = False
     domain: str | None = None  # None: open to every domain
+    age_checked_on: date | None = None  # closed to minors: nobody under 18 on that day; None: open to minors
 
 
 def accepts(volunteer: Volunteer, mission: Mission) -> bool:
-    """The domain rule: a mission without a domain takes anyone, a volunteer without domains goes anywhere."""
-    return mission.domain is None or not volunteer.domains or mission.domain in volunteer.domains
+    """The domain rule (a mission without a domain takes anyone, a volunteer without domains goes anywhere) and
+    the age rule."""
+    domain = mission.domain is None or not volunteer.domains or mission.domain in volunteer.domains
+    return domain and (mission.age_checked_on is None or volunteer.adult_on <= mission.age_checked_on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,21 +132,24 @@ def plan_dispatch(volunteers: Sequence[Volunteer], missions: Sequence[Mission], 
     _check(volunteers, missions, max_km)
     open_missions = [m for m in missions if m.places > 0]
     domains = {m.domain for m in open_missions if m.domain is not None}
+    checks = sorted({m.age_checked_on for m in open_missions if m.age_checked_on is not None})
 
-    # Groups of interchangeable volunteers: same point, same missions accepted (None: accepts all).
-    group_of: dict[tuple[float, float, frozenset[str] | None], int] = {}
+    # Groups of interchangeable volunteers: same point, same missions accepted (None: accepts all), the same number
+    # of age checks failed (the earliest ones: `_arcs`).
+    group_of: dict[tuple[float, float, frozenset[str] | None, int], int] = {}
     members: list[list[int]] = []
-    group_key: list[tuple[int, frozenset[str] | None]] = []  # (location, domains that matter)
+    group_key: list[tuple[int, frozenset[str] | None, int]] = []  # (location, domains that matter, checks failed)
     location_of: dict[tuple[float, float], int] = {}
     for index, v in enumerate(volunteers):
         if not v.available:
             continue
         wanted = frozenset(v.domains & domains) if v.domains else None
-        key = (v.lat, v.lon, wanted)
+        young = bisect_left(checks, v.adult_on)  # under 18 on each of the `young` earliest check days
+        key = (v.lat, v.lon, wanted, young)
         if (g := group_of.get(key)) is None:
             g = group_of[key] = len(members)
             members.append([])
-            group_key.append((location_of.setdefault((v.lat, v.lon), len(location_of)), wanted))
+            group_key.append((location_of.setdefault((v.lat, v.lon), len(location_of)), wanted, young))
         members[g].append(index)
 
     points = np.array(list(location_of), dtype=np.float64).reshape(-1, 2)
@@ -144,7 +159,7 @@ def plan_dispatch(volunteers: Sequence[Volunteer], missions: Sequence[Mission], 
     located = np.zeros(len(points), dtype=bool)
     located[loc] = True
 
-    arc_g, arc_m, arc_km = _arcs(group_key, open_missions, len(points), loc, mis, km)
+    arc_g, arc_m, arc_km = _arcs(group_key, open_missions, checks, len(points), loc, mis, km)
     sizes = np.array([len(g) for g in members], dtype=np.int64)
     places = np.array([m.places for m in open_missions], dtype=np.int64)
     priority = np.array([m.priority for m in open_missions], dtype=bool)
@@ -163,8 +178,9 @@ def plan_dispatch(volunteers: Sequence[Volunteer], missions: Sequence[Mission], 
     has_arc = np.zeros(len(members), dtype=bool)
     has_arc[arc_g] = True
     reason_of_group = [
-        REASON_FULL if has_arc[g] else reason_no_domain(max_km) if located[loc_g] else reason_out_of_range(max_km)
-        for g, (loc_g, _) in enumerate(group_key)
+        REASON_FULL if has_arc[g] else reason_out_of_range(max_km) if not located[loc_g]
+        else reason_too_young(max_km) if young else reason_no_domain(max_km)
+        for g, (loc_g, _, young) in enumerate(group_key)
     ]
     assignments, unassigned = [], []
     for g, group in enumerate(members):
@@ -201,22 +217,27 @@ def _check(volunteers: Sequence[Volunteer], missions: Sequence[Mission], max_km:
 
 
 def _arcs(
-    group_key: list[tuple[int, frozenset[str] | None]],
+    group_key: list[tuple[int, frozenset[str] | None, int]],
     missions: list[Mission],
+    checks: list[date],
     locations: int,
     loc: IntArray,
     mis: IntArray,
     km: FloatArray,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """Group → mission arcs: the location's pairs, kept when the group's domains accept the mission."""
-    by_domains: dict[frozenset[str] | None, list[int]] = {}
-    for g, (_, wanted) in enumerate(group_key):
-        by_domains.setdefault(wanted, []).append(g)
+    """Group → mission arcs: the location's pairs, kept when the group's domains accept the mission and the group is
+    old enough for it (a mission's check day is not among the `young` earliest ones the group fails)."""
+    by_kind: dict[tuple[frozenset[str] | None, int], list[int]] = {}
+    for g, (_, wanted, young) in enumerate(group_key):
+        by_kind.setdefault((wanted, young), []).append(g)
+    check_index = [-1 if m.age_checked_on is None else bisect_left(checks, m.age_checked_on) for m in missions]
     parts = []
-    for wanted, groups in by_domains.items():
+    for (wanted, young), groups in by_kind.items():
         group_at = np.full(locations, -1, dtype=np.int64)
         group_at[[group_key[g][0] for g in groups]] = groups
-        ok = np.array([m.domain is None or wanted is None or m.domain in wanted for m in missions], dtype=bool)
+        ok = np.array([(m.domain is None or wanted is None or m.domain in wanted)
+                       and (check < 0 or check >= young) for m, check in zip(missions, check_index, strict=True)],
+                      dtype=bool)
         keep = np.nonzero((group_at[loc] >= 0) & ok[mis])[0] if len(missions) else np.empty(0, np.int64)
         parts.append((group_at[loc[keep]], mis[keep], km[keep]))
     if not parts:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, or_, select, true, update
@@ -21,6 +21,7 @@ from app.db.base import unit_of_work
 from app.geo.models import Commune, Department
 from app.missions.models import Mission, MissionAddress
 from app.organisations.models import Organisation
+from app.volunteers import age
 from app.volunteers.models import Volunteer
 from surge.dispatch.models import DispatchRun
 from surge.dispatch.proposals import seed_engaged
@@ -41,6 +42,8 @@ class Target:
     longitude: float
     department: str
     department_name: str
+    open_to_minors: bool
+    start_date: date | None
 
 
 def engaged() -> ColumnElement[bool]:
@@ -55,14 +58,18 @@ def engaged() -> ColumnElement[bool]:
     )
 
 
-async def _pool(session: AsyncSession, emergency: Emergency, parameters: Parameters) -> list[Any]:
+async def _pool(session: AsyncSession, emergency: Emergency, parameters: Parameters, born_by: date | None
+                ) -> list[Any]:
+    """`born_by`: when every target is closed to minors, those too young for all of them (still under 18 on the
+    latest day a target checks) stay out."""
     by_emergency = Volunteer.emergency_slug == emergency.slug
     departments = list(emergency.departments)
     by_departments = Commune.department_code.in_(departments) if departments else true()  # national: everyone
     chosen = {"urgence": by_emergency, "departements": by_departments,
               "les-deux": or_(by_emergency, by_departments)}[parameters.pool]
     query = (
-        select(Volunteer.id, Commune.latitude, Commune.longitude, Volunteer.domains, Volunteer.availability)
+        select(Volunteer.id, Commune.latitude, Commune.longitude, Volunteer.domains, Volunteer.availability,
+               Volunteer.birth_date)
         .join(Commune, Commune.code == Volunteer.commune_code)
         .where(chosen, Commune.latitude.is_not(None), Commune.longitude.is_not(None), ~engaged(),
                ~Volunteer.unconfirmed)  # held back until their e-mail is confirmed
@@ -70,6 +77,8 @@ async def _pool(session: AsyncSession, emergency: Emergency, parameters: Paramet
     )
     if parameters.domains:
         query = query.where(Volunteer.domains.overlap(parameters.domains))
+    if born_by is not None:
+        query = query.where(Volunteer.birth_date <= born_by)
     return list(await session.execute(query))
 
 
@@ -80,7 +89,8 @@ async def _targets(session: AsyncSession, slug: str, mission_ids: list[int]) -> 
                      .order_by(MissionAddress.mission_id, MissionAddress.id).subquery())
     rows = await session.execute(
         select(Mission.id, Mission.title, Mission.priority, Mission.domain, Mission.places,
-               first_address.c.latitude, first_address.c.longitude, Department.code, Department.name)
+               first_address.c.latitude, first_address.c.longitude, Department.code, Department.name,
+               Mission.open_to_minors, Mission.start_date)
         .join(Organisation, Organisation.id == Mission.organisation_id)
         .join(first_address, first_address.c.mission_id == Mission.id)
         .join(Commune, Commune.code == first_address.c.commune_code)
@@ -104,8 +114,13 @@ async def plan_run(engine: AsyncEngine, places: Places, run_id: int) -> dict[str
         emergency = await session.get(Emergency, run.emergency_id)
         assert emergency is not None  # the run's foreign key cascades
         parameters = Parameters.from_json(run.parameters)
-        pool = await _pool(session, emergency, parameters)
         targets = await _targets(session, emergency.slug, parameters.mission_ids)
+        # The age rule per mission (the commit checks it again, as it stands then: proposals.py).
+        today = date.today()
+        checks = {t.id: None if t.open_to_minors else age.checked_on(t.start_date, today) for t in targets}
+        closed_to_minors = [day for day in checks.values() if day is not None]
+        everywhere = bool(targets) and len(closed_to_minors) == len(targets)
+        pool = await _pool(session, emergency, parameters, age.born_by(max(closed_to_minors)) if everywhere else None)
     # Proposed moments ago by another run, not drained yet: Redis knows them, PostgreSQL not yet.
     if not await places.engaged_seeded():
         await seed_engaged(engine, places)
@@ -116,11 +131,12 @@ async def plan_run(engine: AsyncEngine, places: Places, run_id: int) -> dict[str
     wanted = set(parameters.availability)
     candidates = [
         Candidate(id=volunteer_id, lat=lat, lon=lon, domains=frozenset(domains),
-                  available=not wanted or availability in wanted or availability == "anytime")
-        for volunteer_id, lat, lon, domains, availability in pool
+                  available=not wanted or availability in wanted or availability == "anytime",
+                  adult_on=age.adult_on(birth_date))
+        for volunteer_id, lat, lon, domains, availability, birth_date in pool
     ]
     needs = [Need(id=t.id, lat=t.latitude, lon=t.longitude, places=open_places[t.id], priority=t.priority,
-                  domain=t.domain) for t in targets]
+                  domain=t.domain, age_checked_on=checks[t.id]) for t in targets]
     plan = plan_dispatch(candidates, needs, max_km=parameters.max_km)
 
     proposed = Counter(a.mission_id for a in plan.assignments)

@@ -11,8 +11,8 @@ which every run sees at once, where PostgreSQL would know only after the drain.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text
@@ -24,6 +24,7 @@ from app.applications.service import move, seed
 from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
 from app.missions.service import MissionNotFound
+from app.volunteers import age
 from surge.dispatch.models import DispatchRun
 
 LOCK_SECONDS = 900
@@ -41,6 +42,10 @@ JOIN emergencies e ON e.id = r.emergency_id
 WHERE a.volunteer_id = ANY(CAST(:ids AS bigint[])) AND a.dispatch_run_id <> :run
   AND a.status = 'accepted' AND e.status = 'live'
 """)
+
+
+# The plan's volunteers as they are now (deleted since: absent), for the age rule.
+BIRTH_DATES = text("SELECT id, birth_date FROM volunteers WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 
 class RunBusy(Exception):
@@ -82,11 +87,13 @@ async def seed_engaged(engine: AsyncEngine, places: Places) -> int:
 
 
 async def _propose(engine: AsyncEngine, places: Places, mission_id: int, run_id: int, expires_at: float,
-                   volunteers: Sequence[int]) -> Proposed | None:
+                   volunteers: Sequence[int], adult_on: Mapping[int, date]) -> Proposed | None:
     """PROPOSE, re-reading the mission from PostgreSQL when Redis does not know it (or knew it before its last
-    change) and rebuilding `engaged` when Redis lost it; None when the mission no longer exists or stays unknown."""
+    change) and rebuilding `engaged` when Redis lost it; None when the mission no longer exists or stays unknown.
+    The script checks the age rule as the mission has it now, with the birthdays read at the commit."""
     for _ in range(4):
-        proposed = await places.propose(mission_id, run_id, expires_at, volunteers)
+        proposed = await places.propose(mission_id, run_id, expires_at, volunteers, adult_on=adult_on,
+                                        today=date.today())
         if proposed.outcome == "unseeded":
             await seed_engaged(engine, places)
         elif proposed.outcome == "unknown":
@@ -150,22 +157,26 @@ async def _commit(engine: AsyncEngine, places: Places, run_id: int, ttl_seconds:
                                                                      "run": run_id})).scalars())
         order = [int(m["id"]) for m in run.preview.get("missions", [])]
         groups = _groups(run.planned_missions, run.planned_volunteers, order)
+        adult_on = {volunteer_id: age.adult_on(birth_date) for volunteer_id, birth_date in await session.execute(
+            BIRTH_DATES, {"ids": list(set(run.planned_volunteers))})}
     if not await places.engaged_seeded():
         await seed_engaged(engine, places)
-    proposed = earlier = engaged = skipped = 0
+    proposed = earlier = engaged = skipped = young = 0
     for index, (mission_id, volunteers) in enumerate(groups):
         if index and index % 100 == 0 and not await _still(engine, run_id, "committing"):
             return {"proposed": proposed + earlier, "stopped": 1}  # cancelled meanwhile: the withdrawal follows
-        wanted = [v for v in volunteers if v not in confirmed]
-        engaged += len(volunteers) - len(wanted)
+        wanted = [v for v in volunteers if v not in confirmed and v in adult_on]  # deleted since: skipped
+        engaged += sum(v in confirmed for v in volunteers)
+        skipped += sum(v not in confirmed and v not in adult_on for v in volunteers)
         for chunk in _chunks(wanted):
-            batch = await _propose(engine, places, mission_id, run_id, expires_at, chunk)
+            batch = await _propose(engine, places, mission_id, run_id, expires_at, chunk, adult_on)
             if batch is None or batch.outcome != "done":
                 skipped += len(chunk)
                 continue
             proposed += batch.count
             earlier += batch.earlier
             engaged += batch.engaged
+            young += batch.minors
             skipped += len(chunk) - batch.count - batch.earlier - batch.engaged
             if batch.drain_needed:
                 request_drain()  # at once, so PostgreSQL fills while the rest is proposed
@@ -175,8 +186,10 @@ async def _commit(engine: AsyncEngine, places: Places, run_id: int, ttl_seconds:
             run.status = "committed"
             run.committed_at = datetime.now(UTC)
             run.counts = {**run.counts, "proposed": proposed + earlier, "not_proposed": skipped,
-                          "engaged_elsewhere": engaged}
-    return {"proposed": proposed + earlier, "new": proposed, "not_proposed": skipped, "engaged_elsewhere": engaged}
+                          "engaged_elsewhere": engaged, "too_young": young}
+    # `not_proposed` counts the `too_young` too (under 18 for a mission closed to minors, as things stand now).
+    return {"proposed": proposed + earlier, "new": proposed, "not_proposed": skipped, "engaged_elsewhere": engaged,
+            "too_young": young}
 
 
 async def _still(engine: AsyncEngine, run_id: int, status: str) -> bool:

@@ -8,17 +8,19 @@ emergency page and banner key: the page is rebuilt at its next visit after the c
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ARRAY, String, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.schemas import Roles
-from app.geo.models import Commune, Department
+from app.geo.models import Department
+from app.missions import scope
 from app.missions.cache import mark_changed
-from app.missions.models import Mission, MissionAddress
+from app.missions.models import Mission
 from app.organisations.service import slugify
 from app.reference import DOMAINS
 from app.text_rules import DESCRIPTION_LENGTH, MESSAGE_LENGTH, TextFields, TextRefused, clean_items, length_of
@@ -201,22 +203,34 @@ async def transition(session: AsyncSession, slug: str, action: str, *, roles: Ro
     return emergency
 
 
-async def _mission_departments(session: AsyncSession, mission_id: int) -> set[str]:
-    rows = await session.scalars(
-        select(Commune.department_code).join(MissionAddress, MissionAddress.commune_code == Commune.code)
-        .where(MissionAddress.mission_id == mission_id)
-    )
-    return set(rows)
+def covers(emergency: Emergency, departments: Sequence[str]) -> bool:
+    """An emergency's scope covers a mission of one of its departments; a national one (no department) covers all."""
+    return not emergency.departments or bool(set(departments) & set(emergency.departments))
+
+
+async def live_covering(session: AsyncSession, departments: Sequence[str]) -> list[Emergency]:
+    """The live emergencies an organisation may attach a mission of these departments to, as `covers` says."""
+    wanted = bindparam("departments", list(departments), type_=ARRAY(String(3)))
+    return list(await session.scalars(
+        select(Emergency).where(
+            Emergency.status == "live",
+            or_(func.cardinality(Emergency.departments) == 0, Emergency.departments.op("&&")(wanted)),
+        ).order_by(Emergency.live_at.desc(), Emergency.id)
+    ))
 
 
 async def attach(session: AsyncSession, slug: str, mission_id: int, *, priority: bool, roles: Roles) -> None:
-    """A coordinator attaches a mission of the emergency's scope to it, and flags it priority or not."""
+    """A coordinator attaches a mission of the emergency's scope to it, and flags it priority or not (priority is
+    for the coordinators of the mission's own department, as on the mission's page)."""
     emergency = await managed(session, slug, roles)
     if await session.get(Mission, mission_id) is None:
         raise EmergencyInvalid({"mission": "Aucune mission ne porte ce numéro."})
-    departments = await _mission_departments(session, mission_id)
-    if emergency.departments and not departments & set(emergency.departments):
+    departments = (await scope.departments_of(session, [mission_id]))[mission_id]
+    if not covers(emergency, departments):
         raise EmergencyInvalid({"mission": "Cette mission a lieu hors des départements de l'urgence."})
+    if priority and not roles.coordinates(departments[0]):
+        raise EmergencyInvalid({"mission": "Cette mission relève d'un département que vous ne coordonnez pas : "
+                                           "rattachez-la sans la rendre prioritaire."})
     await session.execute(
         update(Mission).where(Mission.id == mission_id)
         .values(emergency_slug=emergency.slug, priority=priority, updated_at=datetime.now(UTC))

@@ -40,10 +40,21 @@ local function drain_needed()
   return '0'
 end
 
--- Whether `meta` was read from PostgreSQL after the mission's last change.
+-- Whether `meta` was read from PostgreSQL after the mission's last change (and holds the age rule: a `meta` seeded
+-- before it had one is read again).
 local function fresh()
-  local meta = redis.call('HMGET', META, 'capacity', 'epoch')
-  return meta[1] and meta[2] == (redis.call('GET', EPOCH) or '0')
+  local meta = redis.call('HMGET', META, 'capacity', 'epoch', 'minors')
+  return meta[1] and meta[3] and meta[2] == (redis.call('GET', EPOCH) or '0')
+end
+
+-- Whether a person of age on `adult_on` (ISO date, '' unknown) may take this mission on `today` (ISO date): a
+-- mission closed to minors checks the age on its start date, or today once started or without one.
+local function old_enough(adult_on, today)
+  local meta = redis.call('HMGET', META, 'minors', 'start')
+  if meta[1] == '1' then return true end
+  local day = today
+  if meta[2] and meta[2] > today then day = meta[2] end
+  return adult_on ~= '' and adult_on <= day
 end
 
 -- `engaged` maps a volunteer to "<mission>:<expiry>" while they hold a dispatch proposal (or have confirmed one) on

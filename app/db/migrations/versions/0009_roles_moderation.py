@@ -19,6 +19,9 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
+MISSION_STATUSES_BEFORE = "('draft', 'awaiting_validation', 'published', 'full', 'finished', 'cancelled')"
+MISSION_STATUSES = "('draft', 'awaiting_validation', 'published', 'full', 'finished', 'cancelled', 'suspended')"
+
 
 def upgrade() -> None:
     op.create_table(
@@ -122,6 +125,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_mission_templates_status", "mission_templates", ["status"])
     op.add_column("missions", sa.Column("status_reason", sa.Text(), nullable=True))
+    # A referent may take a published mission offline with a reason (and put it back).
+    op.drop_constraint("ck_missions_status", "missions", type_="check")
+    op.create_check_constraint("ck_missions_status", "missions", f"status IN {MISSION_STATUSES}")
     op.add_column("missions", sa.Column("template_id", sa.BigInteger(), nullable=True))
     op.create_foreign_key("fk_missions_template_id_mission_templates", "missions", "mission_templates",
                           ["template_id"], ["id"], ondelete="SET NULL")
@@ -151,15 +157,26 @@ def upgrade() -> None:
     # The reminder's question: pending applications not yet reminded, oldest first.
     op.create_index("ix_applications_unreminded", "applications", ["applied_at"],
                     postgresql_where=sa.text("status = 'pending' AND reminded_at IS NULL"))
+    # When the organisation's managers were told of this application (the e-mail at once, or the digest): exact
+    # even when a backlog drains an application after a later one was told. Those already there count as told.
+    op.add_column("applications", sa.Column("announced_at", sa.DateTime(timezone=True), nullable=True))
+    op.execute("UPDATE applications SET announced_at = applied_at")
+    op.create_index("ix_applications_unannounced", "applications", ["mission_id"],
+                    postgresql_where=sa.text("status IN ('pending', 'waitlisted') AND announced_at IS NULL"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_applications_unannounced", table_name="applications")
+    op.drop_column("applications", "announced_at")
     op.drop_index("ix_applications_unreminded", table_name="applications")
     op.drop_column("applications", "reminded_at")
     op.drop_table("mission_moderations")
     op.drop_index("ix_missions_template_id", table_name="missions")
     op.drop_constraint("fk_missions_template_id_mission_templates", "missions", type_="foreignkey")
     op.drop_column("missions", "template_id")
+    op.execute("UPDATE missions SET status = 'draft' WHERE status = 'suspended'")
+    op.drop_constraint("ck_missions_status", "missions", type_="check")
+    op.create_check_constraint("ck_missions_status", "missions", f"status IN {MISSION_STATUSES_BEFORE}")
     op.drop_column("missions", "status_reason")
     op.drop_table("mission_templates")
     op.drop_table("manager_invitations")

@@ -1,0 +1,25 @@
+"""The missions' domain errors; app/errors.py turns them into French pages (imported from service.py there)."""
+
+from __future__ import annotations
+
+from app.accounts.guards import RoleRequired
+
+
+class MissionNotFound(Exception):
+    """No such mission, or one this person may not see."""
+
+
+class MissionForbidden(Exception):
+    """Signed in, but not a manager of the mission's organisation."""
+
+
+class MissionTransitionRefused(Exception):
+    """The status does not allow this action; `message` is French, for the person."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MissionDecisionForbidden(RoleRequired):
+    """A moderation or priority decision on a mission outside the person's departments (the shared 403 page)."""
