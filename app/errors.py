@@ -24,6 +24,7 @@ from app.applications.exports import ExportMissing
 from app.applications.service import ApplicationsBacklogged, ApplicationsUnavailable
 from app.db.errors import Failure, classify, reason
 from app.http import wants_json
+from app.missions.exceptions import DecisionRefused
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
 from app.missions.validation import MissionInvalid
 from app.organisations.service import IllegalTransition, ModerationForbidden, OrganisationNotFound, ReasonRequired
@@ -125,6 +126,11 @@ def role_required(request: Request[Any, Any, Any], _: RoleRequired) -> Response[
 
 def organisation_not_found(request: Request[Any, Any, Any], _: OrganisationNotFound) -> Response[Any]:
     return _respond(request, 404, "Cette structure n'existe pas ou n'est pas visible publiquement.")
+
+
+def decision_refused(request: Request[Any, Any, Any], error: DecisionRefused) -> Response[Any]:
+    """This moderation decision is someone else's, and the page says why."""
+    return _respond(request, 403, error.message, action=("/mon-espace", "Revenir à mon espace"))
 
 
 def moderation_forbidden(request: Request[Any, Any, Any], _: ModerationForbidden) -> Response[Any]:
@@ -241,6 +247,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     RoleRequired: role_required,
     OrganisationNotFound: organisation_not_found,
     ModerationForbidden: moderation_forbidden,
+    DecisionRefused: decision_refused,
     IllegalTransition: illegal_transition,
     ReasonRequired: reason_required,
     MissionNotFound: mission_not_found,

@@ -351,3 +351,15 @@ def send_referent_digests(connection: Redis, *, day: str | None = None, user_ids
         retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
         description="send the referents what awaits their moderation",
     )
+
+
+def sweep_mission_closings(connection: Redis) -> Job:
+    # Enqueues close_mission_applications again for the ended missions whose closing did not end; re-runnable.
+    return job_queue(connection).enqueue(
+        "queues.mission_closing.sweep_mission_closings",
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=2, interval=[30, 120]),
+        description="close again what cancelled or finished missions left open",
+    )

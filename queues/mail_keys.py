@@ -66,3 +66,8 @@ class NoticeKeys:
         """Set once the digest due at `due` (epoch seconds) is scheduled: one per window, however many jobs ask."""
         return f"{NOTICES}o{self.organisation_id}:digest:{due}"
 
+
+def daily_lock(name: str, day: str) -> str:
+    """Held for two days once the daily e-mail job `name` (reminders, the referents' digest) was scheduled for `day`
+    (ISO date, Paris): one run a day, however many workers tick (queues/worker.py)."""
+    return f"{NOTICES}daily:{name}:{day}"

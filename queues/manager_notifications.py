@@ -4,8 +4,11 @@ window however many arrive (settings.application_digest_minutes), and once a rem
 
 Each decision is taken under the organisation's row lock and marked on the applications it tells of
 (`announced_at`, `reminded_at`), so each is told once whatever the order in which drains write them (a backlog
-drains early applications after later ones). The e-mails are rendered from PostgreSQL by that mark when they leave,
-and again if the outbox defers them; payloads hold ids and the mark only."""
+drains early applications after later ones). The e-mail job is queued inside the transaction that marks, before its
+commit, and reads the mark only once that transaction has ended: a mark committed always has its e-mail, a mark
+rolled back sends none, and each mark's e-mail leaves once (the outbox keys it by the mark). The e-mails are rendered
+from PostgreSQL by that mark when they leave, and again if the outbox defers them; payloads hold ids and the mark
+only."""
 
 from __future__ import annotations
 
@@ -17,14 +20,13 @@ from typing import Any
 
 from redis import Redis as SyncRedis
 from redis.exceptions import RedisError
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import Select, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import User
 from app.applications.models import Application
 from app.applications.statuses import ApplicationStatus as Status
-from app.db.after_commit import Clients, after_commit
 from app.db.base import unit_of_work
 from app.missions.models import Mission
 from app.organisations.models import Organisation, OrganisationManager
@@ -76,15 +78,15 @@ async def _managers(session: AsyncSession, organisation_id: int) -> list[int]:
         OrganisationManager.organisation_id == organisation_id).order_by(OrganisationManager.user_id)))
 
 
-def _send_later(session: AsyncSession, kind: str, organisation_id: int, at: datetime, user_ids: list[int]) -> None:
-    if not user_ids:
-        return
-
-    async def send(clients: Clients) -> None:
-        await asyncio.to_thread(enqueue.send_manager_mails, clients.rq_connection, kind, organisation_id, stamp(at),
+async def _queue_mails(context: JobContext, kind: str, organisation_id: int, at: datetime, user_ids: list[int]
+                       ) -> None:
+    """Called inside the transaction that marks the applications, with the organisation's row locked, before the
+    commit: a failed enqueue rolls the mark back (and the job's retry marks again), and a mark is never committed
+    without its e-mail job. The e-mail job waits for that row lock before it reads the mark (`_send`), so it sees
+    the committed mark, or none when the transaction rolled back (then it sends nothing)."""
+    if user_ids:
+        await asyncio.to_thread(enqueue.send_manager_mails, context.rq_connection, kind, organisation_id, stamp(at),
                                 user_ids)
-
-    after_commit(session, send, key=f"manager-mails:{kind}:{organisation_id}")
 
 
 def stamp(at: datetime) -> int:
@@ -102,7 +104,7 @@ async def _notify(context: JobContext, organisation_id: int) -> dict[str, int]:
     window = timedelta(minutes=context.settings.application_digest_minutes)
     # Dropped before reading: a drain committing from now on asks for a run of its own.
     await context.redis.delete(NoticeKeys(organisation_id).requested)
-    async with unit_of_work(context.engine, context.clients) as session:
+    async with unit_of_work(context.engine) as session:
         row = (await session.execute(
             select(Organisation.applications_notified_at, func.now()).where(Organisation.id == organisation_id)
             .with_for_update(of=Organisation)
@@ -120,7 +122,7 @@ async def _notify(context: JobContext, organisation_id: int) -> dict[str, int]:
         count = len(told.all())
         await session.execute(update(Organisation).where(Organisation.id == organisation_id)
                               .values(applications_notified_at=now))
-        _send_later(session, ANNOUNCED, organisation_id, now, await _managers(session, organisation_id))
+        await _queue_mails(context, ANNOUNCED, organisation_id, now, await _managers(session, organisation_id))
     log.info("%d new application(s) told to the managers of organisation %d", count, organisation_id)
     return {"announced": count, "scheduled": 0}
 
@@ -150,7 +152,7 @@ async def _remind(context: JobContext) -> dict[str, int]:
     """Pending applications unanswered for application_reminder_days, never reminded: one e-mail per manager of
     each organisation, at most one a day per organisation however often this runs."""
     days = context.settings.application_reminder_days
-    async with unit_of_work(context.engine, context.clients) as session:
+    async with unit_of_work(context.engine) as session:
         now = (await session.execute(select(func.now()))).scalar_one()
         local = now.astimezone(PARIS)
         day_start = datetime(local.year, local.month, local.day, tzinfo=PARIS)
@@ -158,18 +160,24 @@ async def _remind(context: JobContext) -> dict[str, int]:
         reminded_today = exists().where(other.mission_id == other_mission.id,
                                         other_mission.organisation_id == Mission.organisation_id,
                                         other.reminded_at >= day_start)
-        rows = await session.execute(
-            update(Application)
-            .where(Application.mission_id == Mission.id, Application.status == Status.PENDING,
+        due = and_(Application.mission_id == Mission.id, Application.status == Status.PENDING,
                    Application.reminded_at.is_(None), Application.applied_at < now - timedelta(days=days),
                    _visible(), ~reminded_today)
-            .values(reminded_at=now).returning(Mission.organisation_id)
-        )
+        # The organisations' rows first, in id order as `_notify` takes them: their e-mail jobs wait on these locks.
+        locked = list(await session.scalars(
+            select(Organisation.id).where(exists().where(Mission.organisation_id == Organisation.id, due))
+            .order_by(Organisation.id).with_for_update(of=Organisation)
+        ))
         counts: dict[int, int] = {}
-        for (organisation_id,) in rows:
-            counts[organisation_id] = counts.get(organisation_id, 0) + 1
+        if locked:
+            rows = await session.execute(
+                update(Application).where(due, Mission.organisation_id.in_(locked))
+                .values(reminded_at=now).returning(Mission.organisation_id)
+            )
+            for (organisation_id,) in rows:
+                counts[organisation_id] = counts.get(organisation_id, 0) + 1
         for organisation_id in sorted(counts):
-            _send_later(session, REMINDED, organisation_id, now, await _managers(session, organisation_id))
+            await _queue_mails(context, REMINDED, organisation_id, now, await _managers(session, organisation_id))
     log.info("reminded %d organisation(s) of %d pending application(s)", len(counts), sum(counts.values()))
     return {"organisations": len(counts), "applications": sum(counts.values())}
 
@@ -188,7 +196,10 @@ async def _send(context: JobContext, kind: str, organisation_id: int, at: int, u
     marked = EPOCH + timedelta(microseconds=at)
     column = Application.announced_at if kind == ANNOUNCED else Application.reminded_at
     async with unit_of_work(context.engine) as session:
-        name = await session.scalar(select(Organisation.name).where(Organisation.id == organisation_id))
+        # Waits for a transaction still marking (it holds the row until it commits or rolls back): what is read next
+        # is its committed mark, or nothing.
+        name = await session.scalar(select(Organisation.name).where(Organisation.id == organisation_id)
+                                    .with_for_update(read=True))
         missions = (await session.execute(
             select(Mission.id, Mission.title, func.count().label("count"),
                    func.count().filter(Application.status == Status.WAITLISTED).label("waitlisted"),

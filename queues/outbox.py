@@ -54,7 +54,8 @@ FAMILIES = {
     "mission_refused": "organisation",
     "mission_suspended": "organisation",
     "mission_reinstated": "organisation",
-    "organisation_invitation": "account",
+    # Anyone may type an address to invite: a flood of invitations never holds back that person's own e-mails.
+    "organisation_invitation": "invitation",
     "referent_digest": "moderation",
 }
 # Refusals before an e-mail is given up: a few 5xx (the address does not exist), more when temporary (4xx).
@@ -112,6 +113,7 @@ def family_budget(settings: Settings, family: str) -> int:
         # Managers' and referents' e-mails share the numbers of the nearest family, with counters of their own.
         "organisation": settings.mail_budget_application,
         "moderation": settings.mail_budget_account,
+        "invitation": settings.mail_budget_account,
     }[family]
 
 

@@ -24,12 +24,14 @@ from app.settings import get_settings
 from queues import applications, enqueue, signups
 from queues.connection import job_queue, sync_redis
 from queues.mail import PARIS
+from queues.mail_keys import daily_lock
 
 log = logging.getLogger("renfort.worker")
 FINISH_MISSIONS_LOCK = "renfort:missions:finish-lock"
 EXPIRE_PROPOSALS_LOCK = "renfort:dispatch:expire-lock"
 PURGE_UNCONFIRMED_LOCK = "renfort:volunteers:purge-lock"
 PURGE_ORGANISATIONS_LOCK = "renfort:organisations:purge-lock"
+CLOSING_SWEEP_LOCK = "renfort:missions:closing-sweep-lock"
 # The daily e-mails (reminders to organisations, the referents' digest) leave from this hour on, Paris time.
 DAILY_HOUR = 8
 NEARLY_FULL = 0.95
@@ -55,6 +57,7 @@ class RenfortWorker(Worker):
         except RedisError:
             log.warning("could not check the write queues; will retry on the next tick")
         schedule_mission_ends(self.connection)
+        schedule_closing_sweep(self.connection)
         schedule_proposal_expiry(self.connection)
         schedule_unconfirmed_purge(self.connection)
         schedule_unclaimed_organisations_purge(self.connection)
@@ -101,6 +104,11 @@ def schedule_mission_ends(connection: Redis) -> bool:
                           "the end of past missions")
 
 
+def schedule_closing_sweep(connection: Redis) -> bool:
+    return _schedule_once(connection, CLOSING_SWEEP_LOCK, 600, enqueue.sweep_mission_closings,
+                          "the sweep of ended missions' applications")
+
+
 def schedule_proposal_expiry(connection: Redis) -> bool:
     return _schedule_once(connection, EXPIRE_PROPOSALS_LOCK, 60, enqueue.expire_proposals,
                           "the expiry of dispatch proposals")
@@ -114,11 +122,6 @@ def schedule_unconfirmed_purge(connection: Redis) -> bool:
 def schedule_unclaimed_organisations_purge(connection: Redis) -> bool:
     return _schedule_once(connection, PURGE_ORGANISATIONS_LOCK, 3600, enqueue.purge_unclaimed_organisations,
                           "the purge of unclaimed organisations")
-
-
-def daily_lock(name: str, day: str) -> str:
-    """Held for two days once the daily job `name` was scheduled for `day` (ISO date, Paris)."""
-    return f"renfort:notices:daily:{name}:{day}"
 
 
 def _schedule_daily(connection: Redis, name: str, enqueue_job: Callable[[Redis], object], what: str,

@@ -198,7 +198,7 @@ async def test_long_argument_lists_are_not_unpacked(redis: Redis) -> None:
     proposals go through whole."""
     places = Places(redis)
     saved = [SavedApplication(n, "proposed" if n <= 5_000 else "waitlisted", n) for n in range(1, 20_001)]
-    await places.seed(9, capacity=5_000, state="1", epoch="0", highest_version=20_000, saved=saved)
+    await places.seed(9, capacity=5_000, state="1", epoch="0", highest_version=20_000, saved=saved, open_to_minors=True)
     assert await places.taken(9) == 5_000
     assert await redis.zcard(MissionKeys(9).waitlist) == 15_000
     withdrawn = await places.withdraw_run(9, 1, range(1, 5_001), kind="dispatch_cancelled", reason="")

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from app.applications.capacity import MissionKeys, Places
 from app.main import create_app
 from app.settings import Settings
+from app.volunteers import age
 from app.volunteers.age import adult_on, born_by, checked_on
 from surge.dispatch import REASON_FULL, Mission, Volunteer, plan_dispatch, reason_too_young
 from tests.conftest import run_worker
@@ -28,7 +29,7 @@ from tests.test_signin import csrf_token
 from tests.test_web_hardening import statements
 
 ADULTS_ONLY = "Cette mission est réservée aux personnes majeures."
-TODAY = date.today()
+TODAY = age.today()  # France's day, the one the rule counts on
 IN_TWO_MONTHS = TODAY + timedelta(days=60)
 LATER = {"start_date": IN_TWO_MONTHS.isoformat(), "end_date": (IN_TWO_MONTHS + timedelta(days=7)).isoformat()}
 
@@ -127,12 +128,14 @@ async def test_closing_a_mission_to_minors_reaches_redis_at_once(client: AsyncTe
     from tests.test_organisations import post_form
 
     mission_id = await mission_of(open_to_minors="on")
-    first, _ = await people(born(16))
-    second, _ = await people(born(17))
-    assert await apply(first, mission_id) == "pending"
+    for _ in range(2):  # three missions validated: the organisation's edits stay online, without a new moderation
+        await mission_of()
+    adult, _ = await people(born(30))  # an adult: a minor's open application would hold the edit back
+    teenager, _ = await people(born(17))
+    assert await apply(adult, mission_id) == "pending"  # Redis knows the mission
     edit = f"/missions/{mission_id}/modifier"
     assert (await post_form(client, edit, mission(), edit)).status_code == 303  # the box unticked
-    assert await apply(second, mission_id) == "minor"
+    assert await apply(teenager, mission_id) == "minor"
 
 
 async def applied_with_sql(person: AsyncTestClient, mission_id: int) -> tuple[str, list[str]]:

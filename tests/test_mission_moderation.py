@@ -199,7 +199,7 @@ async def test_a_mission_from_a_template_publishes_at_once_and_its_text_cannot_b
     draft = await client.get(f"{path}?modele={template_id}")
     assert draft.status_code == 422 and "Ce modèle n'est pas proposé" in draft.text.replace("&#39;", "'")
     listing = "/modeles-missions"
-    assert (await post_form(coordinator, f"{listing}/{template_id}/valider", {}, listing)).status_code == 303
+    assert (await post_form(admin, f"{listing}/{template_id}/valider", {}, listing)).status_code == 303
     assert TEMPLATE["title"] in (await client.get(path)).text  # offered in "Nouvelle mission"
 
     form = await client.get(f"{path}?modele={template_id}")
@@ -235,7 +235,7 @@ async def test_a_mission_from_a_template_publishes_at_once_and_its_text_cannot_b
     assert await db.fetchval("SELECT status FROM mission_templates") == "draft"
     assert (await client.get(f"{path}?modele={template_id}")).status_code == 422
     assert (await post_form(coordinator, f"{listing}/{template_id}/archiver", {}, listing)).status_code == 303
-    assert (await post_form(coordinator, f"{listing}/{template_id}/valider", {})).status_code == 409
+    assert (await post_form(admin, f"{listing}/{template_id}/valider", {})).status_code == 409
 
 
 async def test_a_manager_duplicates_a_mission_into_a_new_draft(

@@ -71,8 +71,19 @@ async def validated_organisation(client: AsyncTestClient, moderator: AsyncTestCl
     return organisation_id
 
 
+def read_version(page: str, mission_id: int, decision: str) -> str | None:
+    """The version a moderation form carries, as the referent's browser would send it back."""
+    form = re.search(rf'action="/moderation/missions/{mission_id}/{decision}"((?:(?!</form>).)*)</form>', page, re.S)
+    version = re.search(r'name="version" value="(\d+)"', form[1]) if form else None
+    return version[1] if version else None
+
+
 async def moderate(client: AsyncTestClient, mission_id: int, decision: str, reason: str = "") -> Any:
+    """The decision from the moderation queue, with the version it shows (none when the queue does not offer it)."""
     data = {"reason": reason} if reason else {}
+    version = read_version((await client.get("/moderation/missions")).text, mission_id, decision)
+    if version is not None:
+        data["version"] = version
     return await post_form(client, f"/moderation/missions/{mission_id}/{decision}", data)
 
 
@@ -159,7 +170,9 @@ async def test_managers_run_the_lifecycle_with_allowed_transitions_only(
     assert page.status_code == 200 and "12 place(s) restante(s) sur 12" in page.text and "Aperçu" not in page.text
     assert (await other.get(f"/missions/{mission_id}-ancien-titre", follow_redirects=False)).status_code == 301
 
-    edited = await post_form(client, f"/missions/{mission_id}/modifier", mission(places="20"),
+    same_content = mission(places="20", schedule="Tous les samedis matin", address_line_2="5 rue Racine",
+                           postal_code_2="69100")  # more places only: the mission stays online
+    edited = await post_form(client, f"/missions/{mission_id}/modifier", same_content,
                              f"/missions/{mission_id}/modifier")
     assert edited.status_code == 303 and await db.fetchval("SELECT places FROM missions") == 20
     assert (await act(client, mission_id, "completer")).status_code == 303

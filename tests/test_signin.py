@@ -95,7 +95,7 @@ async def make_client(settings: Settings) -> AsyncIterator[Any]:
 
 
 async def test_volunteer_signs_in_with_the_emailed_link_and_signs_out(
-    client: AsyncTestClient, mail_sink: MailSink, db: asyncpg.Connection
+    client: AsyncTestClient, mail_sink: MailSink, db: asyncpg.Connection, redis: Redis
 ) -> None:
     await sign_up(client, mail_sink, "Camille.Durand@Example.org")
     response = await ask_for_link(client, "  camille.durand@example.org ")
@@ -117,6 +117,8 @@ async def test_volunteer_signs_in_with_the_emailed_link_and_signs_out(
         "/deconnexion", data={"_csrf_token": csrf_token(space.text)}, follow_redirects=False
     )
     assert signed_out.status_code == 303 and signed_out.headers["location"] == "/connexion?deconnexion=1"
+    assert signed_out.headers["set-cookie"].startswith("renfort_session=null;")  # the browser drops the cookie
+    assert await redis.keys("renfort:sessions:*") == []  # the session is gone, not replaced by an empty one
     after = await client.get("/mon-espace", follow_redirects=False)
     assert after.status_code == 303 and after.headers["location"] == "/connexion"
 

@@ -81,8 +81,9 @@ class AccountPages(Controller):
     async def space(self, request: Request[Any, Any, Any], db: Db) -> Template:
         account = await require_current_account(request)  # the roles it lists and links to are the current ones
         roles = await describe_roles(db, account.roles)
-        context = {"email": account.email, "roles": roles, "moderator": account.roles.moderator,
-                   "coordinator": account.roles.coordinator, "admin": account.roles.admin}
+        held = account.roles
+        context = {"email": account.email, "roles": roles, "moderator": held.moderator, "coordinator": held.coordinator,
+                   "admin": held.admin, "mission_templates": held.admin or held.coordinator or held.national_referent}
         return Template("mon_espace.html", context=context, headers=PRIVATE)
 
     @post("/deconnexion")

@@ -19,7 +19,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
 from litestar.stores.base import Store
-from litestar.types import Message, ScopeSession
+from litestar.types import Empty, Message, ScopeSession
 from litestar.utils.dataclass import extract_dataclass_items
 
 from app.accounts.schemas import SignedIn
@@ -52,7 +52,7 @@ class SessionBackend(ServerSideSessionBackend):
         store, headers = self._store(connection), MutableScopeHeaders.from_message(message)
         params = dict(extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys()))
         session_id = self._cookie_id(connection)
-        if not scope_session:
+        if not scope_session or scope_session is Empty:  # Empty (what clear_session leaves) is truthy
             if session_id is not None:
                 await self.delete(session_id, store=store)
                 expired = Cookie(value="null", key=self.config.key, expires=0, **params)

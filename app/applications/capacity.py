@@ -2,11 +2,13 @@
 process: one Lua script (in `lua/`, beside this module) decides "place" or "wait-list", records the state and
 queues the change for PostgreSQL.
 
-Per mission (`MissionKeys`): `meta` (capacity, openness, the age rule and the epoch it was read at), `epoch`
+Per mission (`MissionKeys`, keys.py): `meta` (capacity, openness, the age rule and the epoch it was read at), `epoch`
 (bumped after the commit of any change to the mission's places, openness or age rule: a stale `meta` answers
 "unknown" and the caller reads that mission from PostgreSQL once, see service.seed), `holders` (who holds a place),
 `waitlist` (arrival order), `status` (volunteer → status), `proposals` (volunteer → the dispatch run that proposed
-them) and `closing` (who is to be told that the mission's end closed their application).
+them), `adults` (the wait-listed's and the proposed's 18th birthdays: a promotion or a proposal's confirmation
+checks the age rule without PostgreSQL; every script takes today's date, France's, from its caller) and `closing`
+(who is to be told that the mission's end closed their application).
 Shared: `sequence` numbers every change (its version; PostgreSQL keeps the highest per application); `engaged`
 maps a volunteer to the mission of their live dispatch proposal, so that no run, whatever its timing, proposes
 them a second one; per volunteer, the missions they applied or were proposed to, so that deleting an account finds
@@ -25,65 +27,19 @@ import msgspec
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from app.applications.keys import ENGAGED, PREFIX, SEQUENCE, MissionKeys, volunteer_missions_key
 from app.applications.statuses import HOLDING, ApplicationStatus
 from app.durable_queue import DRAIN_SCHEDULED_TTL, DurableQueue
 from app.redis_memory import MemoryGuard
 from app.redis_scripts import source
+from app.volunteers import age
 
-__all__ = ["HOLDING", "PREFIX", "ApplicationEvent", "Applied", "Closed", "Moved", "Places", "Proposed",
-           "SavedApplication", "Withdrawn"]
+__all__ = ["ENGAGED", "HOLDING", "PREFIX", "ApplicationEvent", "Applied", "Closed", "MissionKeys", "Moved", "Places",
+           "Proposed", "SavedApplication", "Withdrawn"]
 
-PREFIX = "renfort:applications:"
 SCRIPTS = Path(__file__).parent / "lua"
-SEQUENCE = PREFIX + "seq"
-ENGAGED = PREFIX + "engaged"  # volunteer → "<mission>:<expiry>", plus the field `seeded` once rebuilt
 INDEX_TTL = 30 * 86_400  # outlasts any backlog: a change still queued is always found
 CHUNK = 1_000  # volunteers per script call (PROPOSE, WITHDRAW_RUN): a few milliseconds of Redis time each
-
-
-@dataclass(frozen=True, slots=True)
-class MissionKeys:
-    """A mission's keys; no other module spells them."""
-
-    mission_id: int
-
-    def _key(self, name: str) -> str:
-        return f"{PREFIX}m{self.mission_id}:{name}"
-
-    @property
-    def meta(self) -> str:
-        # hash: capacity, open ("1" taking applications, "w" full: only promotions, "0"), epoch, minors ("1" open to
-        # minors, "0"), start (ISO date, "" none)
-        return self._key("meta")
-
-    @property
-    def holders(self) -> str:  # set: the volunteers holding a place
-        return self._key("holders")
-
-    @property
-    def waitlist(self) -> str:  # sorted set: volunteer → arrival number
-        return self._key("waitlist")
-
-    @property
-    def status(self) -> str:  # hash: volunteer → the application's current status
-        return self._key("status")
-
-    @property
-    def epoch(self) -> str:  # counter bumped after each committed change to the mission's places or openness
-        return self._key("epoch")
-
-    @property
-    def proposals(self) -> str:  # hash: volunteer → the dispatch run that proposed them this mission
-        return self._key("proposals")
-
-    @property
-    def closing(self) -> str:  # hash: volunteer → the kind of the closing of their application, until they are told
-        return self._key("closing")
-
-
-def volunteer_missions_key(volunteer_id: int) -> str:
-    """Set of the missions a volunteer applied or was proposed to lately (expires INDEX_TTL after the last)."""
-    return f"{PREFIX}v{volunteer_id}:missions"
 
 
 class ApplicationEvent(msgspec.Struct, frozen=True):
@@ -128,7 +84,7 @@ class Applied:
 
 @dataclass(frozen=True, slots=True)
 class Moved:
-    outcome: str  # done | refused | unknown
+    outcome: str  # done | refused | minor (a proposal's confirmation by someone too young) | unknown
     previous: str
     promoted: int
     drain_needed: bool
@@ -164,6 +120,7 @@ class SavedApplication:
     volunteer_id: int
     status: str
     version: int
+    adult_on: date | None = None  # the volunteer's 18th birthday (None: unknown, so too young where it matters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +138,11 @@ def _text(value: bytes | str | int) -> str:
 
 def _iso(day: date | None) -> str:
     return "" if day is None else day.isoformat()
+
+
+def _head(mission_id: int, today: date | None) -> list[int | str]:
+    """The ARGV every mission script starts with (lua/common.lua)."""
+    return [mission_id, DRAIN_SCHEDULED_TTL, _iso(today or age.today())]
 
 
 def _chunks(items: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -212,30 +174,30 @@ class Places:
         mission = MissionKeys(mission_id)
         queue = self.queue.keys
         return [mission.meta, mission.holders, mission.waitlist, mission.status, mission.epoch, mission.proposals,
-                SEQUENCE, queue.pending, queue.drain_scheduled, ENGAGED,
+                SEQUENCE, queue.pending, queue.drain_scheduled, ENGAGED, mission.adults,
                 *(volunteer_missions_key(volunteer_id) for volunteer_id in volunteer_ids)]
 
     async def apply(self, mission_id: int, volunteer_id: int, message: str, *, adult_on: date | None,
-                    today: date) -> Applied:
+                    today: date | None = None) -> Applied:
         """`adult_on`: the volunteer's 18th birthday (None: unknown, so too young for a mission closed to minors)."""
         if self.memory is not None and await self.memory.over_limit():
             return Applied("backlogged", "", False)
         reply = await self._apply(keys=self._keys(mission_id, volunteer_id), args=[
-            mission_id, DRAIN_SCHEDULED_TTL, volunteer_id, message, self.backlog_limit, INDEX_TTL, _iso(adult_on),
-            _iso(today)])
+            *_head(mission_id, today), volunteer_id, message, self.backlog_limit, INDEX_TTL, _iso(adult_on)])
         outcome, extra = _text(reply[0]), _text(reply[1])
         if outcome in (ApplicationStatus.PENDING, ApplicationStatus.WAITLISTED):
             return Applied(outcome, "", extra == "1")
         return Applied(outcome, extra, False)
 
     async def move(self, mission_id: int, volunteer_id: int, *, target: ApplicationStatus,
-                   allowed: Sequence[ApplicationStatus], kind: str, reason: str = "") -> Moved:
+                   allowed: Sequence[ApplicationStatus], kind: str, reason: str = "", today: date | None = None
+                   ) -> Moved:
         reply = await self._transition(keys=self._keys(mission_id), args=[
-            mission_id, DRAIN_SCHEDULED_TTL, volunteer_id, target, ",".join(allowed), kind, reason])
+            *_head(mission_id, today), volunteer_id, target, ",".join(allowed), kind, reason])
         return Moved(_text(reply[0]), _text(reply[1]), int(reply[2]), _text(reply[3]) == "1")
 
     async def propose(self, mission_id: int, run_id: int, expires_at: float, volunteer_ids: Sequence[int], *,
-                      adult_on: Mapping[int, date], today: date) -> Proposed:
+                      adult_on: Mapping[int, date], today: date | None = None) -> Proposed:
         """At most CHUNK volunteers per call (the caller chunks, to check the run between calls). `adult_on`: their
         18th birthdays (one missing: too young for a mission closed to minors)."""
         if len(volunteer_ids) > CHUNK:
@@ -244,17 +206,17 @@ class Places:
         for volunteer_id in volunteer_ids:
             people.extend([volunteer_id, _iso(adult_on.get(volunteer_id))])
         reply = await self._propose(keys=self._keys(mission_id, *volunteer_ids), args=[
-            mission_id, DRAIN_SCHEDULED_TTL, run_id, expires_at, INDEX_TTL, _iso(today), *people])
+            *_head(mission_id, today), run_id, expires_at, INDEX_TTL, *people])
         return Proposed(_text(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]),
                         _text(reply[5]) == "1")
 
     async def withdraw_run(self, mission_id: int, run_id: int, volunteer_ids: Sequence[int], *, kind: str,
-                           reason: str) -> Withdrawn:
+                           reason: str, today: date | None = None) -> Withdrawn:
         count = promoted = 0
         drain = False
         for chunk in _chunks(volunteer_ids):
             reply = await self._withdraw_run(keys=self._keys(mission_id), args=[
-                mission_id, DRAIN_SCHEDULED_TTL, run_id, kind, reason, *chunk])
+                *_head(mission_id, today), run_id, kind, reason, *chunk])
             if _text(reply[0]) == "unknown":
                 return Withdrawn("unknown", count, promoted, drain)
             count, promoted = count + int(reply[1]), promoted + int(reply[2])
@@ -262,14 +224,14 @@ class Places:
         return Withdrawn("done", count, promoted, drain)
 
     async def close(self, mission_id: int, volunteer_ids: Sequence[int], *, allowed: Sequence[ApplicationStatus],
-                    kind: str, reason: str) -> Closed:
+                    kind: str, reason: str, today: date | None = None) -> Closed:
         """The applications of an offline mission in one of the `allowed` statuses become cancelled, and their
         volunteers are filed in `closing` (see closing_mails), in the same script."""
         count, drain = 0, False
         keys = [*self._keys(mission_id), MissionKeys(mission_id).closing]
         for chunk in _chunks(volunteer_ids):
             reply = await self._close(keys=keys, args=[
-                mission_id, DRAIN_SCHEDULED_TTL, ",".join(allowed), kind, reason, INDEX_TTL, *chunk])
+                *_head(mission_id, today), ",".join(allowed), kind, reason, INDEX_TTL, *chunk])
             if _text(reply[0]) != "done":
                 return Closed(_text(reply[0]), count, drain)
             count, drain = count + int(reply[1]), drain or _text(reply[2]) == "1"
@@ -284,6 +246,14 @@ class Places:
         """The volunteers to tell that the mission's end closed their application → the closing's kind."""
         raw = await self.redis.hgetall(MissionKeys(mission_id).closing)
         return {int(_text(volunteer)): _text(kind) for volunteer, kind in raw.items()}
+
+    async def closing_left(self, mission_ids: Sequence[int]) -> set[int]:
+        """Those of these missions with people filed in `closing` and not told yet."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for mission_id in mission_ids:
+                pipe.exists(MissionKeys(mission_id).closing)
+            found = await pipe.execute()
+        return {mission_id for mission_id, exists in zip(mission_ids, found, strict=True) if exists}
 
     async def told(self, mission_id: int, volunteer_ids: Iterable[int]) -> None:
         """Their e-mails are queued: they leave `closing`."""
@@ -347,18 +317,26 @@ class Places:
             await pipe.execute()
 
     async def knows(self, mission_id: int) -> bool:
-        """Whether Redis holds this mission's application states (else a seed rebuilds them from PostgreSQL)."""
-        return bool(await self.redis.exists(MissionKeys(mission_id).status))
+        """Whether Redis holds this mission's application states and its applicants' birthdays (else a seed reads them
+        from PostgreSQL)."""
+        keys = MissionKeys(mission_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.status)
+            pipe.hget(keys.meta, "ages")
+            states, ages = await pipe.execute()
+        return bool(states) and ages == b"1"
 
     async def seed(self, mission_id: int, *, capacity: int, state: str, epoch: str, highest_version: int,
-                   saved: list[SavedApplication], open_to_minors: bool = False, start_date: date | None = None
-                   ) -> bool:
-        """`state`: "1" taking applications, "w" online but full, "0" offline. One call, however many applications
-        (the script loops over its arguments; nothing is unpacked), so the mission is seeded atomically."""
-        args: list[str | int] = [mission_id, DRAIN_SCHEDULED_TTL, capacity, state, epoch, highest_version,
+                   saved: list[SavedApplication], open_to_minors: bool = False, start_date: date | None = None,
+                   today: date | None = None) -> bool:
+        """`state`: "1" taking applications, "w" online but full, "0" offline. `saved` (with the birthdays) when
+        `knows` said no. One call, however many applications (the script loops over its arguments; nothing is
+        unpacked), so the mission is seeded atomically."""
+        args: list[str | int] = [*_head(mission_id, today), capacity, state, epoch, highest_version,
                                  "1" if open_to_minors else "0", _iso(start_date)]
         for application in saved:
-            args.extend([application.volunteer_id, application.status, application.version])
+            args.extend([application.volunteer_id, application.status, application.version,
+                         _iso(application.adult_on)])
         return _text(await self._seed(keys=self._keys(mission_id), args=args)) == "1"
 
     async def statuses(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], str]:

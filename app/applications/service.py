@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts.schemas import Roles
@@ -30,6 +30,7 @@ from app.missions.service import MissionForbidden, MissionNotFound
 from app.organisations.models import Organisation
 from app.organisations.service import is_online as organisation_is_online
 from app.organisations.service import slugify
+from app.volunteers import age
 from app.volunteers.models import Volunteer
 
 # decision → (target status, statuses it may follow, event kind)
@@ -55,8 +56,9 @@ def mission_state(mission_status: str, organisation_status: str) -> str:
 
 
 async def seed(places: Places, engine: AsyncEngine, mission_id: int) -> bool:
-    """Gives Redis the mission's capacity and state as PostgreSQL has them now (and the applications, when Redis has
-    none for it); returns whether promotions were queued (the caller asks for a drain)."""
+    """Gives Redis the mission's capacity and state as PostgreSQL has them now (and the applications with their
+    volunteers' 18th birthdays, when Redis has none for it); returns whether promotions were queued (the caller asks
+    for a drain)."""
     epoch = await places.epoch(mission_id)  # read before PostgreSQL: a change committed after it makes the seed stale
     knows = await places.knows(mission_id)
     async with unit_of_work(engine) as session:
@@ -71,10 +73,12 @@ async def seed(places: Places, engine: AsyncEngine, mission_id: int) -> bool:
         ) or 0)
         saved: list[SavedApplication] = []
         if not knows:
-            saved = [SavedApplication(volunteer_id, status, version) for volunteer_id, status, version in (
-                await session.execute(select(Application.volunteer_id, Application.status, Application.version)
-                                      .where(Application.mission_id == mission_id))
-            )]
+            saved = [SavedApplication(volunteer_id, status, version, age.adult_on(birth_date))
+                     for volunteer_id, status, version, birth_date in await session.execute(
+                         select(Application.volunteer_id, Application.status, Application.version,
+                                Volunteer.birth_date)
+                         .join(Volunteer, Volunteer.id == Application.volunteer_id)
+                         .where(Application.mission_id == mission_id))]
     places_count, mission_status, organisation_status, open_to_minors, start_date = row
     state = mission_state(mission_status, organisation_status)
     return await places.seed(mission_id, capacity=places_count, state=state, epoch=epoch, highest_version=highest,
@@ -91,12 +95,12 @@ async def apply(places: Places, engine: AsyncEngine, mission_id: int, volunteer_
                 message: object, *, adult_on: date | None, today: date | None = None) -> Outcome:
     """Redis only, unless the mission changed since Redis last read it (then one query, once per change).
     `adult_on`: the volunteer's 18th birthday, from the session; a mission closed to minors answers "minor" to
-    someone younger on its start date (or today) and nothing is written."""
+    someone younger on its start date (or today, France's day) and nothing is written."""
     text_message = application_message(message)  # refused before Redis: the drain must be able to save it
     drain = False
     for _ in range(3):
         applied: Applied = await places.apply(mission_id, volunteer_id, text_message, adult_on=adult_on,
-                                              today=today or date.today())
+                                              today=today or age.today())
         if applied.outcome == "backlogged":
             raise ApplicationsBacklogged
         if applied.outcome != "unknown":
@@ -127,9 +131,12 @@ VOLUNTEER_ANSWERS = {
 
 async def answer(places: Places, engine: AsyncEngine, mission_id: int, volunteer_id: int, action: str
                  ) -> tuple[str, bool]:
-    """(outcome for the page — "inchange" when the status no longer allows it —, drain needed?)"""
+    """(outcome for the page — "inchange" when the status no longer allows it, "minor" when a proposal is confirmed
+    by someone too young for the mission as it stands now —, drain needed?)"""
     target, allowed, kind, outcome = VOLUNTEER_ANSWERS[action]
     moved, drain = await move(places, engine, mission_id, volunteer_id, target=target, allowed=allowed, kind=kind)
+    if moved.outcome == "minor":
+        return "minor", drain
     return (outcome if moved.outcome == "done" else "inchange"), drain
 
 
@@ -188,6 +195,23 @@ async def close_applications(places: Places, engine: AsyncEngine, mission_id: in
         if result.outcome != "unknown":
             return Closing(closed, drain)
     raise ApplicationsUnavailable
+
+
+async def unclosed_missions(places: Places, engine: AsyncEngine, *, since: datetime) -> list[int]:
+    """The missions cancelled or finished since `since` whose closing did not end: applications PostgreSQL still
+    holds open, or people Redis filed to be told and not told yet (`closing`). A closing job lost or failed for good
+    leaves exactly these; running close_applications again on them is harmless."""
+    still_open = or_(*(and_(Mission.status == status, Application.status.in_(allowed))
+                       for status, (allowed, _, _) in CLOSINGS.items()))
+    async with unit_of_work(engine) as session:
+        ended = list((await session.scalars(
+            select(Mission.id).where(Mission.status.in_(CLOSINGS), Mission.status_changed_at >= since)
+        )).all())
+        with_open = set((await session.scalars(
+            select(Application.mission_id).join(Mission, Mission.id == Application.mission_id)
+            .where(Mission.status_changed_at >= since, still_open).distinct()
+        )).all())
+    return sorted(with_open | await places.closing_left(ended))
 
 
 async def closing_mails(places: Places, mission_id: int) -> list[tuple[int, int, str, str]]:

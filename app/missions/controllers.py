@@ -3,7 +3,6 @@ priority flag) and the search API."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
@@ -14,7 +13,14 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.controllers import PRIVATE
-from app.accounts.guards import organisation_manager, privileged, require_account
+from app.accounts.guards import (
+    SignInRequired,
+    organisation_manager,
+    privileged,
+    require_account,
+    require_current_account,
+)
+from app.accounts.schemas import SignedIn
 from app.accounts.sessions import current_account
 from app.applications import service as applications
 from app.deps import Db, Web
@@ -24,9 +30,13 @@ from app.missions.schemas import MissionPage, MissionRead
 from app.missions.validation import FIELDS, MAX_ADDRESSES, TEXT_FIELDS, MissionInvalid
 from app.reference import DOMAINS
 from app.state import WebState
+from app.volunteers import age
 
 MAX_BODY = 32_768
 MODERATION_QUEUE = "/moderation/missions"
+SENT_BACK = "relecture"
+NOTICES = {SENT_BACK: "Vos modifications changent le contenu de la mission : elle n'est plus en ligne et attend à "
+                      "nouveau la validation du ou de la référent·e de son département."}
 
 
 def _commune_codes(web: WebState, values: dict[str, Any]) -> list[str]:
@@ -113,19 +123,26 @@ class MissionPages(Controller):
         return Template("missions.html", context=context, status_code=422 if errors else 200)
 
     @get("/{reference:str}")
-    async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], web: Web, db: Db
-                   ) -> Template | Redirect:
+    async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], web: Web, db: Db,
+                   info: FromQuery[str | None] = None) -> Template | Redirect:
         number, _, slug = reference.partition("-")
         if not number.isdecimal() or len(number) > 18:
             raise NotFoundException
-        account = current_account(request)
-        view = await service.mission_page(db, int(number), account)
+
+        async def current() -> SignedIn | None:
+            try:
+                return await require_current_account(request)
+            except SignInRequired:  # the account is gone: a visitor like any other
+                return None
+
+        view = await service.mission_page(db, int(number), current_account(request), current)
         mission = view.mission
         if slug != mission.slug:
             return Redirect(mission.path, status_code=301)
         taken = await applications.taken_places(web.places, web.engine, mission.id)  # live, from Redis
-        context = {"mission": mission, "view": view, "manager": view.manager, "account": account,
-                   "actions": service.allowed_actions(mission.status), "places_left": max(0, mission.places - taken)}
+        context = {"mission": mission, "view": view, "manager": view.manager, "account": current_account(request),
+                   "actions": service.allowed_actions(mission.status), "places_left": max(0, mission.places - taken),
+                   "notice": NOTICES.get(info or "") if view.manager else None}
         private = not mission.online or view.manager or view.moderator or view.prioritiser
         return Template("mission.html", context=context, headers=PRIVATE if private else None)
 
@@ -144,14 +161,16 @@ class MissionPages(Controller):
         values = await _values(request)
         roles = require_account(request).roles
         try:
-            mission = await service.update_mission(db, mission_id, data=values, postcodes=web.postcodes, roles=roles)
+            saved = await service.update_mission(db, mission_id, data=values, postcodes=web.postcodes, roles=roles,
+                                                 trusted_after=web.settings.trusted_organisation_missions)
         except MissionInvalid as invalid:
-            saved = await service.edit_form(db, mission_id, roles)
-            locked = _locked(_values_of(saved.mission)) if saved.from_template else None
-            return await _form(web, db, saved.mission.organisation_id, values, invalid.errors,
+            form = await service.edit_form(db, mission_id, roles)
+            locked = _locked(_values_of(form.mission)) if form.from_template else None
+            return await _form(web, db, form.mission.organisation_id, values, invalid.errors,
                                f"/missions/{mission_id}/modifier", status=422,
-                               kept_emergency=saved.mission.emergency_slug, locked=locked, reason=saved.status_reason)
-        return Redirect(mission.path, status_code=303)
+                               kept_emergency=form.mission.emergency_slug, locked=locked, reason=form.status_reason)
+        return Redirect(f"{saved.mission.path}?info={SENT_BACK}" if saved.sent_back else saved.mission.path,
+                        status_code=303)
 
     @post("/{mission_id:int}/statut/{decision:str}", guards=[privileged])
     async def decide(
@@ -166,7 +185,7 @@ class MissionPages(Controller):
 
     @post("/{mission_id:int}/dupliquer", guards=[privileged])
     async def duplicate(self, request: Request[Any, Any, Any], mission_id: RowId, db: Db) -> Redirect:
-        copy = await service.duplicate(db, mission_id, roles=require_account(request).roles, today=date.today())
+        copy = await service.duplicate(db, mission_id, roles=require_account(request).roles, today=age.today())
         return Redirect(f"/missions/{copy.id}/modifier", status_code=303)
 
     @post("/{mission_id:int}/priorite", guards=[privileged], request_max_body_size=MAX_BODY)

@@ -23,3 +23,21 @@ class MissionTransitionRefused(Exception):
 
 class MissionDecisionForbidden(RoleRequired):
     """A moderation or priority decision on a mission outside the person's departments (the shared 403 page)."""
+
+
+class DecisionRefused(MissionDecisionForbidden):
+    """A 403 with its own French `message` (the moderation pages show it; without them, the shared 403 page)."""
+
+    message = "Cette décision revient à une autre personne."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+
+
+class OwnMissionDecision(DecisionRefused):
+    """The moderator manages the mission's organisation: nobody moderates their own work."""
+
+    message = ("Vous êtes gestionnaire de la structure qui propose cette mission : une autre personne de la "
+               "modération doit en décider.")

@@ -27,7 +27,7 @@ from app.organisations import models as organisation_models  # noqa: F401  (maps
 
 STATUSES = ("draft", "awaiting_validation", "published", "full", "finished", "cancelled", "suspended")
 TEMPLATE_STATUSES = ("draft", "validated", "archived")
-DECISIONS = ("validate", "refuse")
+DECISIONS = ("validate", "refuse", "suspend")
 
 
 class Mission(Base):
@@ -66,7 +66,8 @@ class Mission(Base):
 
 
 class MissionTemplate(Base):
-    """A mission text validated once by admins or coordinators, for standard missions published in bulk."""
+    """A mission text written by admins or coordinators and validated once by an admin or a national referent other
+    than its author, for standard missions published in bulk."""
 
     __tablename__ = "mission_templates"
     __table_args__ = (CheckConstraint(f"status IN {TEMPLATE_STATUSES}", name="status"),)
@@ -80,13 +81,15 @@ class MissionTemplate(Base):
     prerequisites: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), server_default="draft", index=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Who last changed its text: like its author, they may not validate it.
+    edited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class MissionModeration(Base):
-    """A referent's decision on a mission awaiting validation; the last 12 months of them make an organisation
-    trusted (its missions then publish at once)."""
+    """A referent's decision on a mission: validated or refused while awaiting validation, or suspended once online.
+    The last 12 months of them make an organisation trusted (its missions then publish at once)."""
 
     __tablename__ = "mission_moderations"
     __table_args__ = (

@@ -1,7 +1,8 @@
 """The referents' side of missions: the queue of missions awaiting validation in their departments (oldest first),
-validating or refusing them (recorded in mission_moderations: the trust question reads it), suspending and
-reinstating published ones, and the priority flag, which the coordinators of the mission's department may also set.
-The organisation's managers are e-mailed each decision once it is committed."""
+validating or refusing them, suspending and reinstating published ones (all but reinstatements recorded in
+mission_moderations: the trust question reads them), never on a mission of an organisation the referent manages;
+and the priority flag, which the coordinators of the mission's department may also set. The organisation's
+managers are e-mailed each decision once it is committed."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from app.db.after_commit import Clients, after_commit
 from app.geo.models import Commune
 from app.missions import scope, service
 from app.missions.cache import mark_changed
-from app.missions.exceptions import MissionDecisionForbidden
+from app.missions.exceptions import MissionDecisionForbidden, MissionTransitionRefused, OwnMissionDecision
 from app.missions.models import Mission, MissionAddress, MissionModeration
 from app.missions.schemas import MissionRead
 from app.missions.validation import MissionInvalid
@@ -35,10 +36,12 @@ TRANSITIONS = {
 }
 DECISIONS = {"valider": "validate", "refuser": "refuse", "suspendre": "suspend", "retablir": "reinstate"}
 NEEDS_REASON = {"refuse", "suspend"}
-RECORDED = {"validate", "refuse"}
+RECORDED = {"validate", "refuse", "suspend"}  # the trust question reads them (publishing.trusted)
+VERSIONED = {"validate", "refuse", "reinstate"}  # a decision on what the referent read, not on a later edit
 REASON_LENGTH = 2_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REASON_REQUIRED = "Indiquez le motif : la structure le recevra pour pouvoir corriger sa mission."
+CHANGED = "La mission a été modifiée depuis que vous l'avez ouverte : relisez-la."
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ class Waiting:
     department: str
     since: datetime
     reason: str | None
+    version: str  # sent back with the decision (see `decide`)
+    own: bool  # of an organisation the referent manages: someone else decides
 
 
 def stamp(changed_at: datetime) -> int:
@@ -76,17 +81,27 @@ def _reason(raw: object, action: str) -> str | None:
     return text if action in NEEDS_REASON else None
 
 
-async def decide(session: AsyncSession, mission_id: int, *, action: str, reason: object,
+def version(mission: Mission) -> str:
+    """Names the mission's content as a referent reads it: any edit (or priority, or emergency) changes it."""
+    return str(stamp(mission.updated_at))
+
+
+async def decide(session: AsyncSession, mission_id: int, *, action: str, reason: object, read_version: object,
                  account: SignedIn) -> MissionRead:
     """Validate or refuse (with a reason) a mission awaiting validation, suspend (with a reason) or reinstate one,
-    for a referent of its department (admins everywhere)."""
+    for a referent of its department (admins everywhere) who is no manager of its organisation. Validating,
+    refusing and reinstating answer the version the referent read (`read_version`, from the form)."""
     mission, organisation = await service.load(session, mission_id, lock=True)
     if not account.roles.moderates(await scope.department_of(session, mission_id)):
         raise MissionDecisionForbidden
+    if account.roles.manages(mission.organisation_id):
+        raise OwnMissionDecision
     text = _reason(reason, action)
     target = TRANSITIONS.get((mission.status, action))
     if target is None:
         raise service.refusal(mission, action)
+    if action in VERSIONED and read_version != version(mission):
+        raise MissionTransitionRefused(CHANGED)
     await service.change_status(session, mission, target, reason=text)
     if action in RECORDED:
         session.add(MissionModeration(mission_id=mission.id, organisation_id=mission.organisation_id,
@@ -123,7 +138,8 @@ async def queue(session: AsyncSession, roles: Roles) -> dict[str, list[Waiting]]
         if roles.moderates(department):
             found[mission.status].append(Waiting(
                 service.read(mission, organisation, addresses[mission.id], taken=held.get(mission.id, 0)),
-                department, mission.status_changed_at, mission.status_reason,
+                department, mission.status_changed_at, mission.status_reason, version(mission),
+                roles.manages(mission.organisation_id),
             ))
     return found
 

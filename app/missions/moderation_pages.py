@@ -1,5 +1,5 @@
-"""The referents' mission queue (`/moderation/missions`) and the mission templates of admins and coordinators
-(`/modeles-missions`)."""
+"""The referents' mission queue (`/moderation/missions`) and the mission templates (`/modeles-missions`): written by
+admins and coordinators, validated by admins and national referents."""
 
 from __future__ import annotations
 
@@ -26,8 +26,14 @@ TEMPLATES = "/modeles-missions"
 
 async def template_editor(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Admins and coordinators, with their roles as PostgreSQL holds them now."""
+    if not templates.editor((await require_current_account(connection)).roles):
+        raise RoleRequired
+
+
+async def template_reader(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The editors, and the national referents who validate (roles as PostgreSQL holds them now)."""
     roles = (await require_current_account(connection)).roles
-    if not (roles.admin or roles.coordinator):
+    if not (templates.editor(roles) or templates.reviewer(roles)):
         raise RoleRequired
 
 
@@ -47,8 +53,9 @@ class MissionModerationPages(Controller):
         action = moderation.DECISIONS.get(decision)
         if action is None:
             raise NotFoundException
-        reason = (await request.form()).get("reason")
-        await moderation.decide(db, mission_id, action=action, reason=reason, account=require_account(request))
+        form = await request.form()
+        await moderation.decide(db, mission_id, action=action, reason=form.get("reason"),
+                                read_version=form.get("version"), account=require_account(request))
         return Redirect("/moderation/missions", status_code=303)
 
 
@@ -63,20 +70,23 @@ async def _values(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 class MissionTemplatePages(Controller):
+    """One guard per handler, so that each request reads the roles once."""
+
     path = TEMPLATES
     include_in_schema = False
-    guards = [template_editor]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
-    @get("/")
-    async def index(self, db: Db) -> Template:
-        context = {"templates": await templates.listing(db)}
+    @get("/", guards=[template_reader])
+    async def index(self, request: Request[Any, Any, Any], db: Db) -> Template:
+        account = require_account(request)
+        context = {"templates": await templates.listing(db), "roles": account.roles, "user_id": account.user_id,
+                   "editor": templates.editor(account.roles)}
         return Template("modeles_missions.html", context=context, headers=PRIVATE)
 
-    @get("/nouveau")
+    @get("/nouveau", guards=[template_editor])
     async def new(self) -> Template:
         return _form({}, {}, f"{TEMPLATES}/nouveau")
 
-    @post("/nouveau", request_max_body_size=MAX_BODY)
+    @post("/nouveau", guards=[template_editor], request_max_body_size=MAX_BODY)
     async def create(self, request: Request[Any, Any, Any], db: Db) -> Template | Redirect:
         values = await _values(request)
         try:
@@ -85,24 +95,26 @@ class MissionTemplatePages(Controller):
             return _form(values, invalid.errors, f"{TEMPLATES}/nouveau", 422)
         return Redirect(TEMPLATES, status_code=303)
 
-    @get("/{template_id:int}/modifier")
+    @get("/{template_id:int}/modifier", guards=[template_editor])
     async def edit(self, template_id: RowId, db: Db) -> Template:
         template = await templates.get(db, template_id)
         return _form(templates.form_values(template), {}, f"{TEMPLATES}/{template_id}/modifier")
 
-    @post("/{template_id:int}/modifier", request_max_body_size=MAX_BODY)
+    @post("/{template_id:int}/modifier", guards=[template_editor], request_max_body_size=MAX_BODY)
     async def save(self, request: Request[Any, Any, Any], template_id: RowId, db: Db) -> Template | Redirect:
         values = await _values(request)
         try:
-            await templates.edit(db, template_id, values)
+            await templates.edit(db, template_id, values, user_id=require_account(request).user_id)
         except MissionInvalid as invalid:
             return _form(values, invalid.errors, f"{TEMPLATES}/{template_id}/modifier", 422)
         return Redirect(TEMPLATES, status_code=303)
 
-    @post("/{template_id:int}/{decision:str}")
-    async def decide(self, template_id: RowId, decision: FromPath[str], db: Db) -> Redirect:
+    @post("/{template_id:int}/{decision:str}", guards=[template_reader])
+    async def decide(self, request: Request[Any, Any, Any], template_id: RowId, decision: FromPath[str],
+                     db: Db) -> Redirect:
         action = templates.ACTIONS.get(decision)
         if action is None:
             raise NotFoundException
-        await templates.transition(db, template_id, action)
+        account = require_account(request)
+        await templates.transition(db, template_id, action, roles=account.roles, user_id=account.user_id)
         return Redirect(TEMPLATES, status_code=303)

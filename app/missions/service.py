@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from app.applications.models import Application
 from app.db.after_commit import Clients, after_commit
 from app.geo.index import PostcodeIndex
 from app.geo.models import Commune
-from app.missions import publishing, scope, templates
+from app.missions import minors, publishing, scope, templates
 from app.missions.addresses import add_addresses, copy_addresses, points_of, replace_addresses
 from app.missions.cache import mark_changed
 from app.missions.exceptions import MissionForbidden as MissionForbidden  # re-exported for app/errors.py
@@ -32,6 +32,7 @@ from app.organisations.models import Organisation
 from app.organisations.service import is_online as organisation_is_online
 from app.organisations.service import slugify
 from app.reference import DOMAINS
+from app.volunteers import age
 from queues import enqueue
 from surge.emergencies import service as emergencies
 
@@ -180,7 +181,7 @@ async def _checked(session: AsyncSession, organisation_id: int, data: dict[str, 
                    kept_emergency: str | None = None) -> tuple[ValidMission, dict[str, tuple[float, float]]]:
     """Everything refused before anything is written: the request commits what a handler returns, form errors
     included."""
-    valid = validate_mission(data, postcodes, today=date.today())
+    valid = validate_mission(data, postcodes, today=age.today())
     codes = [address.commune_code for address in valid.addresses]
     points = await points_of(session, codes)
     departments = await scope.departments_for(session, organisation_id, codes)
@@ -210,9 +211,17 @@ def check_manager(roles: Roles, mission: Mission) -> None:
         raise MissionForbidden
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Saved:
+    mission: MissionRead
+    sent_back: bool  # online until this edit, its content changed: back to the referents
+
+
 async def update_mission(session: AsyncSession, mission_id: int, *, data: dict[str, Any], postcodes: PostcodeIndex,
-                         roles: Roles) -> MissionRead:
-    """A manager's edit. The priority flag is not theirs (it stays), nor is a template's text (it stays)."""
+                         roles: Roles, trusted_after: int) -> Saved:
+    """A manager's edit. The priority flag is not theirs (it stays), nor is a template's text (it stays). An online
+    mission whose content changes goes back to the referents, unless it would publish at once
+    (`trusted_after`: settings.trusted_organisation_missions)."""
     mission, organisation = await load(session, mission_id, lock=True)
     check_manager(roles, mission)
     if mission.status not in EDITABLE:
@@ -222,14 +231,22 @@ async def update_mission(session: AsyncSession, mission_id: int, *, data: dict[s
     if mission.template_id is not None:
         data = {**data, **templates.text_values(mission)}
     valid, points = await _checked(session, mission.organisation_id, data, postcodes, mission.emergency_slug)
+    await minors.check_edit(session, mission, valid, today=age.today())
+    before = await publishing.Content.of(session, mission)
     for field, value in _fields(valid).items():
         setattr(mission, field, value)
     mission.updated_at = datetime.now(UTC)
     await replace_addresses(session, mission_id, valid.addresses, points)
     await session.flush()
+    sent_back = False
     if mission.status in ONLINE_STATUSES:
-        mark_changed(session, [mission.id])  # what the search shows changed, and maybe the places
-    return await read_one(session, mission, organisation)
+        if (await publishing.Content.of(session, mission) != before
+                and not await publishing.at_once(session, mission, trusted_after=trusted_after)):
+            await change_status(session, mission, "awaiting_validation")  # offline until a referent validates it
+            sent_back = True
+        else:
+            mark_changed(session, [mission.id])  # what the search shows changed, and maybe the places
+    return Saved(await read_one(session, mission, organisation), sent_back)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -250,6 +267,11 @@ async def duplicate(session: AsyncSession, mission_id: int, *, roles: Roles, tod
     """A new draft with the same text, places and addresses (and template); dates already past are left blank."""
     mission, _ = await load(session, mission_id)
     check_manager(roles, mission)
+    if mission.status == "suspended":
+        raise MissionTransitionRefused(
+            "Cette mission est suspendue par la modération : elle ne peut pas être dupliquée. Corrigez-la "
+            "(bouton « Modifier ») selon le motif indiqué, ou écrivez-en une nouvelle."
+        )
     copy = Mission(
         organisation_id=mission.organisation_id, status="draft", template_id=mission.template_id,
         remote=mission.remote, schedule=mission.schedule, places=mission.places,
@@ -319,11 +341,17 @@ def allowed_actions(status: str) -> dict[str, str]:
     return {decision: action for decision, action in ACTIONS.items() if (status, action) in TRANSITIONS}
 
 
-async def mission_page(session: AsyncSession, mission_id: int, viewer: SignedIn | None) -> MissionView:
-    """Offline missions are a 404 for everyone but their managers and the referents of their department."""
+async def mission_page(session: AsyncSession, mission_id: int, viewer: SignedIn | None,
+                       current: Callable[[], Awaitable[SignedIn | None]]) -> MissionView:
+    """Offline missions are a 404 for everyone but their managers and the referents of their department. The
+    session's roles only say whom to ask again: when they claim a right on this mission, `current` reads the roles
+    as PostgreSQL holds them now (one query; anonymous visitors and volunteers never pay it)."""
     mission, organisation = await load(session, mission_id)
     roles = viewer.roles if viewer is not None else Roles()
     department = await scope.department_of(session, mission_id)
+    if roles.manages(mission.organisation_id) or roles.moderates(department) or roles.coordinates(department):
+        now = await current()
+        roles = now.roles if now is not None else Roles()
     manager, moderator = roles.manages(mission.organisation_id), roles.moderates(department)
     read_mission = await read_one(session, mission, organisation)
     if not read_mission.online and not (manager or moderator):

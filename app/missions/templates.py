@@ -1,6 +1,7 @@
-"""Mission templates ("modèles de mission"): a mission text that admins and coordinators write and validate once;
-managers make missions from a validated one (its text fixed, they add dates, places and addresses), which publish
-without moderation. An edit sends a template back to draft until it is validated again."""
+"""Mission templates ("modèles de mission"): a mission text that admins and coordinators write, and that an admin or
+a national referent validates once — never its author nor its last editor; managers make missions from a validated
+one (its text fixed, they add dates, places and addresses), which publish without moderation. An edit sends a
+template back to draft until it is validated again."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.missions.exceptions import MissionTransitionRefused
+from app.accounts.schemas import Roles
+from app.missions.exceptions import DecisionRefused, MissionTransitionRefused
 from app.missions.models import Mission, MissionTemplate
 from app.missions.schemas import TEMPLATE_STATUS_LABELS
 from app.missions.validation import TEXT_FIELDS, MissionInvalid, validate_text
@@ -28,6 +30,10 @@ ACTIONS = {"valider": "validate", "archiver": "archive"}
 ACTION_LABELS = {"validate": "validé", "archive": "archivé"}
 EDITABLE = {"draft", "validated"}
 NOT_OFFERED = "Ce modèle n'est pas proposé (il n'est pas validé ou a été archivé) : choisissez-en un autre."
+NOT_A_REVIEWER = ("Un modèle de mission est validé par une personne de l'administration ou un·e référent·e "
+                  "national·e : vous pouvez le rédiger et le modifier, pas le valider.")
+OWN_TEXT = ("Vous avez rédigé ou modifié ce modèle en dernier : une autre personne de l'administration ou de la "
+            "référence nationale doit le valider.")
 
 
 class TemplateNotFound(NotFoundException):
@@ -46,9 +52,21 @@ class TemplateRead:
     prerequisites: str | None
     status: str
     status_label: str
+    authors: tuple[int, ...]  # who wrote its text: its author and its last editor
 
-    def actions(self) -> dict[str, str]:
-        return {decision: action for decision, action in ACTIONS.items() if (self.status, action) in TRANSITIONS}
+    def actions(self, roles: Roles, user_id: int) -> dict[str, str]:
+        """This person's buttons: archiving for everyone on the page, validating for a reviewer of someone else's
+        text."""
+        return {decision: action for decision, action in ACTIONS.items() if (self.status, action) in TRANSITIONS
+                and (action != "validate" or (reviewer(roles) and user_id not in self.authors))}
+
+
+def reviewer(roles: Roles) -> bool:
+    return roles.admin or roles.national_referent
+
+
+def editor(roles: Roles) -> bool:
+    return roles.admin or roles.coordinator
 
 
 def _read(template: MissionTemplate) -> TemplateRead:
@@ -57,6 +75,7 @@ def _read(template: MissionTemplate) -> TemplateRead:
         domain_label=DOMAINS.get(template.domain, template.domain), activities=list(template.activities),
         open_to_minors=template.open_to_minors, prerequisites=template.prerequisites, status=template.status,
         status_label=TEMPLATE_STATUS_LABELS[template.status],
+        authors=tuple(user for user in (template.created_by, template.edited_by) if user is not None),
     )
 
 
@@ -104,26 +123,33 @@ async def offered(session: AsyncSession, template_id: int) -> MissionTemplate:
 
 
 async def create(session: AsyncSession, data: dict[str, Any], *, user_id: int) -> TemplateRead:
-    template = MissionTemplate(status="draft", created_by=user_id, **validate_text(data))
+    template = MissionTemplate(status="draft", created_by=user_id, edited_by=user_id, **validate_text(data))
     session.add(template)
     await session.flush()
     return _read(template)
 
 
-async def edit(session: AsyncSession, template_id: int, data: dict[str, Any]) -> TemplateRead:
+async def edit(session: AsyncSession, template_id: int, data: dict[str, Any], *, user_id: int) -> TemplateRead:
     template = await _load(session, template_id, lock=True)
     if template.status not in EDITABLE:
         raise MissionTransitionRefused("Un modèle archivé ne peut plus être modifié.")
     for field, value in validate_text(data).items():
         setattr(template, field, value)
     now = datetime.now(UTC)
-    template.status, template.updated_at = "draft", now  # a changed text is validated again
+    template.status, template.updated_at = "draft", now  # a changed text is validated again, by someone else
+    template.edited_by = user_id
     await session.flush()
     return _read(template)
 
 
-async def transition(session: AsyncSession, template_id: int, action: str) -> TemplateRead:
+async def transition(session: AsyncSession, template_id: int, action: str, *, roles: Roles,
+                     user_id: int) -> TemplateRead:
     template = await _load(session, template_id, lock=True)
+    if action == "validate":
+        if not reviewer(roles):
+            raise DecisionRefused(NOT_A_REVIEWER)
+        if user_id in (template.created_by, template.edited_by):
+            raise DecisionRefused(OWN_TEXT)
     target = TRANSITIONS.get((template.status, action))
     if target is None:
         raise MissionTransitionRefused(

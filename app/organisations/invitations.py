@@ -3,7 +3,8 @@
 A token is `<secret>.<expiry>.<signature>` as app/accounts/tokens.py mints sign-in links, signed with a key derived
 for invitations alone (a sign-in token is never an invitation, nor the reverse). PostgreSQL keeps only the SHA-256
 of the secret; the token itself waits in Redis (`InvitationKeys.token`) until its e-mail job has sent it, so the
-job payload holds the invitation's id only. Accepting consumes the row atomically (`accepted_at`).
+job payload holds the invitation's id only. Accepting consumes the row atomically (`accepted_at`); it signs in
+only an address that had no account (`Accepted.account`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import tokens
 from app.accounts.models import User
 from app.accounts.roles import roles_in
-from app.accounts.schemas import SignedIn
+from app.accounts.schemas import Roles, SignedIn
 from app.db.after_commit import Clients, after_commit
 from app.organisations.models import ManagerInvitation, Organisation, OrganisationManager
-from app.volunteers import age, confirmation
+from app.volunteers import confirmation
 from app.volunteers.models import Volunteer
 from queues import enqueue
 
@@ -123,9 +124,20 @@ async def check(session: AsyncSession, *, secret: str, token: str, now: float) -
     return Invitation(organisation_id=row[0], organisation_name=row[1], creator=row[2] is None)
 
 
-async def accept(session: AsyncSession, *, secret: str, token: str, now: float) -> SignedIn:
-    """Consumes the invitation (a second use, even concurrent, finds nothing), creates the user if needed, makes
-    them a manager and returns the account to sign in. Raises `InvitationInvalid` or `InvitationExpired`."""
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    organisation_id: int
+    organisation_name: str
+    user_id: int
+    roles: Roles  # the user's roles, this organisation included
+    # Only for an address that had no account at all: it opens nothing else, so the link may sign it in. An address
+    # with an account signs in as usual (a short-lived sign-in link), never with a days-long invitation.
+    account: SignedIn | None
+
+
+async def accept(session: AsyncSession, *, secret: str, token: str, now: float) -> Accepted:
+    """Consumes the invitation (a second use, even concurrent, finds nothing), creates the user if needed and makes
+    them a manager. Raises `InvitationInvalid` or `InvitationExpired`."""
     row = (await session.execute(
         update(ManagerInvitation).where(_usable(read(secret, token, now)))
         .values(accepted_at=func.now())
@@ -134,26 +146,27 @@ async def accept(session: AsyncSession, *, secret: str, token: str, now: float) 
     if row is None:
         raise InvitationExpired
     organisation_id, email, email_normalized = row
-    volunteer = (await session.execute(
-        select(Volunteer.id, Volunteer.birth_date).where(Volunteer.email_normalized == email_normalized)
-    )).first()
+    volunteer = await session.scalar(select(Volunteer.id).where(Volunteer.email_normalized == email_normalized))
     if volunteer is not None:
         await confirmation.confirm_address(session, email_normalized)  # the link proved the address
-    signed_in_at = datetime.fromtimestamp(now, UTC)
-    user = await session.scalar(
-        insert(User).values(email=email, email_normalized=email_normalized, last_sign_in_at=signed_in_at)
-        .on_conflict_do_update(index_elements=[User.email_normalized], set_={"last_sign_in_at": signed_in_at})
-        .returning(User),
-        execution_options={"populate_existing": True},
+    # Inserted only when no row holds the address (a concurrent insert of the same address makes this one a no-op);
+    # a volunteer's address is an account already, which this link does not sign in.
+    created = await session.scalar(
+        insert(User).values(email=email, email_normalized=email_normalized,
+                            last_sign_in_at=None if volunteer is not None else datetime.fromtimestamp(now, UTC))
+        .on_conflict_do_nothing(index_elements=[User.email_normalized]).returning(User.id)
     )
-    assert user is not None
+    user_id = created if created is not None else await session.scalar(
+        select(User.id).where(User.email_normalized == email_normalized))
+    if user_id is None:
+        raise InvitationExpired  # the account was deleted at that very moment, its invitations with it
     await session.execute(
-        insert(OrganisationManager).values(organisation_id=organisation_id, user_id=user.id).on_conflict_do_nothing()
+        insert(OrganisationManager).values(organisation_id=organisation_id, user_id=user_id).on_conflict_do_nothing()
     )
-    roles = await roles_in(session, user.id, volunteer=volunteer is not None)
-    assert roles is not None
-    return SignedIn(user_id=user.id, email=user.email, roles=roles, since=int(now),
-                    volunteer_id=volunteer[0] if volunteer else None,
-                    adult_on=age.adult_on(volunteer[1]) if volunteer else None)
-
-
+    roles = await roles_in(session, user_id, volunteer=volunteer is not None)
+    name = await session.scalar(select(Organisation.name).where(Organisation.id == organisation_id))
+    assert roles is not None and name is not None
+    new = created is not None and volunteer is None
+    account = SignedIn(user_id=user_id, email=email, roles=roles, since=int(now)) if new else None
+    return Accepted(organisation_id=organisation_id, organisation_name=name, user_id=user_id, roles=roles,
+                    account=account)

@@ -16,7 +16,8 @@ from app.accounts.sessions import update_account
 from app.deps import Db, Web
 from app.http import RowId
 from app.organisations import managers, space
-from app.organisations.managers import LastManager, Team
+from app.organisations.invitation_limits import InvitationLimits
+from app.organisations.managers import LastManager, Team, TooManyInvitations
 from app.organisations.validation import OrganisationInvalid
 
 MAX_BODY = 16_384  # a 5 000-character address still gets its field message, not a 413
@@ -40,10 +41,11 @@ def last_manager(request: Request[Any, Any, Any], _: LastManager) -> Response[An
 
 
 def _team_page(team: Team, user_id: int, *, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-               notice: str | None = None, status: int = 200) -> Template:
+               notice: str | None = None, status: int = 200, headers: dict[str, str] | None = None) -> Template:
     context = {"team": team, "user_id": user_id, "values": values or {}, "errors": errors or {},
                "notice": NOTICES.get(notice or "")}
-    return Template("organisation_gestionnaires.html", context=context, status_code=status, headers=PRIVATE)
+    return Template("organisation_gestionnaires.html", context=context, status_code=status,
+                    headers={**PRIVATE, **(headers or {})})
 
 
 class ManagerPages(Controller):
@@ -62,13 +64,18 @@ class ManagerPages(Controller):
                      ) -> Template | Redirect:
         email = (await request.form()).get("email")
         account = require_account(request)
+        secret = web.settings.secret_key.reveal()
+        typed = {"email": email if isinstance(email, str) else ""}
         try:
-            await managers.invite(db, organisation_id, email=email, invited_by=account.user_id,
-                                  secret=web.settings.secret_key.reveal(), days=web.settings.invitation_days)
+            await managers.invite(db, organisation_id, email=email, invited_by=account.user_id, secret=secret,
+                                  days=web.settings.invitation_days, limits=InvitationLimits(web.redis, secret))
         except OrganisationInvalid as invalid:
             team = await managers.team(db, organisation_id)
-            return _team_page(team, account.user_id, values={"email": email if isinstance(email, str) else ""},
-                              errors=invalid.errors, status=422)
+            return _team_page(team, account.user_id, values=typed, errors=invalid.errors, status=422)
+        except TooManyInvitations as limited:
+            team = await managers.team(db, organisation_id)
+            return _team_page(team, account.user_id, values=typed, errors={"email": limited.message}, status=429,
+                              headers={"Retry-After": str(limited.retry_after)})
         return Redirect(f"/organisations/{organisation_id}/gestionnaires?info=invitation", status_code=303)
 
     @post("/invitations/{invitation_id:int}/annuler", guards=[MANAGER], request_max_body_size=MAX_BODY)

@@ -1,6 +1,6 @@
-"""An organisation's managers: who they are, inviting co-managers, leaving. An organisation never ends without a
-manager: leaving and deleting one's account lock the organisation's row first, so two last managers leaving at
-once are decided one after the other, and the second is refused."""
+"""An organisation's managers: who they are, inviting co-managers (within the caps of invitation_limits.py),
+leaving. An organisation never ends without a manager: leaving and deleting one's account lock the organisation's
+row first, so two last managers leaving at once are decided one after the other, and the second is refused."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.organisations import invitations
+from app.organisations.invitation_limits import InvitationLimits
 from app.organisations.models import ManagerInvitation, Organisation, OrganisationManager
 from app.organisations.service import OrganisationNotFound
 from app.organisations.validation import OrganisationInvalid
@@ -23,6 +24,15 @@ MAX_PENDING = 20  # invitations waiting for an answer, per organisation
 
 class LastManager(Exception):
     """The only manager of an organisation asked to leave it."""
+
+
+class TooManyInvitations(Exception):
+    """Past a cap of app/organisations/invitation_limits.py; `message` is for the e-mail field."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__("invitation cap reached")
+        self.message = message
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +75,10 @@ async def team(session: AsyncSession, organisation_id: int) -> Team:
 
 
 async def invite(session: AsyncSession, organisation_id: int, *, email: object, invited_by: int, secret: str,
-                 days: int) -> None:
+                 days: int, limits: InvitationLimits) -> None:
     """A manager invites a co-manager; inviting an address again replaces its pending invitation (a new link).
-    Raises `OrganisationInvalid` with the message for the e-mail field."""
+    Raises `OrganisationInvalid` with the message for the e-mail field, or `TooManyInvitations`. Every check comes
+    before the first write: a refused invitation changes nothing."""
     try:
         typed, normalized = parse_email(email)
     except TextRefused as refused:
@@ -79,20 +90,39 @@ async def invite(session: AsyncSession, organisation_id: int, *, email: object, 
     )
     if already:
         raise OrganisationInvalid({"email": "Cette personne gère déjà la structure."})
+    others_pending = await session.scalar(
+        select(func.count()).select_from(ManagerInvitation)
+        .where(ManagerInvitation.organisation_id == organisation_id, ManagerInvitation.accepted_at.is_(None),
+               ManagerInvitation.expires_at > func.now(), ManagerInvitation.email_normalized != normalized)
+    )
+    if (others_pending or 0) >= MAX_PENDING:
+        raise OrganisationInvalid({"email": f"Cette structure a déjà {MAX_PENDING} invitations en attente : "
+                                            "annulez-en une avant d'en envoyer une autre."})
+    verdict = await limits.take(organisation_id, normalized)
+    wait = _wait(verdict.retry_after)
+    if verdict.outcome == "organisation":
+        raise TooManyInvitations(
+            f"Cette structure a déjà envoyé {limits.per_organisation} invitations ces dernières 24 heures (les "
+            f"invitations annulées comptent aussi). Vous pourrez en envoyer une autre dans {wait}.",
+            verdict.retry_after)
+    if verdict.outcome == "address":
+        raise TooManyInvitations(
+            "Cette adresse a déjà reçu plusieurs invitations à gérer une structure ces dernières 24 heures. Vous "
+            f"pourrez l'inviter de nouveau dans {wait}.", verdict.retry_after)
     await session.execute(delete(ManagerInvitation).where(
         ManagerInvitation.organisation_id == organisation_id, ManagerInvitation.email_normalized == normalized,
         ManagerInvitation.accepted_at.is_(None),
     ))
-    pending = await session.scalar(
-        select(func.count()).select_from(ManagerInvitation)
-        .where(ManagerInvitation.organisation_id == organisation_id, ManagerInvitation.accepted_at.is_(None),
-               ManagerInvitation.expires_at > func.now())
-    )
-    if (pending or 0) >= MAX_PENDING:
-        raise OrganisationInvalid({"email": f"Cette structure a déjà {MAX_PENDING} invitations en attente : "
-                                            "annulez-en une avant d'en envoyer une autre."})
     await invitations.create(session, organisation_id=organisation_id, email=typed, email_normalized=normalized,
                              invited_by=invited_by, secret=secret, days=days)
+
+
+def _wait(seconds: int) -> str:
+    if seconds < 3600:
+        minutes = -(-seconds // 60)
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    hours = -(-seconds // 3600)
+    return "1 heure" if hours == 1 else f"{hours} heures"
 
 
 async def cancel(session: AsyncSession, organisation_id: int, invitation_id: int) -> None:

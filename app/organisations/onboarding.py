@@ -1,6 +1,6 @@
 """Registering an organisation without an account (`/inscription/structure`): the organisation is kept as a draft
-with no manager, and the address typed gets an invitation to become its manager (app/organisations/invitations.py),
-which signs them in. The work is the same whether the address has an account or not, so the answer is too."""
+with no manager, and the address typed gets an invitation to become its manager (app/organisations/invitations.py).
+The work is the same whether the address has an account or not, so the answer is too."""
 
 from __future__ import annotations
 

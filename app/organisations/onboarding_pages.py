@@ -1,18 +1,21 @@
 """Registering an organisation without an account (`/inscription/structure`) and accepting an invitation to
-manage one (`/invitation`)."""
+manage one (`/invitation`). Accepting signs in only an address that had no account: one that had is told to sign in
+as usual (unless this browser is signed in as it already), so an invitation never works as a days-long sign-in link
+to an existing account. The confirmation page before it reads the same either way."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from app.accounts.controllers import PRIVATE
 from app.accounts.service import SignInRateLimited
-from app.accounts.sessions import current_account, end_session, start_session
+from app.accounts.sessions import current_account, end_session, start_session, update_account
 from app.deps import Db, Web
 from app.http import client_ip
 from app.organisations import invitations, onboarding
@@ -94,10 +97,19 @@ class InvitationPages(Controller):
         return Template("invitation.html", context={"token": jeton, "invitation": invitation}, headers=PRIVATE)
 
     @post("/", request_max_body_size=MAX_TOKEN_BODY)
-    async def accept(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Redirect:
+    async def accept(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Redirect | Template:
         token = (await request.form()).get("jeton") or ""
-        account = await invitations.accept(db, secret=web.settings.secret_key.reveal(), token=str(token),
-                                           now=time.time())
-        end_session(request)  # whoever was signed in in this browser is signed out first
-        start_session(request, account)
+        accepted = await invitations.accept(db, secret=web.settings.secret_key.reveal(), token=str(token),
+                                            now=time.time())
+        current = current_account(request)
+        if current is not None and current.user_id == accepted.user_id:
+            update_account(request, msgspec.structs.replace(current, roles=accepted.roles))
+            return Redirect("/mon-espace/structures", status_code=303)
+        if current is not None:
+            end_session(request)  # whoever else was signed in in this browser is signed out first
+        if accepted.account is None:
+            # The address has an account: it signs in as usual, the invitation never stands in for that.
+            return Template("invitation_acceptee.html", context={"organisation_name": accepted.organisation_name},
+                            headers=PRIVATE)
+        start_session(request, accepted.account)
         return Redirect("/mon-espace/structures", status_code=303)

@@ -1,9 +1,18 @@
 """Age rules: a mission not open to minors takes nobody under 18 on the day it starts (or today, when it has
-started already or has no start date). Volunteers sign up at 16 or older."""
+started already or has no start date). Volunteers sign up at 16 or older. Days are French days (Europe/Paris),
+whatever the server's time zone."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def today() -> date:
+    """Today in France: the day every age rule counts from (date.today() is the server's day, maybe not France's)."""
+    return datetime.now(PARIS).date()
 
 
 def adult_on(birth_date: date) -> date:

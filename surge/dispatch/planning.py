@@ -116,7 +116,7 @@ async def plan_run(engine: AsyncEngine, places: Places, run_id: int) -> dict[str
         parameters = Parameters.from_json(run.parameters)
         targets = await _targets(session, emergency.slug, parameters.mission_ids)
         # The age rule per mission (the commit checks it again, as it stands then: proposals.py).
-        today = date.today()
+        today = age.today()
         checks = {t.id: None if t.open_to_minors else age.checked_on(t.start_date, today) for t in targets}
         closed_to_minors = [day for day in checks.values() if day is not None]
         everywhere = bool(targets) and len(closed_to_minors) == len(targets)

@@ -93,7 +93,7 @@ async def _propose(engine: AsyncEngine, places: Places, mission_id: int, run_id:
     The script checks the age rule as the mission has it now, with the birthdays read at the commit."""
     for _ in range(4):
         proposed = await places.propose(mission_id, run_id, expires_at, volunteers, adult_on=adult_on,
-                                        today=date.today())
+                                        today=age.today())
         if proposed.outcome == "unseeded":
             await seed_engaged(engine, places)
         elif proposed.outcome == "unknown":

@@ -220,21 +220,22 @@ async def live_covering(session: AsyncSession, departments: Sequence[str]) -> li
 
 
 async def attach(session: AsyncSession, slug: str, mission_id: int, *, priority: bool, roles: Roles) -> None:
-    """A coordinator attaches a mission of the emergency's scope to it, and flags it priority or not (priority is
-    for the coordinators of the mission's own department, as on the mission's page)."""
+    """A coordinator attaches a mission of the emergency's scope to it, and flags it priority or not. Priority is
+    for the coordinators of the mission's own department, as on the mission's page: from anyone else, the mission
+    keeps the priority it has (which its department's referents or coordinators may have set)."""
     emergency = await managed(session, slug, roles)
     if await session.get(Mission, mission_id) is None:
         raise EmergencyInvalid({"mission": "Aucune mission ne porte ce numéro."})
     departments = (await scope.departments_of(session, [mission_id]))[mission_id]
     if not covers(emergency, departments):
         raise EmergencyInvalid({"mission": "Cette mission a lieu hors des départements de l'urgence."})
-    if priority and not roles.coordinates(departments[0]):
+    values: dict[str, Any] = {"emergency_slug": emergency.slug, "updated_at": datetime.now(UTC)}
+    if roles.coordinates(departments[0]):
+        values["priority"] = priority
+    elif priority:
         raise EmergencyInvalid({"mission": "Cette mission relève d'un département que vous ne coordonnez pas : "
                                            "rattachez-la sans la rendre prioritaire."})
-    await session.execute(
-        update(Mission).where(Mission.id == mission_id)
-        .values(emergency_slug=emergency.slug, priority=priority, updated_at=datetime.now(UTC))
-    )
+    await session.execute(update(Mission).where(Mission.id == mission_id).values(**values))
     mark_changed(session)
 
 

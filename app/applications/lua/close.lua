@@ -1,15 +1,15 @@
 -- A mission was cancelled or finished: its applications in one of the given statuses become cancelled, in one go
 -- per call, and their volunteers are filed in `closing` so that each is told once (the job reads it, queues the
 -- e-mails, then forgets them). The mission is offline by then: nobody is promoted into the freed places.
--- KEYS: the mission script KEYS (common.lua), then 11 the mission's closing hash
--- ARGV: mission, drain TTL, statuses to close (comma-separated), kind, reason, closing TTL, then the volunteers
+-- KEYS: the mission script KEYS (common.lua), then 12 the mission's closing hash
+-- ARGV: mission, drain TTL, today, statuses to close (comma-separated), kind, reason, closing TTL, then the volunteers
 -- → {outcome (done | online | unknown), closed, drain flag}
-local allowed, kind, reason, ttl = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local allowed, kind, reason, ttl = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local CLOSING = KEYS[FIRST_INDEX]
 if not fresh() then return {'unknown', 0, '0'} end
 if redis.call('HGET', META, 'open') ~= '0' then return {'online', 0, '0'} end
 local closed = 0
-for i = 7, #ARGV do
+for i = 8, #ARGV do
   local volunteer = ARGV[i]
   local current = redis.call('HGET', STATUS, volunteer)
   if current and string.find(',' .. allowed .. ',', ',' .. current .. ',', 1, true) then
@@ -17,6 +17,7 @@ for i = 7, #ARGV do
     redis.call('SREM', HOLDERS, volunteer)
     redis.call('ZREM', WAITLIST, volunteer)
     release(volunteer)
+    redis.call('HDEL', ADULTS, volunteer)
     push(volunteer, 'cancelled', kind, '', reason)
     redis.call('HSET', CLOSING, volunteer, kind)
     closed = closed + 1

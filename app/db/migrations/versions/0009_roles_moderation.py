@@ -116,10 +116,14 @@ def upgrade() -> None:
         sa.Column("prerequisites", sa.Text(), nullable=True),
         sa.Column("status", sa.String(16), server_default="draft", nullable=False),
         sa.Column("created_by", sa.BigInteger(), nullable=True),
+        # Who last changed its text: like its author, they may not validate it.
+        sa.Column("edited_by", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint("status IN ('draft', 'validated', 'archived')", name="ck_mission_templates_status"),
         sa.ForeignKeyConstraint(["created_by"], ["users.id"], name="fk_mission_templates_created_by_users",
+                                ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["edited_by"], ["users.id"], name="fk_mission_templates_edited_by_users",
                                 ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name="pk_mission_templates"),
     )
@@ -141,7 +145,8 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("decided_by", sa.BigInteger(), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.CheckConstraint("decision IN ('validate', 'refuse')", name="ck_mission_moderations_decision"),
+        # A suspension is recorded too: it costs the organisation its trust, like a refusal.
+        sa.CheckConstraint("decision IN ('validate', 'refuse', 'suspend')", name="ck_mission_moderations_decision"),
         sa.ForeignKeyConstraint(["mission_id"], ["missions.id"], name="fk_mission_moderations_mission_id_missions",
                                 ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["organisation_id"], ["organisations.id"],
