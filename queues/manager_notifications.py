@@ -24,11 +24,11 @@ from sqlalchemy import Select, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.accounts.models import User
 from app.applications.models import Application
 from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
 from app.missions.models import Mission
+from app.organisations.managers import manager_addresses
 from app.organisations.models import Organisation, OrganisationManager
 from app.settings import Settings
 from app.volunteers.models import Volunteer
@@ -210,10 +210,7 @@ async def _send(context: JobContext, kind: str, organisation_id: int, at: int, u
             .group_by(Mission.id).order_by(func.min(Application.applied_at), Mission.id)
         )).all()
         # Still managers: a role revoked since gets nothing.
-        managers = (await session.execute(
-            select(User.id, User.email_normalized).join(OrganisationManager, OrganisationManager.user_id == User.id)
-            .where(OrganisationManager.organisation_id == organisation_id, User.id.in_(user_ids)).order_by(User.id)
-        )).all()
+        managers = await manager_addresses(session, organisation_id, user_ids)
     if name is None or not missions:
         log.info("manager e-mails (%s) moot: nothing left to tell (organisation %d)", kind, organisation_id)
         return {}

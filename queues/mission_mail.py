@@ -8,11 +8,11 @@ import logging
 
 from sqlalchemy import select
 
-from app.accounts.models import User
 from app.db.base import unit_of_work
 from app.missions.models import Mission
 from app.missions.moderation import stamp
-from app.organisations.models import Organisation, OrganisationManager
+from app.organisations.managers import manager_addresses
+from app.organisations.models import Organisation
 from app.organisations.service import slugify
 from queues import enqueue
 from queues.mail import summary
@@ -37,17 +37,11 @@ async def _send(context: JobContext, mission_id: int, action: str, changed: int,
     settings, kind = context.settings, KINDS[action]
     async with unit_of_work(context.engine) as session:
         mission = (await session.execute(
-            select(Mission.id, Mission.title, Mission.status_reason, Mission.status_changed_at,
+            select(Mission.id, Mission.organisation_id, Mission.title, Mission.status_reason, Mission.status_changed_at,
                    Organisation.name.label("organisation_name"))
             .join(Organisation, Organisation.id == Mission.organisation_id).where(Mission.id == mission_id)
         )).first()
-        query = (select(User.id, User.email_normalized)
-                 .join(OrganisationManager, OrganisationManager.user_id == User.id)
-                 .join(Mission, Mission.organisation_id == OrganisationManager.organisation_id)
-                 .where(Mission.id == mission_id))
-        if user_ids is not None:
-            query = query.where(User.id.in_(user_ids))
-        managers = (await session.execute(query.order_by(User.id))).all()
+        managers = [] if mission is None else await manager_addresses(session, mission.organisation_id, user_ids)
     if mission is None or stamp(mission.status_changed_at) != changed:
         # Deleted, or its status changed again since: that change has its own e-mail, or needs none.
         await count_drop(context.redis, kind, Outcome.LAPSED.value)

@@ -9,10 +9,10 @@ import time
 
 from sqlalchemy import select
 
-from app.accounts.models import User
 from app.db.base import unit_of_work
 from app.organisations import invitations
-from app.organisations.models import ManagerInvitation, Organisation, OrganisationManager
+from app.organisations.managers import manager_addresses
+from app.organisations.models import ManagerInvitation, Organisation
 from app.organisations.notifications import stamp
 from queues import enqueue
 from queues.mail import summary
@@ -82,12 +82,7 @@ async def _send_status_mails(context: JobContext, organisation_id: int, action: 
             select(Organisation.id, Organisation.name, Organisation.status, Organisation.status_reason,
                    Organisation.status_changed_at).where(Organisation.id == organisation_id)
         )).first()
-        query = (select(User.id, User.email_normalized)
-                 .join(OrganisationManager, OrganisationManager.user_id == User.id)
-                 .where(OrganisationManager.organisation_id == organisation_id))
-        if user_ids is not None:
-            query = query.where(User.id.in_(user_ids))
-        managers = (await session.execute(query.order_by(User.id))).all()
+        managers = await manager_addresses(session, organisation_id, user_ids)
     if organisation is None or stamp(organisation.status_changed_at) != changed:
         # Deleted, or decided again since: the later decision has its own e-mail.
         await count_drop(context.redis, STATUS, Outcome.LAPSED.value)

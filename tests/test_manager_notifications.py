@@ -235,6 +235,15 @@ async def test_pending_applications_left_unanswered_are_reminded_once_and_at_mos
                                                              "promoted", time.time())])
     assert await db.fetchval("SELECT reminded_at IS NOT NULL AND version = 2 FROM applications"
                              " WHERE volunteer_id = $1", people[0])
+    # Cancelled, then applied again: a new application, told and reminded anew.
+    async with unit_of_work(engine) as session:
+        await service.save_events(session, [
+            ApplicationEvent(mission_id, people[1], ApplicationStatus.CANCELLED, 3, "cancelled", time.time())])
+        await service.save_events(session, [
+            ApplicationEvent(mission_id, people[1], ApplicationStatus.PENDING, 4, "applied", time.time())])
+    assert await db.fetchval("SELECT reminded_at IS NULL AND announced_at IS NULL AND version = 4 FROM applications"
+                             " WHERE volunteer_id = $1", people[1])
+    await db.execute("UPDATE applications SET reminded_at = now() WHERE volunteer_id = $1", people[1])
 
     # The same day, another one comes due: the job runs again, nothing leaves (one reminder a day at most).
     await pending_for(db, mission_id, people[5], days_ago=8)

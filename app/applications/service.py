@@ -331,6 +331,11 @@ ON CONFLICT (mission_id, volunteer_id) DO UPDATE SET
   reason = excluded.reason,
   applied_at = CASE WHEN applications.status = 'cancelled' AND excluded.status IN ('pending', 'waitlisted')
                     THEN excluded.applied_at ELSE applications.applied_at END,
+  -- applying again after a cancellation is a new application: the organisation is told and reminded of it anew
+  announced_at = CASE WHEN applications.status = 'cancelled' AND excluded.status IN ('pending', 'waitlisted')
+                      THEN NULL ELSE applications.announced_at END,
+  reminded_at = CASE WHEN applications.status = 'cancelled' AND excluded.status IN ('pending', 'waitlisted')
+                     THEN NULL ELSE applications.reminded_at END,
   updated_at = excluded.updated_at,
   -- a proposal keeps its run and expiry once answered (the audit); applying anew makes it a plain application
   dispatch_run_id = CASE WHEN excluded.dispatch_run_id IS NOT NULL THEN excluded.dispatch_run_id

@@ -22,6 +22,17 @@ from app.volunteers.validation import parse_email
 MAX_PENDING = 20  # invitations waiting for an answer, per organisation
 
 
+async def manager_addresses(session: AsyncSession, organisation_id: int,
+                            user_ids: list[int] | None = None) -> list[tuple[int, str]]:
+    """(user id, normalised address) of the organisation's managers now, by id; `user_ids` narrows them (a deferred
+    e-mail goes only to those still owed it, and never to someone who stopped managing since)."""
+    query = (select(User.id, User.email_normalized).join(OrganisationManager, OrganisationManager.user_id == User.id)
+             .where(OrganisationManager.organisation_id == organisation_id))
+    if user_ids is not None:
+        query = query.where(User.id.in_(user_ids))
+    return [(user_id, email) for user_id, email in await session.execute(query.order_by(User.id))]
+
+
 class LastManager(Exception):
     """The only manager of an organisation asked to leave it."""
 
