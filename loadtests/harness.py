@@ -272,23 +272,30 @@ def run_wrk(
 Bench = Callable[[ExitStack, Path, argparse.Namespace], dict[str, Any]]
 
 
+def missed_targets(result: dict[str, Any]) -> int:
+    return 1 if result.get("targets_met") is False else 0
+
+
 def run_benchmark(bench: Bench, args: argparse.Namespace, *, prefix: str,
                   failures: tuple[type[BaseException], ...] = (),
                   exit_code: Callable[[dict[str, Any]], int] | None = None) -> None:
     """Runs `bench` in a temporary folder and prints its ONE JSON line. Whatever happens (an error, Ctrl-C, SIGTERM)
     the ExitStack unwinds, so every server and process the benchmark started is stopped; the folder is removed
     unless `--keep`. `failures` are the errors that end the run with a one-line message and exit status 1;
-    `exit_code`, when given, turns the printed result into the exit status (a benchmark that measured a failure)."""
+    `exit_code` turns the printed result into the exit status (a benchmark that measured a failure): by default 1
+    when the result says `"targets_met": false`, so a missed target fails the command that measured it."""
     # Both unwind the ExitStack (SIGINT too when started from a script that ignores it).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_code = exit_code or missed_targets
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     expected: tuple[type[BaseException], ...] = (RuntimeError, OSError, *failures)
     try:
         with ExitStack() as stack:
             result = bench(stack, tmp, args)
         print(json.dumps(result), flush=True)
-        if exit_code is not None and exit_code(result):
+        if exit_code(result):
+            log("benchmark done: a target was missed")
             raise SystemExit(exit_code(result))
     except expected as error:
         log(f"benchmark failed: {type(error).__name__}: {error}")
