@@ -25,3 +25,10 @@ def test_a_benchmark_that_misses_a_target_exits_non_zero_after_printing_its_line
     met = run_bench(True)
     assert met.returncode == 0 and met.stdout.strip() == '{"figure": 1, "targets_met": true}'
     assert run_bench(None).returncode == 0  # no verdict to give (a comparison without targets)
+
+
+def test_benchmarks_bind_the_procfile_web_line_to_loopback_only() -> None:
+    from loadtests.harness import loopback, procfile
+
+    web = loopback(procfile()["web"])
+    assert "--host 127.0.0.1 " in web and web.count("127.0.0.1") == 1  # no other address left to listen on
