@@ -27,7 +27,13 @@ from app.http import wants_json
 from app.missions.exceptions import DecisionRefused
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
 from app.missions.validation import MissionInvalid
-from app.organisations.service import IllegalTransition, ModerationForbidden, OrganisationNotFound, ReasonRequired
+from app.organisations.service import (
+    IllegalTransition,
+    ModerationForbidden,
+    OrganisationNotFound,
+    OwnOrganisationDecision,
+    ReasonRequired,
+)
 from app.volunteers.confirmation import ConfirmLinkExpired, ConfirmLinkInvalid
 from app.volunteers.service import IdempotencyKeyReused, SignupBacklogged
 from app.volunteers.validation import SignupInvalid
@@ -131,6 +137,11 @@ def organisation_not_found(request: Request[Any, Any, Any], _: OrganisationNotFo
 def decision_refused(request: Request[Any, Any, Any], error: DecisionRefused) -> Response[Any]:
     """This moderation decision is someone else's, and the page says why."""
     return _respond(request, 403, error.message, action=("/mon-espace", "Revenir à mon espace"))
+
+
+def own_organisation_decision(request: Request[Any, Any, Any], _: OwnOrganisationDecision) -> Response[Any]:
+    message = "Vous gérez cette structure : une autre personne de la modération doit en décider."
+    return _respond(request, 403, message, action=("/moderation/organisations", "Revenir à la modération"))
 
 
 def moderation_forbidden(request: Request[Any, Any, Any], _: ModerationForbidden) -> Response[Any]:
@@ -247,6 +258,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     RoleRequired: role_required,
     OrganisationNotFound: organisation_not_found,
     ModerationForbidden: moderation_forbidden,
+    OwnOrganisationDecision: own_organisation_decision,
     DecisionRefused: decision_refused,
     IllegalTransition: illegal_transition,
     ReasonRequired: reason_required,

@@ -52,7 +52,7 @@ def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
 
 def loopback(command: str) -> str:
     """The same server line, bound to loopback only: a benchmark must not open a port to the network."""
-    return command.replace("${HOST:-0.0.0.0}", "127.0.0.1").replace("0.0.0.0", "127.0.0.1")  # noqa: S104 - this replaces it
+    return command.replace("${WEB_HOST:-0.0.0.0}", "127.0.0.1").replace("0.0.0.0", "127.0.0.1")  # noqa: S104 - this replaces it
 
 
 def base_env(**overrides: str) -> dict[str, str]:

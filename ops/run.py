@@ -38,9 +38,9 @@ def main(argv: list[str]) -> int:
 def platform_environment() -> dict[str, str]:
     env = process_environment(ROOT)
     port = env.setdefault("PORT", "8000")
-    # On this machine only, unless told otherwise (HOST=0.0.0.0 to be reached from the network); a PaaS, which sets
-    # no HOST, gets the Procfile's 0.0.0.0.
-    env.setdefault("HOST", "127.0.0.1")
+    # On this machine only, unless told otherwise (WEB_HOST=0.0.0.0 to be reached from the network); a PaaS, which sets
+    # no WEB_HOST, gets the Procfile's 0.0.0.0.
+    env.setdefault("WEB_HOST", "127.0.0.1")
     env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("PYTHONUNBUFFERED", "1")  # children write through a pipe; keep their lines in real time
     return env

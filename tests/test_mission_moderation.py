@@ -343,6 +343,14 @@ async def test_priority_is_set_by_the_departments_coordinators_and_referents_not
     assert from_queue.status_code == 303 and from_queue.headers["location"] == "/moderation/missions"
     assert await db.fetchval("SELECT priority FROM missions") is False
 
+    # A referent of the department who manages the organisation does not flag their own mission.
+    referent_id = await db.fetchval("SELECT id FROM users WHERE email = 'referent.rhone@example.org'")
+    await db.execute("INSERT INTO organisation_managers (organisation_id, user_id) VALUES ($1, $2)", organisation_id,
+                     referent_id)
+    own = await post_form(rhone, flag, {"priority": "1"})
+    assert own.status_code == 403 and "une autre personne" in own.text
+    assert await db.fetchval("SELECT priority FROM missions") is False
+
 
 # What follows a decision -----------------------------------------------------------------------------------------
 

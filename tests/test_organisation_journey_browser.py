@@ -60,7 +60,8 @@ async def register_association(founder: Page, sink: MailSink) -> None:
     await expect(founder).to_have_url(re.compile(r"/mon-espace/structures$"))
     await expect(founder.locator("h2", has_text=ASSOCIATION)).to_be_visible()
     await founder.get_by_role("button", name="Soumettre à validation").click()
-    await expect(founder.get_by_role("heading", name="Aperçu : statut « En attente de validation »")).to_be_visible()
+    await expect(founder.locator("#info")).to_contain_text("La structure est soumise à validation")
+    await expect(founder.locator(".statut").first).to_have_text("En attente de validation")
 
 
 async def publish_mission(founder: Page) -> int:

@@ -268,6 +268,19 @@ async def test_only_moderators_of_the_department_decide(
     assert [await status_of(db, lyon), await status_of(db, marseille)] == ["validated", "refused"]
 
 
+async def test_a_referent_does_not_moderate_an_organisation_they_manage(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
+) -> None:
+    await sign_in(client, redis, db, "referente.gestionnaire@example.org", referent_of=("69",))
+    own, _ = await register(client)
+    await post_form(client, f"/organisations/{own}/soumettre", {})
+    queue = await client.get("/moderation/organisations")
+    assert "Vous gérez cette structure" in queue.text and f"/moderation/organisations/{own}/valider" not in queue.text
+    refused = await decide(client, own, "valider")
+    assert refused.status_code == 403 and "une autre personne de la modération" in refused.text
+    assert await status_of(db, own) == "awaiting_validation"
+
+
 # Showcase -------------------------------------------------------------------------------------------------------
 
 

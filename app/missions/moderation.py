@@ -150,6 +150,8 @@ async def set_priority(session: AsyncSession, mission_id: int, *, priority: bool
     department = await scope.department_of(session, mission_id)
     if not (roles.coordinates(department) or roles.moderates(department)):
         raise MissionDecisionForbidden
+    if roles.manages(mission.organisation_id):
+        raise OwnMissionDecision  # priority is a moderation decision too
     if mission.priority != priority:
         mission.priority, mission.updated_at = priority, datetime.now(UTC)
         await session.flush()

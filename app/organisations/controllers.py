@@ -78,8 +78,10 @@ class OrganisationPages(Controller):
         return Redirect(organisation.path, status_code=303)
 
     @post("/{organisation_id:int}/soumettre", guards=[organisation_manager("organisation_id")])
-    async def submit(self, organisation_id: RowId, db: Db) -> Redirect:
+    async def submit(self, request: Request[Any, Any, Any], organisation_id: RowId, db: Db) -> Redirect:
         organisation = await service.submit(db, organisation_id)
+        if (await request.form()).get("retour") == "structures":  # submitted from « Mes structures »: back to it
+            return Redirect("/mon-espace/structures?info=soumise", status_code=303)
         return Redirect(organisation.path, status_code=303)
 
     @get("/{reference:str}")
@@ -102,7 +104,8 @@ class ModerationPages(Controller):
     @get("/", guards=[moderator])
     async def queue(self, request: Request[Any, Any, Any], db: Db) -> Template:
         queue = await service.moderation_queue(db, require_account(request).roles)
-        return Template("moderation_organisations.html", context={"queue": queue}, headers=PRIVATE)
+        context = {"queue": queue, "managed": require_account(request).roles.organisations}
+        return Template("moderation_organisations.html", context=context, headers=PRIVATE)
 
     @post("/{organisation_id:int}/{decision:str}", guards=[moderator], request_max_body_size=MAX_BODY)
     async def decide(

@@ -51,7 +51,10 @@ class InvitationLimits:
         self._take = script(redis, Path(__file__).parent, "invitation_limits")
 
     def keys(self, organisation_id: int, email_normalized: str) -> InvitationLimitKeys:
-        return InvitationLimitKeys(organisation_id, digest(self.secret, f"invitation:{email_normalized}"))
+        # One mailbox, however many "+tag" spellings of it are typed.
+        local, at, domain = email_normalized.rpartition("@")
+        mailbox = f"{local.split('+', 1)[0]}{at}{domain}" if at else email_normalized
+        return InvitationLimitKeys(organisation_id, digest(self.secret, f"invitation:{mailbox}"))
 
     async def take(self, organisation_id: int, email_normalized: str) -> Verdict:
         """Counts one invitation, unless a cap is reached (then nothing is counted)."""

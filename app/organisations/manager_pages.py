@@ -27,6 +27,7 @@ NOTICES = {
     "invitation": "L'invitation est envoyée : la personne a reçu un lien pour devenir gestionnaire.",
     "annulee": "L'invitation est annulée : son lien ne fonctionne plus.",
     "quittee": "Vous ne gérez plus cette structure.",
+    "soumise": "La structure est soumise à validation : les référent·es de son département vont l'examiner.",
 }
 
 

@@ -118,8 +118,8 @@ async def invite(session: AsyncSession, organisation_id: int, *, email: object, 
             verdict.retry_after)
     if verdict.outcome == "address":
         raise TooManyInvitations(
-            "Cette adresse a déjà reçu plusieurs invitations à gérer une structure ces dernières 24 heures. Vous "
-            f"pourrez l'inviter de nouveau dans {wait}.", verdict.retry_after)
+            f"Cette adresse ne peut pas être invitée pour le moment : vous pourrez l'inviter dans {wait}.",
+            verdict.retry_after)
     await session.execute(delete(ManagerInvitation).where(
         ManagerInvitation.organisation_id == organisation_id, ManagerInvitation.email_normalized == normalized,
         ManagerInvitation.accepted_at.is_(None),

@@ -62,6 +62,10 @@ class IllegalTransition(Exception):
         self.message = message
 
 
+class OwnOrganisationDecision(Exception):
+    """The moderator manages this organisation: nobody moderates their own."""
+
+
 class ReasonRequired(Exception):
     """A refusal or a suspension without its reason."""
 
@@ -196,6 +200,8 @@ async def moderate(
     organisation, commune = await _load(session, organisation_id, lock=True)
     if not may_moderate(roles, commune.department_code):
         raise ModerationForbidden
+    if roles.manages(organisation_id):
+        raise OwnOrganisationDecision
     try:
         text = clean_text(reason, "Motif", REASON_LENGTH, collapse=True)
     except TextRefused as refused:
