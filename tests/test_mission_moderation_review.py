@@ -418,3 +418,33 @@ async def test_a_manager_cannot_close_a_mission_to_the_minors_it_already_took(
     assert await db.fetchval("SELECT start_date FROM missions WHERE id = $1", closed) == in_60
     assert (await edit(client, closed, start_date=in_40.isoformat(), **dates)).status_code == 303
     assert await db.fetchval("SELECT start_date FROM missions WHERE id = $1", closed) == in_40
+
+
+async def test_a_minor_still_in_the_drains_backlog_counts_too(
+    client: AsyncTestClient, browser: Browser, redis: Redis, db: asyncpg.Connection, settings: Any
+) -> None:
+    """The minor's application is in Redis only (no drain has run): closing the mission to minors is still refused."""
+    from app.applications import service as applications
+    from app.applications.capacity import Places
+    from app.db.base import make_engine
+    from app.volunteers import age
+
+    admin = await browser()
+    organisation_id = await validated_organisation(client, admin, redis, db, "lyon@example.org")
+    await trust(db, organisation_id)
+    start = PARIS_TODAY.isoformat()
+    mission_id = await online_mission(client, admin, organisation_id, open_to_minors="1", start_date=start)
+    [(minor, _)] = await add_volunteers(db, 1, "backlog-")
+    await db.execute("UPDATE volunteers SET birth_date = $1 WHERE id = $2", born(16), minor)
+    engine = make_engine(settings.database_url, pool_size=0)
+    try:
+        outcome = await applications.apply(Places(redis), engine, mission_id, minor, "",
+                                           adult_on=age.adult_on(born(16)))
+    finally:
+        await engine.dispose()
+    assert outcome.outcome == "pending"
+    assert await db.fetchval("SELECT count(*) FROM applications") == 0  # not drained
+
+    refused = await edit(client, mission_id, start_date=start)  # the box unticked
+    assert refused.status_code == 422 and "1 candidature en cours vient d'une personne" in unescaped(refused)
+    assert await db.fetchval("SELECT open_to_minors FROM missions WHERE id = $1", mission_id) is True

@@ -161,8 +161,8 @@ class MissionPages(Controller):
         values = await _values(request)
         roles = require_account(request).roles
         try:
-            saved = await service.update_mission(db, mission_id, data=values, postcodes=web.postcodes, roles=roles,
-                                                 trusted_after=web.settings.trusted_organisation_missions)
+            saved = await service.update_mission(db, web.places, mission_id, data=values, postcodes=web.postcodes,
+                                                 roles=roles, trusted_after=web.settings.trusted_organisation_missions)
         except MissionInvalid as invalid:
             form = await service.edit_form(db, mission_id, roles)
             locked = _locked(_values_of(form.mission)) if form.from_template else None

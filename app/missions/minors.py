@@ -9,6 +9,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.applications.capacity import Places
 from app.applications.models import Application
 from app.applications.statuses import ApplicationStatus
 from app.missions.models import Mission
@@ -20,16 +21,27 @@ OPEN = (ApplicationStatus.PENDING, ApplicationStatus.WAITLISTED, ApplicationStat
         ApplicationStatus.ACCEPTED)
 
 
-async def under_age(session: AsyncSession, mission_id: int, day: date) -> int:
-    """Open applications to the mission from people not yet 18 on `day`."""
+async def under_age(session: AsyncSession, places: Places, mission_id: int, day: date) -> int:
+    """Open applications to the mission from people not yet 18 on `day`: as Redis holds them when it knows the
+    mission (applications still in the drain's backlog included), else as PostgreSQL does."""
+    statuses = await places.mission_statuses(mission_id)
+    if not statuses:  # Redis does not know the mission (or it has no application at all)
+        return await session.scalar(
+            select(func.count()).select_from(Application).join(Volunteer, Volunteer.id == Application.volunteer_id)
+            .where(Application.mission_id == mission_id, Application.status.in_(OPEN),
+                   Volunteer.birth_date > age.born_by(day))
+        ) or 0
+    applicants = [volunteer_id for volunteer_id, status in statuses.items() if status in OPEN]
+    if not applicants:
+        return 0
     return await session.scalar(
-        select(func.count()).select_from(Application).join(Volunteer, Volunteer.id == Application.volunteer_id)
-        .where(Application.mission_id == mission_id, Application.status.in_(OPEN),
-               Volunteer.birth_date > age.born_by(day))
+        select(func.count()).select_from(Volunteer)
+        .where(Volunteer.id.in_(applicants), Volunteer.birth_date > age.born_by(day))
     ) or 0
 
 
-async def check_edit(session: AsyncSession, mission: Mission, valid: ValidMission, *, today: date) -> None:
+async def check_edit(session: AsyncSession, places: Places, mission: Mission, valid: ValidMission, *,
+                     today: date) -> None:
     """Before the edit is written: `mission` as it is, `valid` as the manager wants it."""
     if valid.open_to_minors:
         return
@@ -40,7 +52,7 @@ async def check_edit(session: AsyncSession, mission: Mission, valid: ValidMissio
         field = "start_date"
     else:
         field = "open_to_minors"
-    count = await under_age(session, mission.id, day)
+    count = await under_age(session, places, mission.id, day)
     if count:
         who = ("1 candidature en cours vient d'une personne qui n'aura" if count == 1
                else f"{count} candidatures en cours viennent de personnes qui n'auront")

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.schemas import Roles, SignedIn
-from app.applications.capacity import HOLDING
+from app.applications.capacity import HOLDING, Places
 from app.applications.models import Application
 from app.db.after_commit import Clients, after_commit
 from app.geo.index import PostcodeIndex
@@ -217,8 +217,8 @@ class Saved:
     sent_back: bool  # online until this edit, its content changed: back to the referents
 
 
-async def update_mission(session: AsyncSession, mission_id: int, *, data: dict[str, Any], postcodes: PostcodeIndex,
-                         roles: Roles, trusted_after: int) -> Saved:
+async def update_mission(session: AsyncSession, places: Places, mission_id: int, *, data: dict[str, Any],
+                         postcodes: PostcodeIndex, roles: Roles, trusted_after: int) -> Saved:
     """A manager's edit. The priority flag is not theirs (it stays), nor is a template's text (it stays). An online
     mission whose content changes goes back to the referents, unless it would publish at once
     (`trusted_after`: settings.trusted_organisation_missions)."""
@@ -231,7 +231,7 @@ async def update_mission(session: AsyncSession, mission_id: int, *, data: dict[s
     if mission.template_id is not None:
         data = {**data, **templates.text_values(mission)}
     valid, points = await _checked(session, mission.organisation_id, data, postcodes, mission.emergency_slug)
-    await minors.check_edit(session, mission, valid, today=age.today())
+    await minors.check_edit(session, places, mission, valid, today=age.today())
     before = await publishing.Content.of(session, mission)
     for field, value in _fields(valid).items():
         setattr(mission, field, value)
