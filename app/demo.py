@@ -13,6 +13,8 @@ same `save_signups` the workers use.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -44,12 +46,16 @@ PEOPLE = [
 ]
 
 
+def volunteer_email(first: str, last: str) -> str:
+    return f"{first.lower()}.{last.lower()}@demo.renfort.example"
+
+
 def demo_signups(now: datetime) -> list[QueuedSignup]:
     return [
         QueuedSignup(
             receipt=new_receipt(),
-            email=f"{first.lower()}.{last.lower()}@demo.renfort.example",
-            email_normalized=f"{first.lower()}.{last.lower()}@demo.renfort.example",
+            email=volunteer_email(first, last),
+            email_normalized=volunteer_email(first, last),
             first_name=first,
             last_name=last,
             birth_date=date(1980 + index, 1 + index % 12, 10),
@@ -70,6 +76,22 @@ MANAGER = "gestion@demo.renfort.example"
 REFERENT = "referent@demo.renfort.example"
 ADMIN = "admin@demo.renfort.example"
 REFERENT_REGION = "84"  # Auvergne-Rhône-Alpes
+
+
+def demo_accounts() -> list[dict[str, str]]:
+    """Who to sign in as (at /connexion) and what to try; `python -m app.demo --accounts` prints it as JSON."""
+    first, last, *_ = PEOPLE[0]
+    return [
+        {"email": ADMIN, "role": "administrator", "try": "appoint referents and coordinators: /administration/roles"},
+        {"email": REFERENT, "role": "referent, Auvergne-Rhône-Alpes",
+         "try": "moderate what waits: /moderation/organisations, /moderation/missions"},
+        {"email": COORDINATOR, "role": "national coordinator",
+         "try": "emergencies, dashboard, dispatch: /coordination"},
+        {"email": MANAGER, "role": "organisation manager", "try": "missions and applications: /mon-espace/structures"},
+        {"email": volunteer_email(first, last), "role": f"volunteer (1 of {len(PEOPLE)})",
+         "try": "apply at /missions, follow at /mon-espace/candidatures"},
+    ]
+
 
 # (name, commune INSEE code, address, description)
 ORGANISATIONS = [
@@ -207,6 +229,9 @@ async def load_demo() -> tuple[int, int]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--accounts"]:
+        print(json.dumps(demo_accounts(), ensure_ascii=False))
+        sys.exit(0)
     volunteers, missions = asyncio.run(load_demo())
     if volunteers or missions:
         print(f"démo : {volunteers} bénévole(s) et {missions} mission(s) ajouté(s) ; urgences Covid-19 et Ukraine")

@@ -16,13 +16,15 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.accounts.guards import RoleRequired, SignInRequired
 from app.accounts.service import SignInRateLimited
 from app.accounts.tokens import LinkExpired, LinkInvalid
 from app.applications.exports import ExportMissing
 from app.applications.service import ApplicationsBacklogged, ApplicationsUnavailable
-from app.db.errors import Failure, classify, reason
+from app.db.errors import Failure, classify, reason, sqlstate
+from app.geo.index import PostcodesUnavailable
 from app.http import wants_json
 from app.missions.exceptions import DecisionRefused
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
@@ -34,6 +36,7 @@ from app.organisations.service import (
     OwnOrganisationDecision,
     ReasonRequired,
 )
+from app.switches import pages as switch_pages
 from app.volunteers.confirmation import ConfirmLinkExpired, ConfirmLinkInvalid
 from app.volunteers.service import IdempotencyKeyReused, SignupBacklogged
 from app.volunteers.validation import SignupInvalid
@@ -47,6 +50,10 @@ from surge.emergencies.service import (
 log = logging.getLogger("renfort.errors")
 
 BUSY = "Le service reçoit beaucoup de demandes. Réessayez dans quelques instants : rien n'a été perdu."
+# PostgreSQL away or busy: what was just sent is not saved (the queued sign-ups, which need no SQL, still are).
+DATABASE_UNAVAILABLE = ("Cette page est momentanément indisponible. Réessayez dans quelques instants : si vous veniez "
+                        "d'envoyer un formulaire, il n'a pas été enregistré. Les inscriptions des bénévoles restent "
+                        "ouvertes.")
 
 
 def _respond(request: Request[Any, Any, Any], status: int, message: str, headers: dict[str, str] | None = None,
@@ -83,6 +90,17 @@ def backlogged(
     _: SignupBacklogged | ApplicationsBacklogged | ApplicationsUnavailable | PageUnavailable,
 ) -> Response[Any]:
     return _respond(request, 503, BUSY, headers={"Retry-After": "30"})
+
+
+STARTING = "La plateforme termine sa mise en service. Réessayez dans une minute."
+UNDEFINED_TABLE = "42P01"
+
+
+def postcodes_unavailable(request: Request[Any, Any, Any], _: PostcodesUnavailable) -> Response[Any]:
+    """Only on a first deploy, before `release` has loaded the communes: web processes take them up within seconds."""
+    message = ("Les inscriptions ouvrent dans quelques instants : la plateforme termine sa mise en service. "
+               "Réessayez dans une minute.")
+    return _respond(request, 503, message, headers={"Retry-After": "30"})
 
 
 NEW_LINK = ("/connexion", "Demander un nouveau lien")
@@ -198,7 +216,16 @@ def mission_transition_refused(request: Request[Any, Any, Any], error: MissionTr
 def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Response[Any]:
     log.warning("Redis unavailable: %s", type(error).__name__)  # warning: the report below is the one event
     _report(request, error)
+    if not wants_json(request) and request.url.path.rstrip("/") == "/inscription":
+        # Sign-ups wait in Redis: the page says that signing up is unavailable for a while, not that it is busy.
+        return switch_pages.page(switch_pages.SIGNUP_UNAVAILABLE)
     return _respond(request, 503, BUSY, headers={"Retry-After": "10"})
+
+
+def pool_exhausted(request: Request[Any, Any, Any], _: PoolTimeout) -> Response[Any]:
+    # Every pooled connection stayed busy past the pool's wait (PostgreSQL slow or locked): busy, not a bug.
+    log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+    return _respond(request, 503, BUSY, headers={"Retry-After": "5"})
 
 
 def database_error(request: Request[Any, Any, Any],
@@ -206,9 +233,15 @@ def database_error(request: Request[Any, Any, Any],
     """Classified by its SQLSTATE (app/db/errors.py): unreachable or busy (a deadlock, a lock wait, a restart) is a
     503 to retry; a record refused for its content is the client's; anything else is a bug."""
     failure = classify(error)
+    if sqlstate(error) == UNDEFINED_TABLE:
+        # A first deploy whose release has not created the tables yet (a PaaS may start web first); reported all the
+        # same, since a table missing for good is a bug.
+        log.error("a table is missing on %s %s: has the release command run?", request.method, request.url.path)
+        _report(request, error)
+        return _respond(request, 503, STARTING, headers={"Retry-After": "30"})
     if failure is Failure.UNAVAILABLE:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason(error))
-        return _respond(request, 503, BUSY, headers={"Retry-After": "5"})
+        return _respond(request, 503, DATABASE_UNAVAILABLE, headers={"Retry-After": "5"})
     if failure is Failure.REFUSED:
         log.warning("database refused a record on %s %s: %s", request.method, request.url.path, reason(error))
         return _respond(request, 409, "Cette demande n'a pas pu être enregistrée telle quelle : vérifiez les "
@@ -249,6 +282,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApplicationsUnavailable: backlogged,
     ApplicationsBacklogged: backlogged,
     PageUnavailable: backlogged,
+    PostcodesUnavailable: postcodes_unavailable,
     SignInRateLimited: signin_rate_limited,
     LinkInvalid: link_invalid,
     LinkExpired: link_expired,
@@ -271,6 +305,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     MissionTransitionRefused: mission_transition_refused,
     RedisError: redis_unavailable,
     DBAPIError: database_error,
+    PoolTimeout: pool_exhausted,
     # A server refusing or dropping connections (not any OSError: a missing template is a bug, not an outage).
     ConnectionError: database_error,
     TimeoutError: database_error,

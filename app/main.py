@@ -23,15 +23,21 @@ from app.console.controllers import ConsoleController
 from app.deps import provide_db, provide_web
 from app.errors import EXCEPTION_HANDLERS
 from app.health.controllers import HealthController
+from app.metrics.controllers import MetricsController
+from app.metrics.http import ObservedRequests
+from app.metrics.instruments import start_counting
 from app.missions.controllers import MissionApi, MissionPages, OrganisationMissionPages
 from app.missions.moderation_pages import MissionModerationPages, MissionTemplatePages
 from app.observability import configure_logging, init_sentry
 from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.organisations.manager_pages import ManagerPages, MyOrganisationsPages
 from app.organisations.onboarding_pages import InvitationPages, OrganisationSignupPages
+from app.rehearsal.controllers import RehearsalController
 from app.roles.controllers import RoleAdministrationPages
 from app.settings import Settings, get_settings
 from app.state import build_state
+from app.switches.controllers import SwitchAdministrationPages
+from app.switches.gate import SwitchGate
 from app.volunteers.confirmation_pages import EmailConfirmationPages
 from app.volunteers.controllers import SignupPages, VolunteerApi
 from surge.coordination.controllers import CoordinationDashboard
@@ -47,8 +53,9 @@ MAX_BODY = 65_536
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
-    init_sentry(settings.sentry_dsn, environment=settings.environment, component="web")
+    configure_logging(settings.log_level, access_log=settings.access_log)
+    init_sentry(settings.sentry_dsn, environment=settings.environment, component="web", release=settings.release)
+    start_counting(settings.metrics_dir)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -74,17 +81,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine.engine.globals["dsfr_installed"] = dsfr_installed
 
     secure = settings.base_url.startswith("https://")
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             EmergencyPublicPages, EmergencyCoordinationPages, VolunteerApi, SignupPages, SignInPages, AccountPages,
             OrganisationPages, ModerationPages, OrganisationSignupPages, InvitationPages, ManagerPages,
-            MyOrganisationsPages, CoordinationDashboard, RoleAdministrationPages,
+            MyOrganisationsPages, CoordinationDashboard, RoleAdministrationPages, SwitchAdministrationPages,
             MissionApi, MissionPages, OrganisationMissionPages, MissionModerationPages, MissionTemplatePages,
             ApplyPages, VolunteerApplicationPages, ExportPages,
-            HealthController, ConsoleController, DispatchPages, ProposalPages, EmailConfirmationPages, *static
+            HealthController, MetricsController, ConsoleController, RehearsalController, DispatchPages, ProposalPages,
+            EmailConfirmationPages, *static
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
-        middleware=[session_config(secure=secure, idle_days=settings.session_idle_days).middleware],
+        # The switch gate first: a closed path costs no session, CSRF or handler work.
+        middleware=[SwitchGate, session_config(secure=secure, idle_days=settings.session_idle_days).middleware],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=TemplateConfig(
@@ -100,5 +109,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         openapi_config=OpenAPIConfig(title="Renfort API", version="1", path="/api/schema"),
         request_max_body_size=MAX_BODY,
+        # Logging is configure_logging's (JSON, above): Litestar's default config would replace the root handler.
+        logging_config=None,
         debug=False,
     )
+    # Outside the router (unlike `middleware`), so unmatched paths are counted and logged too.
+    app.asgi_handler = ObservedRequests(app.asgi_handler)
+    return app

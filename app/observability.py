@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 PERSONAL_FIELDS = frozenset(
@@ -19,6 +24,33 @@ DATE = re.compile(r"(?<![\d-])(?:19|20)\d\d-\d\d-\d\d(?![\d:T]| \d\d:)|\b\d\d/\d
 STRUCTURAL = frozenset({"event_id", "timestamp", "start_timestamp", "sdk", "platform", "level", "release",
                         "environment", "server_name", "type", "modules", "contexts"})
 FILTERED = "[Filtered]"
+ACCESS_LOGGER = "renfort.access"
+
+# The request being served (web) or whose job is running (worker), for every log line, Sentry event and job it causes.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The RQ job running (worker only): its lines carry it, and the jobs it enqueues do not inherit its request id.
+JOB_ID: ContextVar[str | None] = ContextVar("job_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return REQUEST_ID.get()
+
+
+def enqueuing_request_id() -> str | None:
+    """The id a job enqueued now should carry: the web request's only. A job's follow-ups (a drain's e-mails, for
+    the many requests it wrote) would carry the one request that happened to start it, which misleads."""
+    return None if JOB_ID.get() is not None else REQUEST_ID.get()
+
+
+@contextmanager
+def job_context(job_id: str, request_id: str | None) -> Iterator[None]:
+    """Around one job in the worker: its log lines carry the job's id and the request that enqueued it."""
+    job_token, request_token = JOB_ID.set(job_id), REQUEST_ID.set(request_id)
+    try:
+        yield
+    finally:
+        REQUEST_ID.reset(request_token)
+        JOB_ID.reset(job_token)
 
 
 def _scrub_text(text: str) -> str:
@@ -48,12 +80,23 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
     return {key: value if key in STRUCTURAL else scrub(value) for key, value in event.items()}
 
 
+def before_send(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Tags the event with the request (or job) it happened in, so it can be found in the logs, then scrubs it."""
+    request_id, job_id = REQUEST_ID.get(), JOB_ID.get()
+    if request_id or job_id:
+        tags = event.setdefault("tags", {})
+        if isinstance(tags, dict):
+            tags.update({name: value for name, value in (("request_id", request_id), ("job_id", job_id)) if value})
+    return scrub_event(event, hint)
+
+
 def scrub_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
     return scrub(crumb)
 
 
-def init_sentry(dsn: str | None, *, environment: str, component: str) -> bool:
-    """Initialises Sentry only when a DSN is configured; returns whether it did."""
+def init_sentry(dsn: str | None, *, environment: str, component: str, release: str | None = None) -> bool:
+    """Initialises Sentry only when a DSN is configured; returns whether it did. `release`: Settings.release, so
+    events name the deployed version (None lets the SDK look for one itself)."""
     if not dsn:
         return False
     import sentry_sdk
@@ -64,6 +107,7 @@ def init_sentry(dsn: str | None, *, environment: str, component: str) -> bool:
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
+        release=release,
         server_name=component,
         # Logs become breadcrumbs, not events: errors are reported once, by app/errors.py and the RQ integration.
         integrations=[RqIntegration(), LoggingIntegration(level=logging.INFO, event_level=None)],
@@ -73,7 +117,7 @@ def init_sentry(dsn: str | None, *, environment: str, component: str) -> bool:
         # send_default_pii stays at its default (off): no IPs, cookies or user data attached by the SDK.
         max_request_body_size="never",
         include_local_variables=False,
-        before_send=scrub_event,  # type: ignore[arg-type]
+        before_send=before_send,  # type: ignore[arg-type]
         before_breadcrumb=scrub_breadcrumb,
         traces_sample_rate=0.0,
     )
@@ -81,21 +125,86 @@ def init_sentry(dsn: str | None, *, environment: str, component: str) -> bool:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the request and job ids when there are some. Access lines (app/metrics/http.py)
+    carry their fields in `record.access`: built from the route template, method, status and timing only, they are
+    not scrubbed (it would double their cost on the hot path)."""
+
+    _second = -1
+    _time = ""
+
+    def _formatted_time(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second, self._time = second, self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+        return self._time
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+        access = getattr(record, "access", None)
+        entry: dict[str, Any] = {
+            "time": self._formatted_time(record),
             "level": record.levelname,
             "logger": record.name,
-            "message": _scrub_text(record.getMessage()),
+            "message": record.getMessage() if access is not None else _scrub_text(record.getMessage()),
         }
+        request_id, job_id = REQUEST_ID.get(), JOB_ID.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        if job_id is not None:
+            entry["job_id"] = job_id
+        if access is not None:
+            entry.update(access)
         if record.exc_info:
             entry["exception"] = _scrub_text(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str) -> None:
+class TickBufferedHandler(logging.StreamHandler):
+    """Writes the lines of one event-loop tick in one call: at thousands of requests a second, a write per access
+    line costs more than making it. Outside a running loop (a thread, start-up), each line is written at once; a
+    crash loses at most the lines of the tick it happened in."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self._lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write([line] if not self._lines else [*self._lines, line])
+            return
+        except Exception:
+            self.handleError(record)
+            return
+        if not self._lines:
+            loop.call_soon(self._flush_lines)
+        self._lines.append(line)
+
+    def _flush_lines(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write(self._lines)
+
+    def _write(self, lines: list[str]) -> None:
+        self._lines = []
+        with contextlib.suppress(OSError, ValueError):  # a closed or full stream must not break a request
+            self.stream.write("".join(lines))
+            self.stream.flush()
+
+
+def configure_logging(level: str, *, access_log: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Never printed by JsonFormatter, and looked up for every record (the access log makes one per request).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    # Its own level: the access log is on or off (ACCESS_LOG), whatever LOG_LEVEL lets through elsewhere.
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
+    access.disabled = not access_log
+    access_handler = TickBufferedHandler()
+    access_handler.setFormatter(JsonFormatter())
+    access.handlers[:] = [access_handler]
+    access.propagate = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from redis.asyncio import Redis
@@ -20,6 +21,8 @@ from app.observability import configure_logging
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("renfort.release")
+# One release at a time: platforms that run the hook on every instance start several at once.
+RELEASE_LOCK = 7_212_020_300
 
 
 def migrate(settings: Settings) -> None:
@@ -44,11 +47,22 @@ async def load_geography(settings: Settings) -> int:
     return count
 
 
+async def release(settings: Settings) -> int:
+    """Migrations then geography, under a session-level advisory lock: a second release started meanwhile waits for
+    the first, then finds everything applied and does nothing."""
+    lock = await asyncpg.connect(settings.sync_database_url)
+    try:
+        await lock.execute("SELECT pg_advisory_lock($1)", RELEASE_LOCK)
+        await asyncio.to_thread(migrate, settings)  # Alembic runs its own event loop
+        return await load_geography(settings)
+    finally:
+        await lock.close()  # ends the session, and the lock with it
+
+
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
-    migrate(settings)
-    count = asyncio.run(load_geography(settings))
+    count = asyncio.run(release(settings))
     log.info("release done: migrations applied, %s", f"{count} communes loaded" if count else "geography up to date")
 
 

@@ -68,6 +68,15 @@ def _fraction(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _switch(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise SettingsError(f"{name} doit valoir on ou off (reçu : {raw!r}).")
+    return raw == "on"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -128,6 +137,17 @@ class Settings:
     # Who sends text messages: "log" (the default) only logs that one would be sent, by ids, never the number.
     sms_provider: str = "log"
     log_level: str = "INFO"
+    # One JSON line per request on the `renfort.access` logger (ACCESS_LOG=on|off), whatever LOG_LEVEL says.
+    access_log: bool = True
+    # What Sentry files events under: RENFORT_RELEASE, else the PaaS's SOURCE_VERSION, else CONTAINER_VERSION.
+    release: str | None = None
+    # Where the web processes keep their metrics files (PROMETHEUS_MULTIPROC_DIR; "": the system's temporary folder),
+    # one subfolder per server run (app/metrics/process_files.py).
+    metrics_dir: str = ""
+    # Load shedding (app/switches/board.py): non-essential pages answer 503 once the oldest queued sign-up has waited
+    # this long, or a web process's event loop lags this much twice in a row (0 turns either signal off).
+    shed_queue_age_seconds: int = 60
+    shed_loop_lag_ms: int = 500
 
     @property
     def sync_database_url(self) -> str:
@@ -192,6 +212,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         application_reminder_days=_bounded(env, "APPLICATION_REMINDER_DAYS", Settings.application_reminder_days, 1, 90),
         sms_provider=sms_provider,
         log_level=env.get("LOG_LEVEL", "").strip().upper() or Settings.log_level,
+        access_log=_switch(env, "ACCESS_LOG", Settings.access_log),
+        release=next((value for name in ("RENFORT_RELEASE", "SOURCE_VERSION", "CONTAINER_VERSION")
+                      if (value := env.get(name, "").strip())), None),
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
+        shed_queue_age_seconds=_bounded(env, "SHED_QUEUE_AGE_SECONDS", Settings.shed_queue_age_seconds, 0, 86_400),
+        shed_loop_lag_ms=_bounded(env, "SHED_LOOP_LAG_MS", Settings.shed_loop_lag_ms, 0, 60_000),
     )
 
 

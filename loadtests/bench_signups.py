@@ -143,8 +143,9 @@ def serve(stack: ExitStack, name: str, command: str, env: dict[str, str], logs: 
     return base, process
 
 
-def wave(base: str, run: str, args: argparse.Namespace, receipts: Path | None = None) -> WrkResult:
-    env = {"RENFORT_RUN": run}
+def wave(base: str, run: str, args: argparse.Namespace, receipts: Path | None = None,
+         mail_domain: str = "example.org") -> WrkResult:
+    env = {"RENFORT_RUN": run, "RENFORT_MAIL_DOMAIN": mail_domain}
     if receipts is not None:
         env["RENFORT_RECEIPTS"] = str(receipts)
     return run_wrk(

@@ -1,7 +1,8 @@
 """The fault benchmark's tally: every answer the clients recorded, looked for in PostgreSQL and in Redis's queues.
 
 Read by key layout (`<prefix>pending`, `inflight:<consumer>`, the dead letters) from outside, as ops would: the
-benchmark imports nothing of the platform.
+benchmark imports nothing of the platform. Rows are counted for the run only (its e-mail prefix, its missions), so
+the tally holds on a platform that has data and traffic of its own.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from typing import Any
 
 from redis import Redis
 
-from loadtests.bench_missions import APPLICATIONS_PENDING, APPLIED, Postgres
-from loadtests.bench_missions import tally as tally_places
+from loadtests.bench_missions import APPLICATIONS_PENDING, APPLIED, HOLDING, Postgres
 from loadtests.fault_traffic import Ledger
 from loadtests.harness import get_json
 
@@ -48,6 +48,14 @@ def records(redis: Redis, keys: Iterable[bytes | str]) -> list[dict[str, Any]]:
 
 def queue_keys(redis: Redis, prefix: str) -> list[bytes | str]:
     return [prefix + "pending", *redis.scan_iter(match=prefix + "inflight:*", count=1000)]
+
+
+def queued(redis: Redis) -> int:
+    """Records still waiting in either queue (pending or in a consumer's hands) plus the consumers holding them."""
+    total = 0
+    for prefix in (SIGNUPS, APPLICATIONS):
+        total += sum(int(redis.llen(key)) for key in queue_keys(redis, prefix)) + int(redis.scard(prefix + "consumers"))
+    return total
 
 
 def dead_keys(prefix: str) -> list[str]:
@@ -90,20 +98,40 @@ def tally_signups(ledger: Ledger, run: str, db: Postgres, redis: Redis) -> dict[
     missing = [receipt for receipt in ledger.receipts
                if receipt not in persisted and receipt not in dead and receipt not in deleted_receipts]
     lost, stuck = split_missing(missing, queued)
-    duplicates = db.scalar("SELECT (count(*) - count(DISTINCT email_normalized)) + (count(*) - count(DISTINCT receipt))"
-                           " FROM volunteers")
+    duplicates = db.scalar("SELECT (count(*) - count(DISTINCT email_normalized))"
+                           " + (count(receipt) - count(DISTINCT receipt)) FROM volunteers"
+                           " WHERE email_normalized LIKE $1", run + ".%")
     return {"accepted": len(ledger.receipts), "persisted": len(persisted), "deleted": len(deleted_receipts),
             "dead_lettered": len(dead & set(ledger.receipts)), "lost": lost, "stuck": stuck,
             "duplicates": int(duplicates), "resurrected": confirmed & emails}
 
 
-def tally_applications(ledger: Ledger, db: Postgres, redis: Redis) -> dict[str, Any]:
+def places(db: Postgres, answered: dict[tuple[int, int], str], missions: list[int]) -> dict[str, int]:
+    """`oversold` over the run's missions: places held (pending, accepted, done, proposed) beyond a mission's places;
+    `status_mismatch`: answered pairs whose row holds another status than the one answered."""
+    oversold = db.scalar(
+        "SELECT coalesce(sum(greatest(0, h.held - m.places)), 0) FROM missions m JOIN"
+        " (SELECT mission_id, count(*) AS held FROM applications WHERE status = ANY($1) AND mission_id = ANY($2)"
+        " GROUP BY 1) h ON h.mission_id = m.id",
+        list(HOLDING), missions,
+    )
+    pairs = list(answered.items())
+    mismatched = db.scalar(
+        "SELECT count(*) FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS p(m, v, outcome)"
+        " JOIN applications a ON a.mission_id = p.m AND a.volunteer_id = p.v WHERE a.status <> p.outcome",
+        [mission for (mission, _), _ in pairs], [volunteer for (_, volunteer), _ in pairs],
+        [outcome for _, outcome in pairs],
+    )
+    return {"oversold": int(oversold), "status_mismatch": int(mismatched)}
+
+
+def tally_applications(ledger: Ledger, db: Postgres, redis: Redis, missions: list[int]) -> dict[str, Any]:
     deleted_ids = {person.volunteer_id for person in ledger.deleted}
     confirmed = {person.volunteer_id for person in ledger.deleted if person.confirmed}
     answered = {pair: outcome for pair, (outcome, _) in ledger.pairs.items()
                 if outcome in APPLIED and pair[1] not in deleted_ids}
-    rows = {(int(row["mission_id"]), int(row["volunteer_id"]))
-            for row in db.fetch("SELECT mission_id, volunteer_id FROM applications")}
+    rows = {(int(row["mission_id"]), int(row["volunteer_id"])) for row in db.fetch(
+        "SELECT mission_id, volunteer_id FROM applications WHERE mission_id = ANY($1)", missions)}
 
     def pairs(found: list[dict[str, Any]]) -> set[tuple[int, int]]:
         return {(int(record["m"]), int(record["v"])) for record in found if "m" in record and "v" in record}
@@ -112,12 +140,15 @@ def tally_applications(ledger: Ledger, db: Postgres, redis: Redis) -> dict[str, 
     queued = pairs(records(redis, queue_keys(redis, APPLICATIONS)))
     persisted = [pair for pair in answered if pair in rows]
     lost, stuck = split_missing([pair for pair in answered if pair not in rows and pair not in dead], queued)
-    duplicates = db.scalar("SELECT count(*) - count(DISTINCT (mission_id, volunteer_id)) FROM applications")
-    places = tally_places(db, [(mission, volunteer, outcome) for (mission, volunteer), outcome in answered.items()])
+    duplicates = db.scalar("SELECT count(*) - count(DISTINCT (mission_id, volunteer_id)) FROM applications"
+                           " WHERE mission_id = ANY($1)", missions)
+    held = places(db, answered, missions)
     return {"accepted": len(answered), "persisted": len(persisted), "dead_lettered": len(dead & set(answered)),
-            "lost": lost, "stuck": stuck, "duplicates": int(duplicates), "oversold": places["oversold"],
-            "status_mismatch": places["status_mismatch"],
-            "resurrected": {volunteer for _, volunteer in rows if volunteer in confirmed}}
+            "lost": lost, "stuck": stuck, "duplicates": int(duplicates), "oversold": held["oversold"],
+            "status_mismatch": held["status_mismatch"],
+            # Wherever they applied: an erased person's application to any mission is a resurrection.
+            "resurrected": {int(row["volunteer_id"]) for row in db.fetch(
+                "SELECT DISTINCT volunteer_id FROM applications WHERE volunteer_id = ANY($1)", sorted(confirmed))}}
 
 
 def summary(ledger: Ledger, signups: dict[str, Any], applications: dict[str, Any], dead: dict[str, int],
@@ -140,6 +171,8 @@ def summary(ledger: Ledger, signups: dict[str, Any], applications: dict[str, Any
         "resurrected": len(resurrected),
         "stuck": len(signups["stuck"]) + len(applications["stuck"]),
         "errors": ledger.error_count(),
+        # Requests a web process killed on purpose never answered; each was sent again (allowed, not an error).
+        "unanswered": ledger.unanswered(),
     }
     for name, part in (("signups", signups), ("applications", applications)):
         result[name] = {key: len(value) if isinstance(value, list | set) else value for key, value in part.items()}

@@ -2,8 +2,11 @@
 
 Every answer is written to one `Ledger`, under the phase running when the request left: a 202's receipt (sign-ups),
 a 303's outcome (applications), a 503 with Retry-After (the platform saying "later", which is allowed), and
-everything else as an error (a 500, a 503 without Retry-After, a time-out, a reset). Clients are paced (a rate per
-second, not as fast as they can) so that two shared cores keep room for the servers being broken.
+everything else as an error (a 500, a 503 without Retry-After, a time-out, a reset). While a web process is killed on
+purpose, a request the dying process never answered (reset, refused) is allowed too: counted as `unanswered`, and
+sent again (a sign-up with its Idempotency-Key). Clients are paced (a rate per second, not as fast as they can) so
+that two shared cores keep room for the servers being broken; a burst (unpaced, for a second or two) makes sure
+requests are in flight at the moment a web process dies.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ OUTCOME = re.compile(r"mission=(\d+)&resultat=(\w+)")
 T = TypeVar("T")
 # What ends one deleted person's scenario early: counted as an error of the phase, the others carry on.
 PERSON_FAILURES = (RuntimeError, TimeoutError, ValueError, httpx.HTTPError, OSError)
+# What a client sees when the process serving it dies: no answer at all. A time-out is not one of them (a killed
+# process resets its connections at once), so it stays an error.
+UNANSWERED = (httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 class Background:
@@ -79,6 +85,7 @@ class Ledger:
     receipts: dict[str, tuple[str, str]] = field(default_factory=dict)  # receipt → (e-mail, phase accepted in)
     pairs: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)  # (mission, volunteer) → outcome
     deleted: list[Deleted] = field(default_factory=list)
+    unanswered_phases: set[str] = field(default_factory=set)  # phases that kill a web process on purpose
 
     def accept(self, receipt: str, email_address: str, phase: str) -> None:
         self.receipts.setdefault(receipt, (email_address, phase))
@@ -99,6 +106,18 @@ class Ledger:
 
     def error(self, phase: str, load: str, label: str) -> None:
         self.errors[phase][f"{load} {label}"] += 1
+
+    def no_answer(self, phase: str, load: str, error: httpx.HTTPError) -> float:
+        """Counts a request that got no HTTP answer; returns how long to wait before sending it again."""
+        if phase in self.unanswered_phases and isinstance(error, UNANSWERED):
+            self.answers[phase][f"{load} unanswered"] += 1
+        else:
+            self.error(phase, load, type(error).__name__)
+        return MAX_BACKOFF
+
+    def unanswered(self) -> int:
+        return sum(count for answers in self.answers.values() for label, count in answers.items()
+                   if label.endswith(" unanswered"))
 
     def error_count(self) -> int:
         return sum(sum(counts.values()) for counts in self.errors.values())
@@ -131,8 +150,7 @@ async def submit_signup(client: httpx.AsyncClient, ledger: Ledger, body: dict[st
     try:
         response = await client.post(SIGNUP_PATH, json=body, headers={"Idempotency-Key": key})
     except httpx.HTTPError as error:
-        ledger.error(phase, load, type(error).__name__)
-        return None, MAX_BACKOFF
+        return None, ledger.no_answer(phase, load, error)
     delay = ledger.answer(phase, load, response, 202)
     if delay is not None:
         return None, delay
@@ -144,12 +162,14 @@ async def submit_signup(client: httpx.AsyncClient, ledger: Ledger, body: dict[st
 class SignupLoad:
     """Unique valid sign-ups, each with an Idempotency-Key; one that is not accepted is sent again with its key."""
 
-    def __init__(self, base: str, run: str, ledger: Ledger, *, rate: float, clients: int, seed: int) -> None:
-        self.run, self.ledger, self.clients = run, ledger, clients
+    def __init__(self, base: str, run: str, ledger: Ledger, *, rate: float, clients: int, seed: int,
+                 domain: str) -> None:
+        self.base, self.run, self.ledger, self.clients, self.domain = base, run, ledger, clients, domain
         self.rate = rate
         self.rng = random.Random(seed)
         self.http = httpx.AsyncClient(base_url=base, timeout=10, trust_env=False,
                                       limits=httpx.Limits(max_connections=clients))
+        self.bursts = 0
 
     async def __call__(self, stop: asyncio.Event) -> None:
         try:
@@ -162,7 +182,7 @@ class SignupLoad:
         sequence = 0
         while not stop.is_set():
             sequence += 1
-            body = signup_body(f"{self.run}.s{number}.{sequence}@example.org", self.rng)
+            body = signup_body(f"{self.run}.s{number}.{sequence}@{self.domain}", self.rng)
             key = secrets.token_hex(16)
             while not stop.is_set():
                 await pace.wait(stop)
@@ -170,6 +190,34 @@ class SignupLoad:
                 if receipt is not None:
                     break
                 await pause(stop, delay)
+
+    async def burst(self, stop: asyncio.Event, *, clients: int, seconds: float) -> int:
+        """Sign-ups back to back from `clients` at once for `seconds`, each sent again with its key until accepted
+        (the traffic's stop ends that too); returns how many were sent."""
+        self.bursts += 1
+        index, until, sent = self.bursts, time.monotonic() + seconds, 0
+        http = httpx.AsyncClient(base_url=self.base, timeout=10, trust_env=False,
+                                 limits=httpx.Limits(max_connections=clients))
+
+        async def client(number: int) -> None:
+            nonlocal sent
+            sequence = 0
+            while time.monotonic() < until and not stop.is_set():
+                sequence += 1
+                sent += 1
+                body = signup_body(f"{self.run}.b{index}-{number}.{sequence}@{self.domain}", self.rng)
+                key = secrets.token_hex(16)
+                while not stop.is_set():
+                    receipt, delay = await submit_signup(http, self.ledger, body, key, "signup-burst")
+                    if receipt is not None:
+                        break
+                    await pause(stop, delay)
+
+        try:
+            await asyncio.gather(*(client(number) for number in range(clients)))
+        finally:
+            await http.aclose()
+        return sent
 
 
 @dataclass
@@ -203,6 +251,25 @@ class ApplyLoad:
                 self.todo.append((applicant, mission))
                 await pause(stop, delay)
 
+    async def burst(self, stop: asyncio.Event, *, clients: int, seconds: float, pairs: int) -> int:
+        """At most `pairs` applications, back to back from `clients` at once for `seconds`, each pair sent again
+        until answered; returns how many pairs were sent."""
+        until, sent = time.monotonic() + seconds, 0
+
+        async def client() -> None:
+            nonlocal sent
+            while self.todo and sent < pairs and time.monotonic() < until and not stop.is_set():
+                applicant, mission = self.todo.popleft()
+                sent += 1
+                while not stop.is_set():
+                    delay = await apply(self.ledger, applicant, mission, "apply-burst")
+                    if delay is None:
+                        break
+                    await pause(stop, delay)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return sent
+
 
 async def apply(ledger: Ledger, applicant: Applicant, mission: int, load: str) -> float | None:
     """POSTs the "candidater" form; records the outcome named by the 303's Location, or returns a retry delay."""
@@ -211,8 +278,7 @@ async def apply(ledger: Ledger, applicant: Applicant, mission: int, load: str) -
     try:
         response = await applicant.client.post(f"/missions/{mission}/candidater", data=data)
     except httpx.HTTPError as error:
-        ledger.error(phase, load, type(error).__name__)
-        return MAX_BACKOFF
+        return ledger.no_answer(phase, load, error)
     delay = ledger.answer(phase, load, response, 303)
     if delay is not None:
         return delay
@@ -226,10 +292,12 @@ async def apply(ledger: Ledger, applicant: Applicant, mission: int, load: str) -
 
 
 class Erasures:
-    """Signed-in people (their first sign-up saved) apply once, sign up again (a repeat, queued: its drain runs while
-    the account goes), then delete their account; who was deleted and when goes to the ledger."""
+    """Signed-in people (their first sign-up saved) apply once (when there is a mission to apply to), sign up again
+    (a repeat, queued: its drain runs while the account goes), then delete their account; who was deleted and when
+    goes to the ledger."""
 
-    def __init__(self, people: list[tuple[str, Applicant]], ledger: Ledger, *, mission: int, seed: int) -> None:
+    def __init__(self, people: list[tuple[str, Applicant]], ledger: Ledger, *, mission: int | None,
+                 seed: int) -> None:
         self.people, self.ledger, self.mission = people, ledger, mission
         self.rng = random.Random(seed)
 
@@ -249,7 +317,8 @@ class Erasures:
         return dict(outcomes)
 
     async def _person(self, address: str, person: Applicant) -> str:
-        await apply(self.ledger, person, self.mission, "erasure")
+        if self.mission is not None:
+            await apply(self.ledger, person, self.mission, "erasure")
         repeat = await self._sign_up(person.client, signup_body(address, self.rng))
         token = await csrf(person.client, "/mon-espace/supprimer")
         # Recorded before the POST: a deletion that fails half-way may still have deleted rows.

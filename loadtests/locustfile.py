@@ -60,12 +60,13 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def signup_body() -> dict[str, Any]:
+def signup_body(email: str | None = None) -> dict[str, Any]:
+    """A valid sign-up; `email` unique to this run unless given."""
     postal_code, commune_code = random.choice(PLACES)
     return {
         "first_name": random.choice(FIRST_NAMES),
         "last_name": random.choice(LAST_NAMES),
-        "email": f"{RUN}.{uuid.uuid4().hex}@example.org",
+        "email": email or f"{RUN}.{uuid.uuid4().hex}@example.org",
         "phone": "06 " + " ".join(f"{random.randint(0, 99):02d}" for _ in range(4)),
         "birth_date": date(random.randint(1950, 2006), random.randint(1, 12), random.randint(1, 28)).isoformat(),
         "postal_code": postal_code,
@@ -200,38 +201,11 @@ class Applicant(FastHttpUser):
             self.headers = {}
             self.csrf = self._sign_in()
 
-    def _csrf_of(self, path: str, **params: Any) -> str:
-        response = self.client.get(path, params=params, name=path)
-        match = CSRF_FIELD.search(response.text or "")
-        if match is None:
-            raise RuntimeError(f"{path}: no CSRF field (status {response.status_code})")
-        return match[1]
-
     def _sign_in(self) -> str:
         """Sign up, ask for a link, read it from the mail sink's folder, confirm: the real journey."""
         address = f"{RUN}.{uuid.uuid4().hex}@example.org"
-        body = {**signup_body(), "email": address}
-        self.client.post("/api/v1/volunteers", json=body, name="/api/v1/volunteers")
-        token = self._csrf_of("/connexion")
-        self.client.post("/connexion", data={"email": address, "_csrf_token": token}, name="/connexion")
-        link = self._link_for(address, deadline=time.monotonic() + 120)
-        token = self._csrf_of("/connexion/lien", jeton=link)
-        self.client.post("/connexion/lien", data={"jeton": link, "_csrf_token": token}, name="/connexion/lien",
-                         allow_redirects=False)
-        return token
-
-    @staticmethod
-    def _link_for(address: str, deadline: float) -> str:
-        folder = Path(os.environ.get("RENFORT_MAIL_DIR", ".local/mail"))
-        while time.monotonic() < deadline:
-            for path in sorted(folder.glob("*.eml"), reverse=True):
-                message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-                if str(message["To"]).strip().lower() == address and message["Subject"] == LINK_SUBJECT:
-                    match = LINK.search(message.get_content())
-                    if match:
-                        return match[1]
-            time.sleep(1)  # cooperative: Locust runs users on gevent
-        raise TimeoutError("no sign-in e-mail: is a worker running, and RENFORT_MAIL_DIR the sink's folder?")
+        self.client.post("/api/v1/volunteers", json=signup_body(address), name="/api/v1/volunteers")
+        return sign_in_by_mail(self.client, address)
 
     @tag("apply")
     @task
@@ -244,19 +218,73 @@ class Applicant(FastHttpUser):
             return
         mission = random.choice(candidates)
         self.applied.add(mission)
-        with self.client.post(
-            f"/missions/{mission}/candidater",
-            data={"_csrf_token": self.csrf, "message": "Disponible tout de suite."},
-            headers=self.headers,
-            name="/missions/[id]/candidater",
-            allow_redirects=False,
-            catch_response=True,
-        ) as answer:
-            location = answer.headers.get("location") or ""
-            outcome = (parse_qs(urlsplit(location).query).get("resultat") or [""])[0]
-            if answer.status_code != 303 or outcome not in OUTCOMES:
-                answer.failure(f"expected a 303 with an outcome, got {answer.status_code} {location!r}")
-                return
-            answer.success()
-        self.environment.events.request.fire(request_type="APPLY", name=outcome, response_time=0,
+        apply_to(self, mission, self.csrf, self.headers)
+
+
+def apply_to(user: Any, mission: int, csrf: str, headers: dict[str, str], *, report: bool = True) -> str | None:
+    """Applies to `mission`; the outcome read from the 303's Location (with `report`, also an APPLY line per
+    outcome), or None (a failure) for any other answer."""
+    with user.client.post(
+        f"/missions/{mission}/candidater",
+        data={"_csrf_token": csrf, "message": "Disponible tout de suite."},
+        headers=headers,
+        name="/missions/[id]/candidater",
+        allow_redirects=False,
+        catch_response=True,
+    ) as answer:
+        location = answer.headers.get("location") or ""
+        outcome = (parse_qs(urlsplit(location).query).get("resultat") or [""])[0]
+        if answer.status_code != 303 or outcome not in OUTCOMES:
+            answer.failure(f"expected a 303 with an outcome, got {answer.status_code} {location!r}")
+            return None
+        answer.success()
+    if report:
+        user.environment.events.request.fire(request_type="APPLY", name=outcome, response_time=0,
                                              response_length=0, exception=None, context={})
+    return outcome
+
+
+def csrf_of(client: Any, path: str, **params: Any) -> str:
+    """The CSRF token of the form a page carries (its cookie stays in the client's jar)."""
+    response = client.get(path, params=params, name=path)
+    match = CSRF_FIELD.search(response.text or "")
+    if match is None:
+        raise RuntimeError(f"{path}: no CSRF field (status {response.status_code})")
+    return match[1]
+
+
+def sign_in_by_mail(client: Any, address: str, deadline_seconds: float = 120) -> str:
+    """Asks for a sign-in link, reads it from the mail sink's folder and confirms it; returns the session's CSRF
+    token."""
+    token = csrf_of(client, "/connexion")
+    asked = time.time()
+    client.post("/connexion", data={"email": address, "_csrf_token": token}, name="/connexion")
+    return confirm_link(client, link_from_mail(address, deadline=time.monotonic() + deadline_seconds, since=asked))
+
+
+def confirm_link(client: Any, link: str) -> str:
+    """Confirms a sign-in link's token on its page, as a person does; returns the session's CSRF token."""
+    token = csrf_of(client, "/connexion/lien", jeton=link)
+    with client.post("/connexion/lien", data={"jeton": link, "_csrf_token": token}, name="/connexion/lien",
+                     allow_redirects=False, catch_response=True) as answer:
+        if answer.status_code != 303:
+            answer.failure(f"sign-in: expected a 303, got {answer.status_code}")
+            raise RuntimeError(f"sign-in refused ({answer.status_code})")
+    return token
+
+
+def link_from_mail(address: str, deadline: float, since: float = 0) -> str:
+    """The token of the newest sign-in e-mail to `address` in the mail sink's folder (RENFORT_MAIL_DIR), stored after
+    `since` (epoch seconds): an account signing in again has older, spent links there."""
+    folder = Path(os.environ.get("RENFORT_MAIL_DIR", ".local/mail"))
+    while time.monotonic() < deadline:
+        for path in sorted(folder.glob("*.eml"), reverse=True):
+            if path.stat().st_mtime < since - 1:
+                continue
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if str(message["To"]).strip().lower() == address and message["Subject"] == LINK_SUBJECT:
+                match = LINK.search(message.get_content())
+                if match:
+                    return match[1]
+        time.sleep(1)  # cooperative: Locust runs users on gevent
+    raise TimeoutError("no sign-in e-mail: is a worker running, and RENFORT_MAIL_DIR the sink's folder?")

@@ -10,7 +10,8 @@ die() {
     exit 1
 }
 
-# The stamp records which pyproject.toml the virtualenv was installed from, so an unchanged one costs nothing.
+# The stamp records which pyproject.toml and lock (constraints.txt, see ops/lock) the virtualenv was installed
+# from, so unchanged ones cost nothing.
 ensure_virtualenv() {
     local stamp=.venv/.installed-pyproject.sha256
     local wanted
@@ -26,10 +27,10 @@ ensure_virtualenv() {
             python3 -m venv .venv || die "python3 -m venv failed even after installing python3-venv"
         fi
     fi
-    wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    wanted="$(sha256sum pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
     if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
-        echo "Installing Python dependencies (pyproject.toml changed since the last install)"
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+        echo "Installing Python dependencies (pyproject.toml or constraints.txt changed since the last install)"
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
         echo "$wanted" >"$stamp"
     fi
 }

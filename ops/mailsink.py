@@ -1,6 +1,9 @@
 """A local SMTP server that stores every message it receives as an .eml file, so no mail leaves a dev machine.
 
 Run it with `python -m ops.mailsink --port 1025 --dir .local/mail`; read what arrived with `read_messages()`.
+Each message stored is also announced in one line, its recipient masked, with the link it carries to the platform
+(a sign-in link, a confirmation, an invitation), decoded and whole so that a terminal makes it clickable:
+`→ c***@example.org : Votre lien de connexion à Renfort  http://127.0.0.1:8000/connexion/lien?jeton=…`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import email
 import email.policy
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -21,9 +25,11 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from ops.console import mask_email
 from ops.processes import LOOPBACK
 
 logger = logging.getLogger("ops.mailsink")
+LINK = re.compile(r"https?://[^\s<>\"'«»]+")
 
 
 def store_message(directory: Path, mail_from: str, recipients: list[str], content: bytes) -> Path:
@@ -47,14 +53,38 @@ def read_messages(directory: Path) -> list[EmailMessage]:
     return messages
 
 
+def announcement(content: bytes, recipients: list[str], base_url: str | None = None) -> str:
+    """One console line for a message: masked recipients, subject, and its link to the platform if it has one."""
+    to = ", ".join(mask_email(address) for address in recipients) or "***"
+    try:
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        subject = " ".join(str(message.get("Subject", "")).split()) or "(sans objet)"
+        link = platform_link(message, base_url)
+    except Exception as error:  # an odd message is still stored; only its line is short
+        return f"→ {to} : (message illisible : {type(error).__name__})"
+    return f"→ {to} : {subject}" + (f"  {link}" if link else "")
+
+
+def platform_link(message: email.message.Message, base_url: str | None) -> str | None:
+    """The link a person would click: the first to the platform carrying a token (a query), else the first one."""
+    body = message.get_body(preferencelist=("plain", "html")) if isinstance(message, EmailMessage) else None
+    text = body.get_content() if body is not None else ""  # quoted-printable and base64 decoded here
+    links = [link.rstrip(".,;:!?)]") for link in LINK.findall(text if isinstance(text, str) else "")]
+    if base_url:
+        root = base_url.rstrip("/")
+        links = [link for link in links if link == root or link.startswith(root + "/")]
+    return next((link for link in links if "?" in link), links[0] if links else None)
+
+
 def clear_messages(directory: Path) -> None:
     for path in Path(directory).glob("*.eml"):
         path.unlink(missing_ok=True)
 
 
 class _StoreHandler:
-    def __init__(self, directory: Path, refusals: dict[str, str], hang_ups: set[str]) -> None:
+    def __init__(self, directory: Path, refusals: dict[str, str], hang_ups: set[str], base_url: str | None) -> None:
         self.directory, self.refusals, self.hang_ups = directory, refusals, hang_ups
+        self.base_url = base_url
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         refusal = self.refusals.get(address.lower())
@@ -71,21 +101,21 @@ class _StoreHandler:
             server.transport.close()
             return "421 4.3.2 Closing connection"
         content = envelope.original_content or envelope.content
-        path = await asyncio.to_thread(
-            store_message, self.directory, envelope.mail_from, list(envelope.rcpt_tos), content
-        )
-        # Personal data stays out of logs: no recipient, no subject.
-        logger.info("mail sink: stored %s (%d bytes)", path.name, len(content))
+        recipients = list(envelope.rcpt_tos)
+        await asyncio.to_thread(store_message, self.directory, envelope.mail_from, recipients, content)
+        # Recipients masked: the line goes to a terminal. Subjects name missions and organisations, never people.
+        logger.info("%s", await asyncio.to_thread(announcement, content, recipients, self.base_url))
         return "250 Message accepted for delivery"
 
 
 class MailSink:
     """The SMTP server in a background thread; `start()` returns once it accepts connections."""
 
-    def __init__(self, directory: Path, port: int = 1025, host: str = LOOPBACK) -> None:
+    def __init__(self, directory: Path, port: int = 1025, host: str = LOOPBACK, base_url: str | None = None) -> None:
         self.directory = Path(directory).absolute()
         self.host = host
         self.port = port
+        self.base_url = base_url  # links to it are the ones announced
         # Tests shape the sink's behaviour per recipient (lower-case address), while it runs:
         # `refusals[address] = "550 5.1.1 …"` refuses it at RCPT with that reply, every time;
         # `hang_ups.add(address)` drops the connection once, at the end of the DATA of a message to it.
@@ -99,7 +129,7 @@ class MailSink:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        handler = _StoreHandler(self.directory, self.refusals, self.hang_ups)
+        handler = _StoreHandler(self.directory, self.refusals, self.hang_ups, self.base_url)
         controller = Controller(handler, hostname=self.host, port=self.port, enable_SMTPUTF8=True)
         controller.start()
         self._controller = controller
@@ -125,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--dir", type=Path, default=Path(".local/mail"))
+    parser.add_argument("--base-url", default=os.environ.get("BASE_URL"),
+                        help="the platform's public URL: the links to it are announced (default: $BASE_URL)")
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # aiosmtpd logs every connection with the peer's address; our one line per message is enough.
@@ -133,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    with MailSink(options.dir, options.port, options.host) as sink:
+    with MailSink(options.dir, options.port, options.host, options.base_url) as sink:
         logger.info("mail sink: listening on %s, storing messages in %s", sink.url, sink.directory)
         stopping.wait()
 

@@ -75,7 +75,8 @@ def local_smtp_url(root: Path) -> str:
 
 
 def local_environment(root: Path) -> dict[str, str]:
-    """DATABASE_URL, REDIS_URL, SECRET_KEY and SMTP_URL, starting local servers for the URLs the caller left unset.
+    """DATABASE_URL, REDIS_URL, SECRET_KEY, OPS_TOKEN and SMTP_URL, starting local servers for the URLs the caller
+    left unset; the secrets the caller left unset are generated once into `.local/` (mode 600) and reused.
 
     Idempotent: servers already running are reused, and the `renfort` database is created only once.
     """
@@ -94,8 +95,10 @@ def local_environment(root: Path) -> dict[str, str]:
             redis_url = redis_server.url()
         environment["DATABASE_URL"] = database_url
         environment["REDIS_URL"] = redis_url
-        secret_key = os.environ.get("SECRET_KEY") or _stored_secret_key(local_folder(root) / "secret_key")
+        secret_key = os.environ.get("SECRET_KEY") or _stored_secret(local_folder(root) / "secret_key")
         environment["SECRET_KEY"] = secret_key
+        # Opens the ops console and /metrics of the local run; whoever reads .local/ may use them.
+        environment["OPS_TOKEN"] = os.environ.get("OPS_TOKEN") or _stored_secret(ops_token_file(root))
     environment["SMTP_URL"] = os.environ.get("SMTP_URL") or local_smtp_url(root)
     return environment
 
@@ -116,8 +119,13 @@ def stop_local_services(root: Path) -> None:
         local_postgres(root).stop()
 
 
-def _stored_secret_key(path: Path) -> str:
-    """The key generated on first use; regenerating it would sign everyone out and void pending tokens."""
+def ops_token_file(root: Path) -> Path:
+    return local_folder(root) / "ops_token"
+
+
+def _stored_secret(path: Path) -> str:
+    """The secret generated on first use, then reused: a new SECRET_KEY would sign everyone out and void pending
+    tokens, a new OPS_TOKEN would lock out what was set up with the old one (a Prometheus credentials file)."""
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

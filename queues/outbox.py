@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from app.mail import SmtpSession, build, render, sender_address
 from app.redis_scripts import script
+from app.rehearsal import is_rehearsal_address
 from app.settings import Settings
 from app.volunteers.signup_queue import digest
 from queues.mail_keys import BODY_TTL, DROPPED, SENT_TTL, MailKeys, budget_key
@@ -73,6 +74,7 @@ class Outcome(StrEnum):
     RETRYING = "retrying"  # the server refused it for now: to be run again later
     LAPSED = "lapsed"  # its content would be worthless by the time it could leave
     GIVEN_UP = "given_up"  # refused too often
+    SKIPPED = "skipped"  # to a rehearsal address (app/rehearsal): never sent, only counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,9 @@ class Outbox:
 
     async def deliver(self, letter: Letter) -> tuple[Outcome, float]:
         """The outcome, and for DEFERRED and RETRYING the seconds to wait before running it again."""
+        if is_rehearsal_address(letter.recipient):  # checked first: no claim, budget or sent mark left behind
+            await count_drop(self.redis, letter.kind, Outcome.SKIPPED.value)
+            return Outcome.SKIPPED, 0
         keys = MailKeys(letter.key)
         if await self.redis.exists(keys.sent):
             return Outcome.DUPLICATE, 0

@@ -19,10 +19,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from app.observability import configure_logging, init_sentry
+from app.observability import configure_logging, init_sentry, job_context
 from app.settings import get_settings
-from queues import applications, enqueue, signups
-from queues.connection import job_queue, sync_redis
+from app.switches import jobs as job_pause
+from queues import applications, enqueue, schema, signups
+from queues.connection import job_queue, request_id_of, sync_redis
 from queues.mail import PARIS
 from queues.mail_keys import daily_lock
 
@@ -48,9 +49,20 @@ class RenfortWorker(Worker):
         self.stop_asked = True
         super().request_stop(signum, frame)
 
+    def perform_job(self, job: Any, queue: Any, execution: Any) -> bool:
+        # In the work horse: the job's log lines (and Sentry events) name the job and the request that enqueued it.
+        with job_context(job.id, request_id_of(job)):
+            return bool(super().perform_job(job, queue, execution))
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        # While pause_jobs is on, a non-essential job is set aside instead of run (app/switches/jobs.py).
+        if not job_pause.hold(self.connection, job, queue):
+            super().execute_job(job, queue)
+
     def run_maintenance_tasks(self) -> None:
         drain_while_full(self.connection)
         super().run_maintenance_tasks()
+        job_pause.release(self.connection, self.queues[0])
         try:
             signups.ensure_drain(self.connection)
             applications.ensure_drain(self.connection)
@@ -146,7 +158,8 @@ def schedule_referent_digests(connection: Redis, now: float | None = None) -> bo
 def main(burst: bool = False) -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
-    init_sentry(settings.sentry_dsn, environment=settings.environment, component="worker")
+    init_sentry(settings.sentry_dsn, environment=settings.environment, component="worker", release=settings.release)
+    schema.wait_for_schema(settings.database_url)  # never drain into a schema this code was not written for
     connection = sync_redis(settings.redis_url)
     while True:
         try:

@@ -113,7 +113,7 @@ async def test_readiness_and_metrics_count_both_queues_dead_letters(client: Asyn
     assert queue["dead_letters"] == 1  # the sign-up figure under its first name, as dashboards scrape it
     assert queue["applications_pending"] == 0 and queue["applications_in_flight"] == 0
 
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics", headers=OPS)).text
     assert "renfort_applications_dead_letters 1\n" in metrics
     assert "renfort_signups_dead_letters 1\n" in metrics
     assert "# TYPE renfort_applications_dead_letters gauge" in metrics

@@ -90,7 +90,8 @@ def distinctive_signup() -> dict[str, Any]:
 async def test_redis_outage_during_signup_sends_a_sentry_event_without_personal_data(
     sentry_sink: SentrySink, throwaway_redis: LocalRedis
 ) -> None:
-    settings = load_settings({**os.environ, "REDIS_URL": throwaway_redis.url(), "SENTRY_DSN": sentry_sink.dsn})
+    settings = load_settings({**os.environ, "REDIS_URL": throwaway_redis.url(), "SENTRY_DSN": sentry_sink.dsn,
+                              "SOURCE_VERSION": "3f9c2e1"})  # what a PaaS sets: the commit deployed
     async with AsyncTestClient(app=create_app(settings)) as client:
         accepted = await client.post("/api/v1/volunteers", json=signup())
         assert accepted.status_code == 202, accepted.text
@@ -104,6 +105,7 @@ async def test_redis_outage_during_signup_sends_a_sentry_event_without_personal_
     await asyncio.to_thread(sentry_sdk.flush, 5)
     assert sentry_sink.events(), "the Redis outage should have reached Sentry"
     assert leaks(sentry_sink.received()) == []
+    assert all(b'"release":"3f9c2e1"' in event.replace(b" ", b"") for event in sentry_sink.events())
 
 
 async def test_malformed_json_gets_a_422_even_with_sentry_enabled(sentry_sink: SentrySink) -> None:
@@ -138,10 +140,12 @@ async def test_dead_lettered_signup_sends_a_sentry_event_without_personal_data(
     )
     await redis.rpush(keys.PENDING, msgspec.json.encode(record))
 
-    worker = await asyncio.to_thread(run_worker, {"SENTRY_DSN": sentry_sink.dsn})
+    worker = await asyncio.to_thread(run_worker, {"SENTRY_DSN": sentry_sink.dsn, "RENFORT_RELEASE": "renfort@1.4.2",
+                                                  "SOURCE_VERSION": "3f9c2e1"})
 
     assert sentry_sink.events(), f"the dead letter should have reached Sentry; worker said:\n{worker.stderr[-2000:]}"
     assert leaks(sentry_sink.received()) == []
+    assert all(b'"release":"renfort@1.4.2"' in event.replace(b" ", b"") for event in sentry_sink.events())
     dead = [msgspec.json.decode(item, type=QueuedSignup) for item in await redis.hvals(keys.KEYS.dead)]
     assert [letter.receipt for letter in dead] == [record.receipt]
     assert await redis.llen(keys.PENDING) == 0
@@ -232,3 +236,16 @@ def test_json_logs_keep_receipts_counts_and_timestamps() -> None:
     entry = log_line("drained %d sign-ups at 2026-11-23T18:04:05+00:00 (receipt %s)", 12, "Xk3_9pQ-7RtYw2Lm")
 
     assert entry["message"] == "drained 12 sign-ups at 2026-11-23T18:04:05+00:00 (receipt Xk3_9pQ-7RtYw2Lm)"
+
+
+@pytest.mark.parametrize(("env", "release"), [
+    ({"RENFORT_RELEASE": "renfort@1.4.2", "SOURCE_VERSION": "3f9c2e1", "CONTAINER_VERSION": "v7"}, "renfort@1.4.2"),
+    ({"SOURCE_VERSION": "3f9c2e1", "CONTAINER_VERSION": "v7"}, "3f9c2e1"),
+    ({"CONTAINER_VERSION": "v7"}, "v7"),
+    ({"RENFORT_RELEASE": "  "}, None),
+])
+def test_the_release_sentry_files_events_under_comes_from_the_deployment(env: dict[str, str],
+                                                                         release: str | None) -> None:
+    base = {key: value for key, value in os.environ.items()
+            if key not in ("RENFORT_RELEASE", "SOURCE_VERSION", "CONTAINER_VERSION")}
+    assert load_settings({**base, **env}).release == release

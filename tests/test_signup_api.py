@@ -167,7 +167,7 @@ async def test_readiness_reports_dependencies_and_queue(client: AsyncTestClient)
     assert body["postgresql"] == "ok" and body["redis"] == "ok"
     assert body["queue"]["signups_pending"] == 1
     assert body["queue"]["oldest_pending_seconds"] >= 0
-    metrics = await client.get("/metrics")
+    metrics = await client.get("/metrics", headers={"Authorization": "Bearer ops-test-token"})
     assert "renfort_signups_pending 1" in metrics.text
 
 

@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.db.errors import Failure, classify
+from app.metrics.instruments import count_cache_reads
 from app.redis_scripts import script
 
 log = logging.getLogger("renfort.cache")
@@ -115,7 +116,7 @@ class SharedCache:
 
     async def _answer(self, batch: _Batch) -> None:
         try:
-            value = await self._resolve(batch.keys, batch.build)
+            value = await self._resolve(batch.keys, batch.build, len(batch.waiters))
         except Exception as error:  # each caller raises it (a Redis outage is every visit's error)
             for waiter in batch.waiters:
                 if not waiter.done():
@@ -133,8 +134,10 @@ class SharedCache:
         state, value, version = await self._read(keys=[keys.version, keys.entry, keys.fresh])
         return Found(int(state), _bytes(value) if value is not None else None, _text(version))
 
-    async def _resolve(self, keys: CacheKeys, build: Build) -> bytes:
+    async def _resolve(self, keys: CacheKeys, build: Build, visits: int = 1) -> bytes:
         found = await self.read(keys)
+        # Per visit: a hit is a copy of the current version, fresh or stale.
+        count_cache_reads(keys.entry, found.state in (FRESH, STALE) and found.value is not None, visits)
         if found.state == FRESH and found.value is not None:
             return found.value
         if found.state == STALE and found.value is not None:

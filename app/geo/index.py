@@ -1,15 +1,23 @@
 """The postal-code → communes index the sign-up path validates against, in memory, with no SQL per request.
 
 Web processes load it at start-up from a Redis snapshot, which `release` publishes from PostgreSQL, so a web
-process can start (and keep accepting sign-ups) while PostgreSQL is down.
+process can start (and keep accepting sign-ups) while PostgreSQL is down. The snapshot's digest, a key of its own,
+lets running processes notice a new snapshot with one small read (app/state.py).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import msgspec
 from redis.asyncio import Redis
 
 SNAPSHOT_KEY = "renfort:geo:postcodes:v1"
+SNAPSHOT_DIGEST_KEY = "renfort:geo:postcodes:v1:digest"
+
+
+class PostcodesUnavailable(Exception):
+    """No postal code is known yet (a first deploy whose release has not run): nothing can be validated."""
 
 
 class CommuneChoice(msgspec.Struct, frozen=True):
@@ -39,10 +47,41 @@ class PostcodeIndex:
         return cls(msgspec.msgpack.decode(blob, type=dict[str, list[CommuneChoice]]))
 
 
-async def publish_snapshot(redis: Redis, index: PostcodeIndex) -> None:
-    await redis.set(SNAPSHOT_KEY, index.to_bytes())
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _digest(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+async def publish_snapshot(redis: Redis, index: PostcodeIndex) -> str:
+    """Publishes `index` for every web process; returns its digest."""
+    blob = index.to_bytes()
+    digest = _digest(blob)
+    # The blob first: a process that sees the new digest always finds the new blob. Two plain commands, no MULTI,
+    # so the keys may live on different nodes of a cluster.
+    await redis.set(SNAPSHOT_KEY, blob)
+    await redis.set(SNAPSHOT_DIGEST_KEY, digest)
+    return digest
 
 
 async def read_snapshot(redis: Redis) -> PostcodeIndex | None:
+    snapshot = await read_snapshot_and_digest(redis)
+    return snapshot[0] if snapshot else None
+
+
+async def read_snapshot_and_digest(redis: Redis) -> tuple[PostcodeIndex, str] | None:
+    """The published index and the digest of what was read; None when there is none, or an empty one."""
     blob = await redis.get(SNAPSHOT_KEY)
-    return PostcodeIndex.from_bytes(blob.encode() if isinstance(blob, str) else blob) if blob else None
+    if not blob:
+        return None
+    index = PostcodeIndex.from_bytes(_bytes(blob))
+    return (index, _digest(_bytes(blob))) if len(index) else None
+
+
+async def snapshot_digest(redis: Redis) -> str | None:
+    """The digest of the latest snapshot: a few bytes to read, to tell whether the snapshot changed. None before
+    the first publication (or one by a version that wrote no digest)."""
+    digest = await redis.get(SNAPSHOT_DIGEST_KEY)
+    return _bytes(digest).decode() if digest else None

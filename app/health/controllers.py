@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar import Controller, MediaType, Response, get
+from litestar import Controller, Response, get
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
@@ -51,14 +51,14 @@ async def queue_figures(web: WebState) -> dict[str, float]:
     }
 
 
-async def _memory(web: WebState) -> RedisMemory | None:
+async def memory_within_timeout(web: WebState) -> RedisMemory | None:
     try:
         return await asyncio.wait_for(read_memory(web.redis), CHECK_TIMEOUT)
     except (RedisError, OSError, TimeoutError):
         return None
 
 
-def _memory_state(web: WebState, memory: RedisMemory | None) -> str:
+def memory_state(web: WebState, memory: RedisMemory | None) -> str:
     if memory is None or memory.max_bytes is None:
         return UNKNOWN
     if memory.fraction is None:
@@ -82,28 +82,6 @@ def _memory_body(memory: RedisMemory) -> dict[str, Any]:
     }
 
 
-def _gauge(name: str, value: float, labels: str = "") -> list[str]:
-    return [f"# TYPE renfort_{name} gauge", f"renfort_{name}{labels} {value}"]
-
-
-def _label(value: str | None) -> str:
-    return (value or "unknown").replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _memory_metrics(web: WebState, memory: RedisMemory) -> list[str]:
-    lines = _gauge("redis_memory_used_bytes", memory.used_bytes)
-    if memory.max_bytes is not None:
-        lines += _gauge("redis_memory_max_bytes", memory.max_bytes)
-    if memory.fraction is not None:
-        lines += _gauge("redis_memory_fraction", round(memory.fraction, 4))
-    lines += _gauge("redis_memory_saturated", int(_memory_state(web, memory) == SATURATED))
-    if memory.aof_enabled is not None:
-        lines += _gauge("redis_aof_enabled", int(memory.aof_enabled))
-    # Text settings as labels of a constant, the usual Prometheus shape for "info" figures.
-    labels = f'{{maxmemory_policy="{_label(memory.policy)}",appendfsync="{_label(memory.appendfsync)}"}}'
-    return lines + _gauge("redis_settings", 1, labels)
-
-
 class HealthController(Controller):
     include_in_schema = False
 
@@ -120,8 +98,8 @@ class HealthController(Controller):
         redis = await _check(web.redis.ping())
         body: dict[str, Any] = {"status": "ok", "postgresql": database, "redis": redis}
         if redis == "ok":
-            memory = await _memory(web)
-            body["redis_memory"] = _memory_state(web, memory)
+            memory = await memory_within_timeout(web)
+            body["redis_memory"] = memory_state(web, memory)
             if memory is not None:
                 body.update(_memory_body(memory))
             body["queue"] = await queue_figures(web)
@@ -129,18 +107,3 @@ class HealthController(Controller):
         if not ready:
             body["status"] = "indisponible"
         return Response(body, status_code=200 if ready else 503)
-
-    @get("/metrics", media_type=MediaType.TEXT)
-    async def metrics(self, web: Web) -> str:
-        """Prometheus text format; with Redis unreachable, only `renfort_redis_up 0` (a scrape, not an error)."""
-        try:
-            figures = await queue_figures(web)
-        except (RedisError, OSError):
-            return "\n".join(_gauge("redis_up", 0)) + "\n"
-        lines = _gauge("redis_up", 1)
-        for name, value in figures.items():
-            lines += _gauge(name, value)
-        memory = await _memory(web)
-        if memory is not None:
-            lines += _memory_metrics(web, memory)
-        return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 -- Accepts the sign-ups that reached the web process in one event-loop tick, in one step each: replays an
 -- idempotency key (only for the same body), counts the address's minute, bounds the queue, dedupes the e-mail,
 -- queues the record and writes its receipt.
--- KEYS: pending, drain-scheduled, then per sign-up 4 keys: e-mail mark, idempotency key (or the mark again when
---       the request has none: unused), receipt, the address's counter for this minute
+-- KEYS: pending, drain-scheduled, the queue's totals (hash: `accepted` counts the records queued), then per sign-up
+--       4 keys: e-mail mark, idempotency key (or the mark again when the request has none: unused), receipt, the
+--       address's counter for this minute
 -- ARGV: per-address limit (0 = none), queue bound, receipt TTL, idempotency TTL, e-mail mark TTL, drain mark TTL,
 --       then per sign-up 5 values: has an idempotency key ('1'/'0'), body digest, record, repeat record, receipt
 -- → per sign-up (outcome, receipt) with outcome accepted | replay | conflict | backlogged; then the drain flag.
@@ -12,9 +13,9 @@
 -- within the limit is saved in full over it rather than taken for a repeat.
 local limit, backlog = tonumber(ARGV[1]), tonumber(ARGV[2])
 local depth, pushed, out = redis.call('LLEN', KEYS[1]), 0, {}
-local n = (#KEYS - 2) / 4
+local n = (#KEYS - 3) / 4
 for s = 0, n - 1 do
-  local email, idem, receipt_key, rate = KEYS[3 + 4 * s], KEYS[4 + 4 * s], KEYS[5 + 4 * s], KEYS[6 + 4 * s]
+  local email, idem, receipt_key, rate = KEYS[4 + 4 * s], KEYS[5 + 4 * s], KEYS[6 + 4 * s], KEYS[7 + 4 * s]
   local has_idem, body = ARGV[7 + 5 * s] == '1', ARGV[8 + 5 * s]
   local record, repeat_record, receipt = ARGV[9 + 5 * s], ARGV[10 + 5 * s], ARGV[11 + 5 * s]
   local outcome, value = 'accepted', receipt
@@ -58,6 +59,7 @@ for s = 0, n - 1 do
   out[#out + 1] = value
 end
 local drain = '0'
+if pushed > 0 then redis.call('HINCRBY', KEYS[3], 'accepted', pushed) end
 if pushed > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[6]) then drain = '1' end
 out[#out + 1] = drain
 return out

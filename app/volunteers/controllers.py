@@ -16,6 +16,7 @@ from app.geo.index import CommuneChoice
 from app.http import client_ip
 from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
+from app.switches import pages as switch_pages
 from app.text_rules import TextRefused, clean_text, json_object
 from app.volunteers.intake import Accepted
 from app.volunteers.schemas import ReceiptStatus, SignupAccepted
@@ -102,10 +103,14 @@ class SignupPages(Controller):
 
     @get("/")
     async def form(self, web: Web, urgence: FromQuery[str | None] = None) -> Template:
+        if not web.switches.redis_reachable:  # where sign-ups wait: said before the form is filled in, not after
+            return switch_pages.page(switch_pages.SIGNUP_UNAVAILABLE)
         return self._page(web, {"emergency": urgence or ""}, {})
 
     @post("/", request_max_body_size=MAX_BODY)
     async def submit_form(self, request: Request[Any, Any, Any], web: Web) -> Template | Redirect:
+        if not web.switches.redis_reachable:  # a Redis error while accepting gets the same page (app/errors.py)
+            return switch_pages.page(switch_pages.SIGNUP_UNAVAILABLE)
         values = _form_values(await request.form())
         try:
             accepted = await submit(web, request, values)

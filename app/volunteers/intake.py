@@ -90,7 +90,7 @@ class SignupIntake:
         task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[_Waiting]) -> None:
-        keys: list[str] = [KEYS.pending, KEYS.drain_scheduled]
+        keys: list[str] = [KEYS.pending, KEYS.drain_scheduled, KEYS.totals]
         args: list[bytes | str | int] = [self.ip_limit_per_minute, self.backlog_limit, RECEIPT_TTL, IDEMPOTENCY_TTL,
                                          EMAIL_MARK_TTL, DRAIN_SCHEDULED_TTL]
         for waiting in batch:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.geo.index import PostcodeIndex
+from app.geo.index import PostcodeIndex, PostcodesUnavailable
 from app.volunteers.erasure import drop_erased
 from app.volunteers.intake import Accepted, SignupIntake
 from app.volunteers.models import Volunteer
@@ -49,7 +49,10 @@ async def accept_signup(
 ) -> Accepted:
     """Validates and queues a sign-up; touches Redis only. Raises `SignupInvalid`, `IdempotencyKeyReused` or
     `SignupBacklogged`. The answer is the same whether the e-mail was known or not, and whether the address was
-    past its limit (the sign-up is then held back until its e-mail is confirmed)."""
+    past its limit (the sign-up is then held back until its e-mail is confirmed). Before the first release has
+    published any postal code, raises `PostcodesUnavailable`: nothing could be validated."""
+    if not len(index):
+        raise PostcodesUnavailable
     if data.get(HONEYPOT_FIELD):
         # Bots fill every field; they get the answer a person gets, and nothing is kept.
         return Accepted("accepted", new_receipt(), False)

@@ -2,7 +2,8 @@
 --
 --   RENFORT_RUN=lt-abc123 wrk -t2 -c64 -d20s -s loadtests/wrk/signup.lua http://127.0.0.1:8000/api/v1/volunteers
 --
--- E-mails are <RENFORT_RUN>.<thread>.<counter>@example.org, so a run's rows can be counted by prefix.
+-- E-mails are <RENFORT_RUN>.<thread>.<counter>@<RENFORT_MAIL_DOMAIN> (example.org unless set), so a run's rows can be
+-- counted by prefix; `rehearsal.invalid` is the domain the platform never e-mails.
 -- Reporting (per-status counts, latency in ms, optional receipts file) is in report.lua beside this file.
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "report.lua")
 
@@ -17,6 +18,7 @@ local domains = {"solidarite-insertion", "sante-pour-tous", "prevention-protecti
 local availability = {"weekends", "weekdays", "evenings", "anytime"}
 
 local run = os.getenv("RENFORT_RUN") or ("lt-" .. os.time())
+local mail_domain = os.getenv("RENFORT_MAIL_DOMAIN") or "example.org"
 local counter = 0
 
 local function pick(list)
@@ -27,10 +29,10 @@ function request()
   counter = counter + 1
   local place = pick(places)
   local body = string.format(
-    '{"first_name":"%s","last_name":"%s","email":"%s.%d.%d@example.org","phone":"06 %02d %02d %02d %02d",'
+    '{"first_name":"%s","last_name":"%s","email":"%s.%d.%d@%s","phone":"06 %02d %02d %02d %02d",'
       .. '"birth_date":"%d-%02d-%02d","postal_code":"%s","commune_code":"%s","domains":["%s"],'
       .. '"availability":"%s","skills":["permis B"],"consent":true,"emergency":"covid-19"}',
-    pick(first_names), pick(last_names), run, tid, counter,
+    pick(first_names), pick(last_names), run, tid, counter, mail_domain,
     math.random(0, 99), math.random(0, 99), math.random(0, 99), math.random(0, 99),
     math.random(1950, 2006), math.random(1, 12), math.random(1, 28),
     place[1], place[2], pick(domains), pick(availability))
