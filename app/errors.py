@@ -25,7 +25,7 @@ from app.applications.exports import ExportMissing
 from app.applications.service import ApplicationsBacklogged, ApplicationsUnavailable
 from app.db.errors import Failure, classify, reason, sqlstate
 from app.geo.index import PostcodesUnavailable
-from app.http import wants_json
+from app.http import route_template, wants_json
 from app.missions.exceptions import DecisionRefused
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
 from app.missions.validation import MissionInvalid
@@ -66,12 +66,17 @@ def _respond(request: Request[Any, Any, Any], status: int, message: str, headers
     return Template("error.html", context=context, status_code=status, headers=headers)
 
 
+def _where(request: Request[Any, Any, Any]) -> str:
+    """The route template, never the path: a path can carry a token (an export's, a confirmation's)."""
+    return route_template(request.scope) or "unmatched"
+
+
 def _report(request: Request[Any, Any, Any], error: Exception) -> None:
     """To Sentry, with where it happened (method and path, never the query string, the body or cookies)."""
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("http.method", request.method)
-        scope.set_tag("http.path", request.url.path)
-        scope.set_transaction_name(f"{request.method} {request.url.path}")
+        scope.set_tag("http.path", _where(request))
+        scope.set_transaction_name(f"{request.method} {_where(request)}")
         sentry_sdk.capture_exception(error)
 
 
@@ -224,7 +229,7 @@ def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Res
 
 def pool_exhausted(request: Request[Any, Any, Any], _: PoolTimeout) -> Response[Any]:
     # Every pooled connection stayed busy past the pool's wait (PostgreSQL slow or locked): busy, not a bug.
-    log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+    log.warning("database pool exhausted on %s %s", request.method, _where(request))
     return _respond(request, 503, BUSY, headers={"Retry-After": "5"})
 
 
@@ -236,14 +241,14 @@ def database_error(request: Request[Any, Any, Any],
     if sqlstate(error) == UNDEFINED_TABLE:
         # A first deploy whose release has not created the tables yet (a PaaS may start web first); reported all the
         # same, since a table missing for good is a bug.
-        log.error("a table is missing on %s %s: has the release command run?", request.method, request.url.path)
+        log.error("a table is missing on %s %s: has the release command run?", request.method, _where(request))
         _report(request, error)
         return _respond(request, 503, STARTING, headers={"Retry-After": "30"})
     if failure is Failure.UNAVAILABLE:
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason(error))
+        log.warning("database unavailable on %s %s: %s", request.method, _where(request), reason(error))
         return _respond(request, 503, DATABASE_UNAVAILABLE, headers={"Retry-After": "5"})
     if failure is Failure.REFUSED:
-        log.warning("database refused a record on %s %s: %s", request.method, request.url.path, reason(error))
+        log.warning("database refused a record on %s %s: %s", request.method, _where(request), reason(error))
         return _respond(request, 409, "Cette demande n'a pas pu être enregistrée telle quelle : vérifiez les "
                                       "informations saisies, ou rechargez la page et réessayez.")
     return server_error(request, error)
@@ -269,7 +274,7 @@ def undecodable(request: Request[Any, Any, Any], _: UnicodeDecodeError) -> Respo
 
 
 def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, _where(request))
     _report(request, error)
     return _respond(request, HTTP_500_INTERNAL_SERVER_ERROR, "Une erreur inattendue s'est produite. Réessayez.")
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Request
 from litestar.params import PathParameter
+from litestar.types import Scope
 
 # A row id in a path (missions, organisations, runs…): PostgreSQL's BIGINT range, so a number past it is a 400 with
 # the French "malformed request" page instead of a database error.
@@ -19,6 +20,16 @@ def client_ip(request: Request[Any, Any, Any], trusted_proxy_hops: int) -> str:
         if len(forwarded) >= trusted_proxy_hops:
             return forwarded[-trusted_proxy_hops]
     return request.client.host if request.client else "unknown"
+
+
+def route_template(scope: Scope) -> str | None:
+    """The route a request was routed to (`/organisations/{organisation_id}/modifier`), None before routing or when
+    no route matched. For a mounted app (`/urgence`), whose template Litestar leaves as its parent's: the mount's
+    path."""
+    handler = scope.get("route_handler")
+    if handler is not None and getattr(handler, "is_mount", False):
+        return min(handler.paths)
+    return scope.get("path_template") or None
 
 
 def wants_json(request: Request[Any, Any, Any]) -> bool:

@@ -170,12 +170,17 @@ class TickBufferedHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        self.add(line)
+
+    def add(self, line: str) -> None:
+        """A line already formatted, ending in a newline (the access log's own lines: app/metrics/http.py)."""
+        try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._write([line] if not self._lines else [*self._lines, line])
-            return
-        except Exception:
-            self.handleError(record)
             return
         if not self._lines:
             loop.call_soon(self._flush_lines)

@@ -87,6 +87,9 @@ class WebState:
             except (RedisError, msgspec.DecodeError, msgspec.ValidationError) as error:
                 log.warning("could not check the postcode snapshot (%s); will retry", type(error).__name__)
                 continue
+            except Exception:  # the watch must outlive any surprise, or a first deploy's web never takes sign-ups
+                log.exception("could not check the postcode snapshot; will retry")
+                continue
             if len(index) and digest != self.postcodes_digest:
                 self.postcodes, self.postcodes_digest = index, digest
                 log.info("postcode index loaded: %d postal codes", len(index))

@@ -124,6 +124,9 @@ restore_main() {
     local tables keys
     tables=$(postgres_tables) || fail "PostgreSQL injoignable"
     keys=$(redis_keys) || fail "Redis injoignable ($REDIS_HOST:$REDIS_PORT)"
+    # valkey-cli exits 0 on an error reply (NOAUTH, LOADING, a command disabled): anything but a count is a refusal.
+    [[ $tables =~ ^[0-9]+$ ]] || fail "PostgreSQL n'a pas donné son nombre de tables : $tables"
+    [[ $keys =~ ^[0-9]+$ ]] || fail "Redis n'a pas donné son nombre de clés (base $REDIS_DB) : $keys"
     if ((!FORCE)) && ((tables > 0 || keys > 0)); then
         fail "cible non vide ($tables tables dans PostgreSQL, $keys clés dans la base Redis $REDIS_DB) : \
 restauration refusée. Videz-la, ou relancez avec --force pour l'écraser."

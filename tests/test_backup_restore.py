@@ -14,7 +14,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 from redis import Redis
@@ -24,7 +26,7 @@ from app.settings import load_settings
 from app.volunteers.signup_queue import KEYS, PENDING
 from ops.processes import scratch_folder
 from ops.services import LocalPostgres, LocalRedis, free_port
-from tests.conftest import ROOT, TEST_ENV, run_release, run_worker
+from tests.conftest import DATABASE_URL, ROOT, TEST_ENV, _recreate_database, run_release, run_worker
 from tests.factories import signup
 
 BACKUP = ROOT / "ops" / "backup.sh"
@@ -234,3 +236,46 @@ def test_restore_refuses_a_folder_whose_checksums_do_not_match(tmp_path: Path) -
     refused = run_script(RESTORE, str(folder), env=env)
     assert refused.returncode == 1
     assert "sommes de contrôle fausses" in refused.stderr
+
+
+async def test_restore_refuses_a_redis_whose_key_count_is_an_error_reply(tmp_path: Path) -> None:
+    # valkey-cli exits 0 on an error reply: a Redis asking for a password (or still loading) must not pass for an
+    # empty target, or the copy would land among the keys already there.
+    folder = scratch_folder("renfort-restore-")
+    server = LocalRedis(folder / "redis", free_port())
+    target_database = f"{urlsplit(DATABASE_URL).path.lstrip('/')}_restore"
+    target_url = urlunsplit(urlsplit(DATABASE_URL)._replace(path=f"/{target_database}"))
+    try:
+        server.start()
+        with Redis(port=server.port) as client:
+            client.set("deja:la", "1")
+            client.save()
+            client.config_set("requirepass", "secret")
+        backup = tmp_path / "backup"
+        backup.mkdir()
+        shutil.copy(folder / "redis" / "dump.rdb", backup / "redis.rdb")
+        (backup / "manifest.txt").write_text("redis_db=0\npostgres_dump_at=2026-01-01T00:00:00Z\n")
+        (backup / "postgresql.dump").write_bytes(b"never read: refused before")
+        sums = subprocess.run(["sha256sum", "manifest.txt", "redis.rdb", "postgresql.dump"], cwd=backup, check=True,
+                              capture_output=True)
+        (backup / "SHA256SUMS").write_bytes(sums.stdout)
+        await _recreate_database(target_url)
+        env = {"DATABASE_URL": target_url, "REDIS_URL": server.url(0), "SECRET_KEY": TEST_ENV["SECRET_KEY"],
+               "PYTHON": sys.executable}
+        refused = run_script(RESTORE, str(backup), env=env)
+        assert refused.returncode == 1
+        assert "Redis n'a pas donné son nombre de clés" in refused.stderr and "NOAUTH" in refused.stderr
+        assert "pg_restore" not in refused.stderr  # PostgreSQL was not touched
+    finally:
+        server.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+        await _drop_database(target_url)
+
+
+async def _drop_database(url: str) -> None:
+    parts = urlsplit(url)
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}"')
+    finally:
+        await admin.close()

@@ -144,15 +144,31 @@ def test_shedding_limits_are_checked_at_start_up() -> None:
 
 
 async def test_a_busy_event_loop_is_not_taken_for_redis_being_away(redis: Redis) -> None:
-    # Redis answers at once, but this process's loop is blocked past the sampler's deadline, as under a surge: the
-    # sign-up page must stay open (it reads `redis_reachable`).
-    board = SwitchBoard(SwitchStore(redis), _zero, queue_age_limit=0, loop_lag_limit=0, interval=0.1)
-    await board.sample()
+    # Redis answers at once, but requests hog this process's loop past the sampler's deadline, as under a surge,
+    # for longer than UNREACHABLE_AFTER: the sign-up page must stay open (it reads `redis_reachable`).
+    queue = SignupQueue(redis, TEST_ENV["SECRET_KEY"])
+    board = SwitchBoard(SwitchStore(redis), queue.oldest_age_seconds, queue_age_limit=0, loop_lag_limit=0)
+    await board.start()  # the production cadence: a round every 0.5 s, each with a 0.5 s deadline
     assert board.redis_reachable
-    for _ in range(3):
-        asyncio.get_running_loop().call_soon(time.sleep, 0.4)  # runs while the read awaits its answer
-        await board.sample()
-        assert board.redis_reachable
+
+    async def hog() -> None:
+        while True:
+            time.sleep(0.15)  # a CPU-bound slice of a request
+            await asyncio.sleep(0)
+
+    hogs = [asyncio.create_task(hog()) for _ in range(3)]
+    seen = []
+    try:
+        until = time.monotonic() + UNREACHABLE_AFTER + 2
+        while time.monotonic() < until:
+            await asyncio.sleep(0)
+            seen.append(board.redis_reachable)
+    finally:
+        for task in hogs:
+            task.cancel()
+        await asyncio.gather(*hogs, return_exceptions=True)
+        await board.stop()
+    assert len(seen) > 3 and all(seen)
 
 
 async def test_a_redis_that_never_answers_is_unreachable_once_reads_have_failed_for_a_while(redis: Redis) -> None:

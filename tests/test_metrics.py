@@ -25,6 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
+from app.metrics import process_files
 from app.settings import load_settings
 from ops.services import LocalRedis, free_port
 from tests.conftest import DATABASE_URL, ROOT
@@ -254,3 +255,46 @@ async def test_a_scrape_with_postgresql_slow_or_down_answers_in_time(client: Asy
     assert response.status_code == 200
     assert sample(response.text, "renfort_postgresql_up") == 0 and sample(response.text, "renfort_redis_up") == 1
     assert sample(response.text, "renfort_dispatch_runs", status="planning") is None
+
+
+async def test_emergency_pages_are_counted_under_their_mount_never_as_unmatched(client: AsyncTestClient) -> None:
+    # The emergency pages are a mounted ASGI handler, whose template Litestar leaves as the root's.
+    seeded = await client.post("/ops/rehearsal/seed", json={"run": "metriques", "emergency": True}, headers=OPS)
+    assert seeded.status_code == 200, seeded.text
+    try:
+        labels = {"route": "/urgence", "method": "GET", "status": "200"}
+        before = sample((await client.get("/metrics", headers=OPS)).text, "renfort_http_requests_total", **labels)
+        for _ in range(3):
+            assert (await client.get("/urgence/repetition-metriques")).status_code == 200
+        text = (await client.get("/metrics", headers=OPS)).text
+        assert (sample(text, "renfort_http_requests_total", **labels) or 0) - (before or 0) == 3
+        assert sample(text, "renfort_http_requests_total", route="unmatched", status="200") is None
+    finally:
+        purged = await client.post("/ops/rehearsal/purge", json={"run": "metriques"}, headers=OPS)
+        assert purged.status_code == 200 and purged.json()["emergencies"] == 1
+
+
+def test_a_new_run_removes_finished_run_folders_and_nothing_else(tmp_path: Path) -> None:
+    # PROMETHEUS_MULTIPROC_DIR may be a folder that holds other things: only run folders (run_name) ever go.
+    finished = tmp_path / "0123abcd-4194305-17"  # past Linux's largest pid: its server is gone
+    kept = [tmp_path / "sauvegarde-20260101", tmp_path / "boot-12-x", tmp_path / "notes-1-2.txt"]
+    for folder in (finished, *kept[:2]):
+        folder.mkdir()
+        (folder / "garder.txt").write_text("1")
+    kept[2].write_text("1")
+    process_files._remove_finished_runs(tmp_path, "0123abcd-1-1")
+    assert not finished.exists()
+    assert all(path.exists() for path in kept)
+
+
+def test_the_default_metrics_folder_is_private_to_its_user(tmp_path: Path) -> None:
+    made = process_files.private_root(tmp_path / "nouveau")
+    assert made.stat().st_mode & 0o777 == 0o700
+    opened = tmp_path / "ouvert"
+    opened.mkdir(mode=0o777)
+    opened.chmod(0o777)
+    assert process_files.private_root(opened).stat().st_mode & 0o777 == 0o700
+    link = tmp_path / "lien"
+    link.symlink_to(made)  # another user's link in /tmp would point the files and the clean-up elsewhere
+    with pytest.raises(RuntimeError, match="PROMETHEUS_MULTIPROC_DIR"):
+        process_files.private_root(link)

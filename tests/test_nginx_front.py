@@ -304,11 +304,13 @@ def test_metrics_and_readiness_are_served_to_the_host_only(front: Front) -> None
         # The token does not open the door from outside: nginx refuses before the app is asked.
         remote_metrics = outsider.get("/metrics", headers=token)
         remote_ready = outsider.get("/ready")
+        # The app routes these spellings to the same handlers (it drops a trailing slash): so must nginx's rule.
+        spellings = [outsider.get(path, headers=token) for path in ("/metrics/", "/ready/", "/ready//", "/%72eady/")]
     assert local_metrics.status_code == 200
     assert "renfort_redis_up 1" in local_metrics.text
     assert local_ready.status_code == 200
-    for refused in (remote_metrics, remote_ready):
-        assert refused.status_code == 403
+    for refused in (remote_metrics, remote_ready, *spellings):
+        assert refused.status_code == 403, refused.request.url
         assert "Accès refusé" in refused.text
 
 

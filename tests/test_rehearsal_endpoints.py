@@ -155,3 +155,35 @@ async def test_the_purge_gives_back_places_erases_one_run_then_all_and_leaves_re
     emails = {row["email"] for row in await db.fetch("SELECT email FROM volunteers")}
     assert emails == {real} and other_id
     assert await db.fetchval("SELECT count(*) FROM missions WHERE id = $1", mission) == 1
+
+
+@pytest.mark.parametrize(("endpoint", "body"), [
+    ("integrity", {"receipts": ["\x00"]}),
+    ("integrity", {"missions": [2**63]}),
+    ("integrity", {"applications": [[2**70, f"essai.1@{DOMAIN}"]]}),
+    ("integrity", {"applications": [[1, "essai\x00@" + DOMAIN]]}),
+    ("seed", {"run": "essai", "commune_code": "\x00"}),
+    ("seed", {"run": "essai", "commune_code": "6" * 5_000}),
+])
+async def test_hostile_values_are_refused_before_postgresql_sees_them(
+    client: AsyncTestClient, endpoint: str, body: dict[str, Any]
+) -> None:
+    response = await ops(client, endpoint, body, {**BEARER, "Accept": "application/json"})
+    assert response.status_code == 400, response.text
+
+
+async def test_the_purge_keeps_addresses_that_only_look_like_the_rehearsal_domain(
+    client: AsyncTestClient, db: asyncpg.Connection
+) -> None:
+    look_alikes = [f"essai.1@{DOMAIN}.fr", f"essai.1@x{DOMAIN}", f"{DOMAIN}@ex.org", f"e+{DOMAIN}@ex.org",
+                   "essai.1@rehearsal-invalid.fr", "essai.1@rehearsal.invalide", "essai.1@rеhearsal.invalid"]
+    assert "\u0435" in look_alikes[-1]  # a Cyrillic "е": another domain
+    for email in look_alikes:
+        await add_volunteer(db, email)
+    ghost = f"essai.1@{DOMAIN}"
+    await add_volunteer(db, ghost)
+    for run in ("essai", None):
+        purged = (await ops(client, "purge", {"run": run})).json()
+        assert purged["remaining"] == 0
+    kept = {row["email_normalized"] for row in await db.fetch("SELECT email_normalized FROM volunteers")}
+    assert kept == set(look_alikes)

@@ -91,3 +91,20 @@ def test_every_log_line_of_a_request_or_a_job_names_it() -> None:
     assert during_request["request_id"] == "abcdef0123456789" and "job_id" not in during_request
     assert during_job["request_id"] == "abcdef0123456789" and during_job["job_id"] == "job-1"
     assert "request_id" not in outside and "job_id" not in outside
+
+
+def test_the_access_line_made_without_logging_is_the_formatters_line() -> None:
+    from app.metrics.http import access_line
+    from app.observability import ACCESS_LOGGER, REQUEST_ID, JsonFormatter
+
+    token = REQUEST_ID.set("0123456789abcdef")
+    try:
+        record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, __file__, 0, "POST /missions/{reference} 303", None,
+                                   None)
+        record.access = {"method": "POST", "route": "/missions/{reference}", "status": 303, "duration_ms": 12.35}
+        expected = json.loads(JsonFormatter().format(record))
+    finally:
+        REQUEST_ID.reset(token)
+    line = access_line("POST", "/missions/{reference}", 303, 0.0123456, "0123456789abcdef")
+    assert line.endswith("}\n") and line.count("\n") == 1
+    assert json.loads(line) == expected

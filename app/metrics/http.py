@@ -8,6 +8,9 @@ label children cached per (route, method, status), nothing awaited of its own.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import json
 import logging
 import re
 import secrets
@@ -16,8 +19,9 @@ from typing import Any, cast
 
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from app.metrics.instruments import HTTP_DURATION, HTTP_REQUESTS
-from app.observability import ACCESS_LOGGER, REQUEST_ID
+from app.http import route_template
+from app.metrics.instruments import DURATION_BUCKETS, HTTP_DURATION, HTTP_REQUESTS
+from app.observability import ACCESS_LOGGER, REQUEST_ID, TickBufferedHandler
 
 UNMATCHED = "unmatched"  # the route label of a path no route serves (404, 405): one series, whatever was asked
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -42,19 +46,51 @@ def _request_id(scope: Scope) -> str:
     return secrets.token_hex(8)
 
 
+class _Tally:
+    """One series' requests of the current event-loop tick: a count, a sum, a count per duration bucket."""
+
+    __slots__ = ("buckets", "count", "counter", "histogram", "total")
+
+    def __init__(self, counter: Any, histogram: Any) -> None:
+        self.counter, self.histogram = counter, histogram
+        self.count, self.total, self.buckets = 0, 0.0, [0] * (len(DURATION_BUCKETS) + 1)
+
+
 class ObservedRequests:
+    """Counts are added up over an event-loop tick and written to the process's metric file once at its end: under
+    load a tick ends many requests, and each write to the file takes a lock (a crash loses one tick's counts)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._series: dict[tuple[str, str, int], _Tally] = {}
+        self._touched: list[_Tally] = []
 
     def _record(self, route: str, method: str, status: int, seconds: float) -> None:
-        series = self._series.get((route, method, status))
-        if series is None:
-            series = self._series[(route, method, status)] = (
+        tally = self._series.get((route, method, status))
+        if tally is None:
+            tally = self._series[(route, method, status)] = _Tally(
                 HTTP_REQUESTS.labels(route, method, str(status)), HTTP_DURATION.labels(route, method)
             )
-        series[0].inc()
-        series[1].observe(seconds)
+        if not tally.count:
+            if not self._touched:
+                asyncio.get_running_loop().call_soon(self._flush)
+            self._touched.append(tally)
+        tally.count += 1
+        tally.total += seconds
+        tally.buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+
+    def _flush(self) -> None:
+        touched, self._touched = self._touched, []
+        for tally in touched:
+            tally.counter.inc(tally.count)
+            # What Histogram.observe does for one value (prometheus_client 0.26, pinned), for a tick's values at once:
+            # the sum, and each bucket's own count (the exposition makes them cumulative).
+            tally.histogram._sum.inc(tally.total)
+            for index, count in enumerate(tally.buckets):
+                if count:
+                    tally.histogram._buckets[index].inc(count)
+                    tally.buckets[index] = 0
+            tally.count, tally.total = 0, 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,16 +115,50 @@ class ObservedRequests:
             await self.app(scope, receive, observed_send)
         finally:
             seconds = time.perf_counter() - started
-            route = scope.get("path_template") or UNMATCHED
+            route = route_template(scope) or UNMATCHED
             self._record(route, method, status, seconds)
             if access_log.isEnabledFor(logging.INFO):
-                _log_access(method, route, status, seconds)
+                _log_access(method, route, status, seconds, request_id)
             REQUEST_ID.reset(token)
 
 
-def _log_access(method: str, route: str, status: int, seconds: float) -> None:
-    """Never the raw path, its query string, the client's address, cookies or body. The record is made here rather
-    than by `Logger.info`, which would walk the stack to find its caller: a third of the line's cost."""
+class AccessLine:
+    """The access log's line, in the JsonFormatter's shape, made without a LogRecord: what a line holds besides its
+    time, request id and duration comes from bounded sets (method, route template, status), so it is serialised
+    once per set and kept. A fifth of the cost of going through `logging` (measured: ~8 µs down to ~1.5 µs)."""
+
+    def __init__(self) -> None:
+        self._fixed: dict[tuple[str, str, int], tuple[str, str]] = {}
+        self._second = -1
+        self._time = ""
+
+    def __call__(self, method: str, route: str, status: int, seconds: float, request_id: str) -> str:
+        fixed = self._fixed.get((method, route, status))
+        if fixed is None:
+            message = json.dumps(f"{method} {route} {status}", ensure_ascii=False)
+            fixed = self._fixed[(method, route, status)] = (
+                f', "level": "INFO", "logger": "{ACCESS_LOGGER}", "message": {message}, "request_id": ',
+                f', "method": {json.dumps(method)}, "route": {json.dumps(route, ensure_ascii=False)}, '
+                f'"status": {status}, "duration_ms": ',
+            )
+        now = time.time()
+        if int(now) != self._second:  # strftime once a second, as JsonFormatter does
+            self._second = int(now)
+            self._time = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
+        # The request id is hex or matched SANE_ID: nothing in it needs escaping.
+        return f'{{"time": "{self._time}"{fixed[0]}"{request_id}"{fixed[1]}{round(seconds * 1000, 2)}}}\n'
+
+
+access_line = AccessLine()
+
+
+def _log_access(method: str, route: str, status: int, seconds: float, request_id: str) -> None:
+    """Never the raw path, its query string, the client's address, cookies or body."""
+    handlers = access_log.handlers
+    if len(handlers) == 1 and isinstance(handlers[0], TickBufferedHandler):
+        handlers[0].add(access_line(method, route, status, seconds, request_id))
+        return
+    # Another handler was configured (a test's, a library's): the ordinary way, through `logging`.
     record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, __file__, 0, f"{method} {route} {status}", None, None)
     record.access = {"method": method, "route": route, "status": status, "duration_ms": round(seconds * 1000, 2)}
     access_log.handle(record)

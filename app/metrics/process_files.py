@@ -16,7 +16,9 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from prometheus_client import values
 
 log = logging.getLogger("renfort.metrics")
 _prepared: dict[int, Path] = {}  # by pid: a forked child prepares its own
+# A run folder's name (run_name): only such folders are ever removed, whatever else PROMETHEUS_MULTIPROC_DIR holds.
+RUN_FOLDER = re.compile(r"(?:[0-9a-f]{8}|boot)-\d+-\d+")
 
 
 def _boot_id() -> str:
@@ -68,15 +72,26 @@ def _server_pid() -> int:
 
 def _remove_finished_runs(base: Path, current: str) -> None:
     for folder in base.iterdir():
-        if folder.name == current or not folder.is_dir():
+        if folder.name == current or not RUN_FOLDER.fullmatch(folder.name) or not folder.is_dir():
             continue
         boot, _, rest = folder.name.partition("-")
         pid = rest.partition("-")[0]
-        if not pid.isdigit():
-            continue
         if boot == current.partition("-")[0] and run_name(int(pid)) == folder.name:
             continue  # another server's run, still going
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def private_root(root: Path) -> Path:
+    """The default root, in the shared temporary folder: this user's own, mode 700. Refused when someone else made it
+    or it is a link: another local user could then read or change the counts, or point the clean-up elsewhere."""
+    with contextlib.suppress(FileExistsError):
+        root.mkdir(mode=0o700)
+    info = root.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise RuntimeError(f"{root} is not a folder of this user's own: remove it, or set PROMETHEUS_MULTIPROC_DIR")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        root.chmod(0o700)
+    return root
 
 
 def prepare(base: str) -> Path:
@@ -85,7 +100,7 @@ def prepare(base: str) -> Path:
     pid = os.getpid()
     if pid in _prepared:
         return _prepared[pid]
-    root = Path(base) if base else Path(tempfile.gettempdir()) / f"renfort-metrics-{os.getuid()}"
+    root = Path(base) if base else private_root(Path(tempfile.gettempdir()) / f"renfort-metrics-{os.getuid()}")
     server = _server_pid()
     name = run_name(server) or f"{_boot_id()}-{server}-0"
     folder = root / name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, post
@@ -18,6 +18,12 @@ from app.deps import Db, Web
 from app.rehearsal import purge, service
 
 MAX_BODY = 1_048_576  # an integrity request's receipts (service.MAX_ITEMS of them)
+# What reaches PostgreSQL as a parameter is checked here: a NUL byte or an id past BIGINT is a 400, not a database
+# error.
+RowId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+Receipt = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]  # volunteers.service.new_receipt's
+Address = Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^\x00]*$")]
+CommuneCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9][0-9AB][0-9]{3}$")]  # INSEE, Corsica's 2A and 2B included
 
 
 def bearer_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -39,7 +45,7 @@ class SeedRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     run: str
     missions: int = 3
     places: int = 5
-    commune_code: str = "69123"
+    commune_code: CommuneCode = "69123"
     emergency: bool = False
 
 
@@ -48,9 +54,9 @@ class LinksRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class IntegrityRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    receipts: list[str] = []
-    applications: list[tuple[int, str]] = []  # (mission, address) answered with a place or the wait-list
-    missions: list[int] = []
+    receipts: list[Receipt] = []
+    applications: list[tuple[RowId, Address]] = []  # (mission, address) answered with a place or the wait-list
+    missions: list[RowId] = []
 
 
 class PurgeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

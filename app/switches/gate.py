@@ -15,6 +15,7 @@ from typing import cast
 import msgspec
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, HTTPScope, Receive, Scope, Send
 
+from app.http import route_template
 from app.switches import pages
 from app.switches.board import SwitchBoard
 from app.switches.paths import ESSENTIAL, ORGANISATION_WRITES
@@ -35,12 +36,7 @@ def route_of(method: str, template: str) -> Route:
 
 
 def _template(scope: HTTPScope) -> str:
-    """The route the request was routed to (`/organisations/{organisation_id}/modifier`): for a mounted app
-    (`/urgence`), Litestar's template is its parent's, so the mount's own path."""
-    handler = scope.get("route_handler")
-    if handler is not None and getattr(handler, "is_mount", False):
-        return min(handler.paths)
-    return scope.get("path_template") or scope["path"]
+    return route_template(scope) or scope["path"]
 
 
 def _wants_json(scope: HTTPScope, route: Route) -> bool:

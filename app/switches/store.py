@@ -77,7 +77,13 @@ class SwitchStore:
     async def unjournaled(self, limit: int = 500) -> list[tuple[Any, SwitchChange]]:
         """Changes waiting for PostgreSQL, oldest first, with their raw entry (to remove them once copied)."""
         raw: list[Any] = await self.redis.lrange(KEYS.journal, 0, limit - 1)
-        return [(entry, msgspec.json.decode(entry, type=SwitchChange)) for entry in raw]
+        changes = []
+        for entry in raw:
+            try:
+                changes.append((entry, msgspec.json.decode(entry, type=SwitchChange)))
+            except msgspec.ValidationError:  # a switch a newer version knows (a rolling deploy): left for it to copy
+                continue
+        return changes
 
     async def forget_journaled(self, entries: Iterable[Any]) -> None:
         async with self.redis.pipeline(transaction=False) as pipeline:
