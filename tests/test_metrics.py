@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
 from app.metrics import process_files
+from app.metrics.http import FLUSH_SECONDS
 from app.settings import load_settings
 from ops.services import LocalRedis, free_port
 from tests.conftest import DATABASE_URL, ROOT
@@ -123,9 +124,12 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 def get_each_on_its_own_connection(url: str, paths: list[str]) -> list[int]:
-    """New connections, several at once, so the kernel hands them to both workers."""
+    """New connections, several at once, so the kernel hands them to both workers; returns once their counts have
+    reached the metric files (each process writes them every FLUSH_SECONDS)."""
     with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(lambda path: httpx.get(url + path, timeout=10).status_code, paths))
+        statuses = list(pool.map(lambda path: httpx.get(url + path, timeout=10).status_code, paths))
+    time.sleep(FLUSH_SECONDS + 0.3)
+    return statuses
 
 
 def counts_per_process(run_folder: Path, route: str) -> list[float]:
@@ -225,6 +229,7 @@ async def test_a_scrape_with_redis_down_says_so_and_keeps_the_rest(throwaway_red
     settings = load_settings({**os.environ, "REDIS_URL": throwaway_redis.url()})
     async with AsyncTestClient(app=create_app(settings)) as client:
         assert (await client.get("/missions/avant-la-panne")).status_code == 404
+        await asyncio.sleep(FLUSH_SECONDS + 0.3)  # its count written to the file
         await asyncio.to_thread(throwaway_redis.stop)
         response = await client.get("/metrics", headers=OPS)
     assert response.status_code == 200
@@ -266,6 +271,7 @@ async def test_emergency_pages_are_counted_under_their_mount_never_as_unmatched(
         before = sample((await client.get("/metrics", headers=OPS)).text, "renfort_http_requests_total", **labels)
         for _ in range(3):
             assert (await client.get("/urgence/repetition-metriques")).status_code == 200
+        await asyncio.sleep(FLUSH_SECONDS + 0.3)
         text = (await client.get("/metrics", headers=OPS)).text
         assert (sample(text, "renfort_http_requests_total", **labels) or 0) - (before or 0) == 3
         assert sample(text, "renfort_http_requests_total", route="unmatched", status="200") is None
