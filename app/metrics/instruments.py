@@ -4,6 +4,7 @@ templates, methods, statuses, cache names), never from what a visitor typed, so 
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 
 from prometheus_client import Counter, Histogram
@@ -41,8 +42,27 @@ def start_counting(base: str) -> None:
                 instrument.clear()
 
 
+_cache_counts: dict[tuple[str, str], int] = {}
+CACHE_FLUSH_SECONDS = 0.5  # as the request counts (app/metrics/http.py): one write to the file per series and flush
+
+
 def count_cache_reads(entry: str, hit: bool, visits: int) -> None:
     """`entry`: the cached key; its owner's namespace (`renfort:<owner>:…`: missions, pages, coordination) names the
-    cache, a bounded label."""
+    cache, a bounded label. Added up in memory and written every CACHE_FLUSH_SECONDS: it runs on every cached read."""
     parts = entry.split(":", 2)
-    CACHE_READS.labels(parts[1] if len(parts) == 3 else "other", "hit" if hit else "miss").inc(visits)
+    key = (parts[1] if len(parts) == 3 else "other", "hit" if hit else "miss")
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a job or a script: at once
+        CACHE_READS.labels(*key).inc(visits)
+        return
+    if not _cache_counts:
+        loop.call_later(CACHE_FLUSH_SECONDS, _flush_cache_counts)
+    _cache_counts[key] = _cache_counts.get(key, 0) + visits
+
+
+def _flush_cache_counts() -> None:
+    counts = dict(_cache_counts)
+    _cache_counts.clear()
+    for key, visits in counts.items():
+        CACHE_READS.labels(*key).inc(visits)
