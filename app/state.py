@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.accounts.ratelimit import SignInLimiter
 from app.applications.capacity import Places
+from app.background import stop_background
 from app.db.after_commit import Clients
 from app.db.base import make_engine
 from app.geo.index import PostcodeIndex, publish_snapshot, read_snapshot_and_digest, snapshot_digest
@@ -51,6 +51,7 @@ class WebState:
     switches: SwitchBoard  # this process's copy of the runtime switches and its load-shedding signals
     postcodes_digest: str | None = None
     postcodes_watch: asyncio.Task[None] | None = None
+    postcodes_stopping: bool = False
 
     @property
     def clients(self) -> Clients:
@@ -72,7 +73,7 @@ class WebState:
         """Takes up the postcode snapshot `release` publishes after this process started, without a restart: the
         first one on a first deploy (a PaaS may start web before release), a new geography later. Off the request
         path: one GET of the digest every `every` seconds, the snapshot itself only when the digest changed."""
-        while True:
+        while not self.postcodes_stopping:
             await asyncio.sleep(every)
             try:
                 if not len(self.postcodes):
@@ -97,9 +98,8 @@ class WebState:
     async def close(self) -> None:
         await self.switches.stop()
         if self.postcodes_watch is not None:
-            self.postcodes_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.postcodes_watch
+            self.postcodes_stopping = True
+            await stop_background(self.postcodes_watch, grace=2.0)
         await self.redis.aclose()
         self.rq_connection.close()
         await self.engine.dispose()

@@ -188,3 +188,25 @@ async def test_a_redis_that_never_answers_is_unreachable_once_reads_have_failed_
 async def _unreachable_after_sample(board: SwitchBoard) -> bool:
     await board.sample()
     return not board.redis_reachable
+
+
+async def test_a_background_loop_that_swallows_its_cancellation_never_holds_up_shutdown() -> None:
+    from app.background import stop_background
+
+    finished = asyncio.Event()
+
+    async def stubborn() -> None:  # what a client library that eats a CancelledError makes of a loop
+        while not finished.is_set():
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue
+
+    task = asyncio.create_task(stubborn(), name="stubborn loop")
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await stop_background(task, grace=0.5)
+    assert time.monotonic() - started < 2
+    assert not task.done()  # left behind, and said so, rather than waited for
+    finished.set()  # the loops' own stop flag: how the sampler and the postcode watch end in that case
+    await asyncio.wait_for(task, 2)

@@ -60,6 +60,8 @@ async def test_a_paused_worker_holds_the_welcome_mail_keeps_saving_signups_and_s
 
         await eventually(lambda: "queues.mail.send_volunteer_mails" in held_functions(rq), timeout=30)
         assert "tâche(s) de fond mise(s) de côté" in switches_command("list").stdout
+        ready = (await client.get("/ready")).json()["queue"]
+        assert ready["jobs_held"] >= 1 and ready["jobs_queued"] == 0  # what waits shows, apart from the queue
         signin = await post_form(client, "/connexion", {"email": address}, "/connexion")
         assert signin.status_code == 200
         await eventually(lambda: "Votre lien de connexion à Renfort" in subjects(mail_sink, address), timeout=60)

@@ -48,6 +48,8 @@ async def queue_figures(web: WebState) -> dict[str, float]:
         "applications_oldest_pending_seconds": round(await applications.oldest_age_seconds(), 3),
         "applications_dead_letters": await applications.dead_count(),
         "jobs_queued": await asyncio.to_thread(queued_jobs, web.rq_connection),
+        # Set aside while pause_jobs is on (app/switches/jobs.py): queued again once it is off.
+        "jobs_held": await web.switches.store.held_jobs(),
     }
 
 

@@ -17,13 +17,13 @@ for it; nor is one deadline on time, only reads failing for `UNREACHABLE_AFTER` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
+from app.background import stop_background
 from app.switches.schemas import Switch
 from app.switches.store import SwitchStore
 
@@ -59,6 +59,7 @@ class SwitchBoard:
         self._lagging = 0
         self._shed_until = float("-inf")
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Reads once before the process serves (a process started during maintenance is in maintenance from its
@@ -68,13 +69,12 @@ class SwitchBoard:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            await stop_background(self._task, grace=self.interval + self.read_timeout + 1)
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             await asyncio.sleep(self.interval)
             try:
