@@ -28,7 +28,7 @@ from app.metrics.http import ObservedRequests
 from app.metrics.instruments import start_counting
 from app.missions.controllers import MissionApi, MissionPages, OrganisationMissionPages
 from app.missions.moderation_pages import MissionModerationPages, MissionTemplatePages
-from app.observability import configure_logging, init_sentry
+from app.observability import configure_logging, flush_access_log, init_sentry
 from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.organisations.manager_pages import ManagerPages, MyOrganisationsPages
 from app.organisations.onboarding_pages import InvitationPages, OrganisationSignupPages
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await app.state.web.close()
+            flush_access_log()  # the last lines, buffered for up to 0.2 s
 
     dsfr_installed = DSFR.is_dir()
     static = [create_static_files_router(path="/static", directories=[ROOT / "templates" / "static"])]

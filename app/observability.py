@@ -192,6 +192,13 @@ class BufferedLineHandler(logging.StreamHandler):
         with self.lock:  # type: ignore[union-attr]
             self._write(self._lines)
 
+    def flush(self) -> None:
+        """What is buffered, now: at shutdown (the app's lifespan, logging's own exit hook)."""
+        with self.lock:  # type: ignore[union-attr]
+            if self._lines:
+                self._write(self._lines)
+        super().flush()
+
     def _write(self, lines: list[str]) -> None:
         self._lines = []
         with contextlib.suppress(OSError, ValueError):  # a closed or full stream must not break a request
@@ -215,3 +222,9 @@ def configure_logging(level: str, *, access_log: bool = False) -> None:
     access_handler.setFormatter(JsonFormatter())
     access.handlers[:] = [access_handler]
     access.propagate = False
+
+
+def flush_access_log() -> None:
+    """Writes the access lines still buffered: a web process calls it as it shuts down."""
+    for handler in logging.getLogger(ACCESS_LOGGER).handlers:
+        handler.flush()
