@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class WebServer:
     """`granian … app.asgi:app` in its own process group, with the test environment (os.environ, set by conftest)."""
 
-    def __init__(self, log_file: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log_file: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.port = free_port()
+        self.workers = workers
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_file = log_file
         self.env = {**os.environ, **(env or {})}
@@ -43,7 +44,7 @@ class WebServer:
     def start(self, timeout: float = 60.0) -> None:
         command = [
             sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-            "--port", str(self.port), "--workers", "1", "app.asgi:app",
+            "--port", str(self.port), "--workers", str(self.workers), "app.asgi:app",
         ]
         with open(self.log_file, "wb") as log:
             # Own session: stop() signals granian and its worker processes together, and nothing else.

@@ -3,37 +3,16 @@ workers, as the Procfile runs it, each with its own copy of the switches."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from tests.conftest import ROOT
 from tests.servers import WebServer
 from tests.test_switches import switches_command
 
 ROUNDS = 24  # fresh connections: the kernel spreads them over both workers
-
-
-class TwoWorkerServer(WebServer):
-    def start(self, timeout: float = 60.0) -> None:
-        command = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--workers", "2", "app.asgi:app"]
-        with open(self.log_file, "wb") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"granian exited with {self.process.returncode}:\n{self.log_tail()}")
-            if self._healthy():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"granian did not answer /health within {timeout}s:\n{self.log_tail()}")
 
 
 def statuses(server: WebServer, path: str) -> set[int]:
@@ -55,7 +34,7 @@ def until(condition: object, timeout: float) -> float:
 async def test_maintenance_from_the_command_reaches_both_workers_within_seconds(
     tmp_path: Path, db: asyncpg.Connection
 ) -> None:
-    server = TwoWorkerServer(tmp_path / "granian.log", {"LOG_LEVEL": "WARNING"})
+    server = WebServer(tmp_path / "granian.log", {"LOG_LEVEL": "WARNING"}, workers=2)
     server.start()
     try:
         assert statuses(server, "/missions") == {200}
