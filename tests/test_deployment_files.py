@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import yaml
 
+from ops.mailsink import MailSink
 from tests.conftest import ROOT
 from tests.factories import signup
 from tests.helpers import eventually
@@ -124,7 +125,8 @@ def test_every_install_reads_the_lock_and_production_requirements_are_pyprojects
         assert os.access(ROOT / script, os.X_OK), f"{script} is not executable"
 
 
-async def test_the_production_install_has_no_dev_package_and_runs_the_whole_platform(tmp_path: Path) -> None:
+async def test_the_production_install_has_no_dev_package_and_runs_the_whole_platform(
+        tmp_path: Path, mail_sink: MailSink) -> None:
     venv = tmp_path / "venv"
     result = subprocess.run([str(ROOT / INSTALL), str(venv)], cwd="/", capture_output=True, text=True,
                             timeout=600, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
@@ -139,7 +141,7 @@ async def test_the_production_install_has_no_dev_package_and_runs_the_whole_plat
     assert unpinned == {}, "installed outside the lock"
 
     # The fresh virtualenv alone on PATH: nothing of the development one can stand in for what it lacks.
-    env = {**os.environ, "PATH": f"{venv / 'bin'}:/usr/bin:/bin", "RENFORT_VENV": str(venv)}
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:/usr/bin:/bin", "RENFORT_VENV": str(venv), "SMTP_URL": mail_sink.url}
     env.pop("VIRTUAL_ENV", None)
     async with empty_database("production_install") as url, httpx.AsyncClient(timeout=10) as http:
         with running_platform({**env, "DATABASE_URL": url}, tmp_path) as processes:
@@ -157,6 +159,11 @@ async def test_the_production_install_has_no_dev_package_and_runs_the_whole_plat
 
                 await eventually(saved, timeout=60, interval=0.5)
                 assert await database.fetchval("SELECT email FROM volunteers") == "production.install@example.org"
+
+                async def welcomed() -> bool:  # the worker's e-mail job ran with the new virtualenv too
+                    return any(message["To"] == "production.install@example.org" for message in mail_sink.messages())
+
+                await eventually(welcomed, timeout=60, interval=0.5)
             finally:
                 await database.close()
             assert worker.poll() is None

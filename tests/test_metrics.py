@@ -132,6 +132,22 @@ def get_each_on_its_own_connection(url: str, paths: list[str]) -> list[int]:
     return statuses
 
 
+def spread_over_both_workers(web: TwoWorkerWeb, prefix: str, rounds: int = 20) -> int:
+    """404s on `/missions/{prefix}-n`, in rounds of 40 until each worker's file counts some: the kernel may hand a
+    whole round to the worker that is quickest to accept. Returns how many were sent."""
+    sent = 0
+    for _ in range(rounds):
+        paths = [f"/missions/{prefix}-{sent + n}" for n in range(40)]
+        assert set(get_each_on_its_own_connection(web.url, paths)) == {404}
+        sent += len(paths)
+        runs = [folder for folder in web.metrics_dir.iterdir() if folder.is_dir()]
+        assert len(runs) == 1
+        per_process = counts_per_process(runs[0], MISSION_ROUTE)
+        if len(per_process) == 2 and all(count > 0 for count in per_process):
+            return sent
+    raise AssertionError(f"one worker served all {sent} requests: {per_process}")
+
+
 def counts_per_process(run_folder: Path, route: str) -> list[float]:
     """The route's count in each process's own file, read one file at a time."""
     counts = []
@@ -148,30 +164,22 @@ def counts_per_process(run_folder: Path, route: str) -> list[float]:
 
 
 def test_requests_are_counted_once_across_both_workers_under_their_route_template(tmp_path: Path) -> None:
-    paths = [f"/missions/reference-inconnue-{n}" for n in range(40)]
     with running(tmp_path) as web:
-        assert set(get_each_on_its_own_connection(web.url, paths)) == {404}
+        sent = spread_over_both_workers(web, "reference-inconnue")
         assert set(get_each_on_its_own_connection(web.url, ["/nulle-part/abc", "/nulle-part/def"])) == {404}
-
-        runs = [folder for folder in web.metrics_dir.iterdir() if folder.is_dir()]
-        assert len(runs) == 1
-        per_process = counts_per_process(runs[0], MISSION_ROUTE)
-        assert len(per_process) == 2 and all(count > 0 for count in per_process), per_process  # both served
         for _ in range(5):  # whichever worker answers the scrape
             text = web.scrape()
             labels = {"route": MISSION_ROUTE, "method": "GET"}
-            assert sample(text, "renfort_http_requests_total", **labels, status="404") == 40
-            assert sample(text, "renfort_http_request_duration_seconds_count", **labels) == 40
+            assert sample(text, "renfort_http_requests_total", **labels, status="404") == sent
+            assert sample(text, "renfort_http_request_duration_seconds_count", **labels) == sent
             assert sample(text, "renfort_http_requests_total", route="unmatched", method="GET", status="404") == 2
             assert "reference-inconnue" not in text and "nulle-part" not in text
 
 
 def test_a_dead_workers_counts_stay_and_a_new_run_starts_from_nothing(tmp_path: Path) -> None:
-    paths = [f"/missions/autre-{n}" for n in range(30)]
     with running(tmp_path, respawn=True) as web:
-        assert set(get_each_on_its_own_connection(web.url, paths)) == {404}
+        sent = spread_over_both_workers(web, "autre")
         first_run = next(folder for folder in web.metrics_dir.iterdir() if folder.is_dir())
-        assert all(count > 0 for count in counts_per_process(first_run, MISSION_ROUTE))
         killed = web.workers()[0]
         os.kill(killed, signal.SIGKILL)
         deadline = time.monotonic() + 30
@@ -180,10 +188,10 @@ def test_a_dead_workers_counts_stay_and_a_new_run_starts_from_nothing(tmp_path: 
             time.sleep(0.2)
         web.wait_ready()
         for _ in range(4):
-            assert sample(web.scrape(), "renfort_http_requests_total", route=MISSION_ROUTE, status="404") == 30
+            assert sample(web.scrape(), "renfort_http_requests_total", route=MISSION_ROUTE, status="404") == sent
 
     with running(tmp_path) as again:
-        assert set(get_each_on_its_own_connection(again.url, paths[:3])) == {404}
+        assert set(get_each_on_its_own_connection(again.url, [f"/missions/autre-{n}" for n in range(3)])) == {404}
         assert sample(again.scrape(), "renfort_http_requests_total", route=MISSION_ROUTE, status="404") == 3
         assert not first_run.exists()  # the finished run's files are gone, not summed in
 
