@@ -16,6 +16,7 @@ from litestar.static_files import create_static_files_router
 from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 
+from app import formats
 from app.accounts.controllers import AccountPages, SignInPages
 from app.accounts.sessions import session_config
 from app.applications.controllers import ApplyPages, ExportPages, VolunteerApplicationPages
@@ -45,7 +46,6 @@ from surge.dispatch.controllers import DispatchPages, ProposalPages
 from surge.emergencies.controllers import EmergencyCoordinationPages, EmergencyPublicPages
 
 ROOT = Path(__file__).resolve().parent.parent
-DSFR = ROOT / "node_modules" / "@gouvfr" / "dsfr" / "dist"
 # Every request body, unless its route sets its own: Litestar counts the bytes as they arrive (chunked bodies
 # included) and answers 413 past it, also while the CSRF middleware reads a form for its token.
 MAX_BODY = 65_536
@@ -73,13 +73,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await app.state.web.close()
             flush_access_log()  # the last lines, buffered for up to 0.2 s
 
-    dsfr_installed = DSFR.is_dir()
     static = [create_static_files_router(path="/static", directories=[ROOT / "templates" / "static"])]
-    if dsfr_installed:
-        static.append(create_static_files_router(path="/static/dsfr", directories=[DSFR]))
 
     def template_globals(engine: JinjaTemplateEngine) -> None:
-        engine.engine.globals["dsfr_installed"] = dsfr_installed
+        formats.register(engine.engine)
 
     secure = settings.base_url.startswith("https://")
     app = Litestar(

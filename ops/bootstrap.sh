@@ -1,5 +1,5 @@
 # Sourced by ./ops/run and ./ops/test: bring a fresh clone to a runnable state, and do nothing when it is.
-# Needs only python3 (3.11+, with venv and pip) and npm; everything else comes from PyPI and npm.
+# Needs only python3 (3.11+, with venv and pip); everything else comes from PyPI.
 
 set -euo pipefail
 
@@ -35,39 +35,4 @@ ensure_virtualenv() {
     fi
 }
 
-# The DSFR package refuses to install until its terms of use are accepted (a .dsfr.yml written by
-# `npm create @gouvfr/dsfr@latest`, or DSFR_ACCEPT_LICENSE=1). Accepting them is the project's decision, never
-# this script's: without it the pages run unstyled and we say why.
-dsfr_terms_accepted() {
-    [[ -f .dsfr.yml || "${DSFR_ACCEPT_LICENSE:-}" == 1 ]]
-}
-
-# node_modules is refreshed when package-lock.json changes, exactly as `npm ci` would install it.
-ensure_node_modules() {
-    local stamp=node_modules/.installed-lock.sha256
-    local wanted
-    if ! dsfr_terms_accepted; then
-        echo "warning: front-end assets not installed. @gouvfr/dsfr asks each project to accept its terms of use" >&2
-        echo "         (which reserve it to State services' sites). Once the project has decided, run" >&2
-        echo "         \`npm create @gouvfr/dsfr@latest\` (writes .dsfr.yml) or set DSFR_ACCEPT_LICENSE=1." >&2
-        echo "         Until then pages use Renfort's own neutral stylesheet (templates/static/renfort.css)." >&2
-        return 0
-    fi
-    if ! command -v npm >/dev/null; then
-        echo "warning: npm is missing, so the DSFR assets cannot be installed (apt-get install npm);" >&2
-        echo "         pages use Renfort's own neutral stylesheet meanwhile." >&2
-        return 0
-    fi
-    if [[ ! -f package-lock.json ]]; then
-        npm install --no-audit --no-fund
-    fi
-    wanted="$(sha256sum package.json package-lock.json | sha256sum | cut -d' ' -f1)"
-    if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
-        echo "Installing front-end assets (npm ci)"
-        npm ci --no-audit --no-fund --loglevel=error
-        echo "$wanted" >"$stamp"
-    fi
-}
-
 ensure_virtualenv
-ensure_node_modules

@@ -90,7 +90,7 @@ async def test_a_16_year_old_is_refused_on_an_adult_mission_and_nothing_is_writt
 
     assert await apply(teenager, mission_id, "Je suis motivé") == "minor"
     page = await teenager.get(f"/mon-espace/candidatures?mission={mission_id}&resultat=minor")
-    assert ADULTS_ONLY in page.text and "fr-alert--warning" in page.text
+    assert ADULTS_ONLY in page.text and "notice--warning" in page.text
     assert await redis.hget(MissionKeys(mission_id).status, str(teenager_id)) is None
     assert await redis.scard(MissionKeys(mission_id).holders) == 1
     assert await redis.llen("renfort:applications:pending") == queued

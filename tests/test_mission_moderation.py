@@ -283,7 +283,7 @@ async def test_a_manager_cannot_attach_a_mission_to_an_emergency_outside_its_sco
     await add_emergency(db, "exercice-rhone", "Exercice en préparation", ["69"], status="draft")
     path = f"/organisations/{organisation_id}/missions/nouvelle"
     form = (await client.get(path)).text
-    assert '<select class="fr-select" id="emergency_slug" name="emergency_slug"' in form
+    assert '<select class="field__select" id="emergency_slug" name="emergency_slug"' in form
     assert 'value="crue-du-rhone"' in form and 'value="canicule-2026"' in form
     for absent in ("feux-de-provence", "orages-lyon", "exercice-rhone"):
         assert f'value="{absent}"' not in form

@@ -16,7 +16,6 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from app.main import DSFR
 from tests.browser import SCREENSHOTS
 from tests.conftest import run_worker
 from tests.servers import WebServer
@@ -137,9 +136,8 @@ async def test_honeypot_field_is_hidden_from_people(page: Page) -> None:
 
 
 async def test_signup_page_is_styled_with_the_state_blue(page: Page, web: WebServer) -> None:
-    """With DSFR installed (its terms accepted) the page uses it; until then our fallback stylesheet. Either way
-    the page must be styled, not the browser's bare form."""
-    stylesheet = "/static/dsfr/dsfr.min.css" if DSFR.is_dir() else "/static/renfort.css"
+    """The page is styled by our own theme, not the browser's bare form."""
+    stylesheet = "/static/renfort.css"
     assert (await page.request.get(web.base_url + stylesheet)).status == 200
     await page.goto("/inscription")
     assert await page.locator(f"link[rel=stylesheet][href='{stylesheet}']").count() == 1
