@@ -6,8 +6,9 @@ waiting for moderation. Accounts to sign in with (links land in .local/mail/): c
 admin@demo.renfort.example (administrator: appoints the others at /administration/roles) and
 gestion@demo.renfort.example (manages the organisations).
 
-Idempotent (keyed by e-mail, name, slug and title); never run in production. Volunteers are written through the
-same `save_signups` the workers use.
+Idempotent (keyed by e-mail, name, slug and title). Runs only where ENVIRONMENT is set to development or test
+(./ops/run sets it): the setting's default would let a forgotten variable seed a real database with made-up people
+and a national coordinator. Volunteers are written through the same `save_signups` the workers use.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from app.db.base import make_engine, unit_of_work
 from app.geo.models import Commune
 from app.missions.models import Mission, MissionAddress, MissionTemplate
 from app.organisations.models import Organisation, OrganisationManager
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.volunteers.schemas import QueuedSignup
 from app.volunteers.service import new_receipt, save_signups
 from surge.emergencies.models import Emergency
@@ -44,6 +45,19 @@ PEOPLE = [
     ("Manon", "Simon", "97400", "97411", "sante-pour-tous", None),
     ("Adam", "Michel", "69100", "69266", "benevolat-competences", "covid-19"),
 ]
+
+
+SEEDING_ENVIRONMENTS = ("development", "test")
+
+
+def seeding_refusal(settings: Settings, program: str) -> str | None:
+    """Why `program` must not write made-up data here (None: it may): only where ENVIRONMENT says, explicitly,
+    development or test — never by default."""
+    if settings.environment_declared and settings.environment in SEEDING_ENVIRONMENTS:
+        return None
+    shown = settings.environment if settings.environment_declared else "unset"
+    return (f"{program} writes made-up people and accounts: it runs only with ENVIRONMENT=development or "
+            f"ENVIRONMENT=test (ENVIRONMENT is {shown}).")
 
 
 def volunteer_email(first: str, last: str) -> str:
@@ -232,6 +246,8 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--accounts"]:
         print(json.dumps(demo_accounts(), ensure_ascii=False))
         sys.exit(0)
+    if refusal := seeding_refusal(get_settings(), "app.demo"):
+        sys.exit(refusal)
     volunteers, missions = asyncio.run(load_demo())
     if volunteers or missions:
         print(f"démo : {volunteers} bénévole(s) et {missions} mission(s) ajouté(s) ; urgences Covid-19 et Ukraine")

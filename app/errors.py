@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
 
 import sentry_sdk
 from litestar import MediaType, Request, Response
@@ -18,8 +19,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.accounts import return_path
 from app.accounts.guards import RoleRequired, SignInRequired
 from app.accounts.service import SignInRateLimited
+from app.accounts.sessions import current_account
 from app.accounts.tokens import LinkExpired, LinkInvalid
 from app.applications.exports import ExportMissing
 from app.applications.service import ApplicationsBacklogged, ApplicationsUnavailable
@@ -56,14 +59,52 @@ DATABASE_UNAVAILABLE = ("Cette page est momentanément indisponible. Réessayez 
                         "ouvertes.")
 
 
+# Where the error page never suggests signing up as a volunteer: organisations', moderators' and personal pages.
+NOT_FOR_SIGNUP = ("/organisations", "/inscription/structure", "/invitation", "/moderation", "/coordination",
+                  "/administration", "/mon-espace", "/exports", "/modeles-missions")
+MAX_REFERRER = 2_000
+
+
+def _came_from(request: Request[Any, Any, Any]) -> str | None:
+    """The page of this site the person came from, as a path only: another site's address is never offered (no
+    open redirect), nor a query string (it can carry a token), nor the very page that failed on a GET."""
+    raw = request.headers.get("referer", "")
+    if not raw or len(raw) > MAX_REFERRER:
+        return None
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or parts.netloc != request.url.netloc:
+        return None
+    path = parts.path
+    if not path.startswith("/") or path.startswith("//") or "\\" in path or any(ord(char) < 32 for char in path):
+        return None
+    if request.method == "GET" and path == request.url.path:
+        return None
+    return path
+
+
 def _respond(request: Request[Any, Any, Any], status: int, message: str, headers: dict[str, str] | None = None,
              errors: dict[str, str] | None = None, action: tuple[str, str] | None = None) -> Response[Any]:
-    """`action` is the page's way forward, (href, label), shown first on the error page."""
+    """`action` is the page's way forward, (href, label), shown first on the error page; then the page the person
+    came from, and their space (or the home page)."""
     if wants_json(request):
         body: dict[str, Any] = {"errors": errors} if errors else {"error": message}
         return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
-    context = {"status": status, "message": message, "action": action, "errors": errors or {}}
+    signed_in = current_account(request) is not None
+    back = _came_from(request)
+    context = {"status": status, "message": message, "action": action, "errors": errors or {},
+               "back": None if action is not None and back == action[0] else back, "signed_in": signed_in,
+               "signup": not signed_in and action is None and request.method == "GET"
+               and not request.url.path.startswith(NOT_FOR_SIGNUP)}
     return Template("error.html", context=context, status_code=status, headers=headers)
+
+
+def _mission_of(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
+    """The way back to the mission the failed request was about, when its path names one."""
+    mission_id = request.path_params.get("mission_id")
+    return (f"/missions/{mission_id}-x", "Retour à la mission") if isinstance(mission_id, int) else None
 
 
 def _where(request: Request[Any, Any, Any]) -> str:
@@ -141,10 +182,23 @@ def confirm_link_expired(request: Request[Any, Any, Any], _: ConfirmLinkExpired)
     return _respond(request, 410, message, action=("/inscription", "M'inscrire à nouveau"))
 
 
+# Never offered as a return path: an export's path is its token, which must not travel through the sign-in.
+NO_RETURN = ("/exports/",)
+
+
+def _sign_in_location(request: Request[Any, Any, Any]) -> str:
+    """The sign-in page, bringing the person back to the page they opened once signed in (a GET's path only: a
+    query string can carry a token, and a form's POST cannot be replayed)."""
+    path = quote(request.url.path)
+    if request.method != "GET" or path.startswith(NO_RETURN) or not return_path.safe(path):
+        return "/connexion"
+    return "/connexion?" + urlencode({"suite": path})
+
+
 def sign_in_required(request: Request[Any, Any, Any], _: SignInRequired) -> Response[Any]:
     if wants_json(request):
         return _respond(request, 401, "Vous devez être connecté·e.")
-    return Redirect("/connexion", status_code=303)
+    return Redirect(_sign_in_location(request), status_code=303)
 
 
 def role_required(request: Request[Any, Any, Any], _: RoleRequired) -> Response[Any]:
@@ -173,7 +227,12 @@ def moderation_forbidden(request: Request[Any, Any, Any], _: ModerationForbidden
 
 
 def illegal_transition(request: Request[Any, Any, Any], error: IllegalTransition) -> Response[Any]:
-    return _respond(request, 409, error.message)
+    organisation_id = request.path_params.get("organisation_id")
+    if request.url.path.startswith("/moderation"):
+        action: tuple[str, str] | None = ("/moderation/organisations", "Revenir à la modération")
+    else:
+        action = (f"/organisations/{organisation_id}-x", "Retour à la structure") if organisation_id else None
+    return _respond(request, 409, error.message, action=action)
 
 
 def reason_required(request: Request[Any, Any, Any], _: ReasonRequired) -> Response[Any]:
@@ -215,7 +274,7 @@ def mission_forbidden(request: Request[Any, Any, Any], _: MissionForbidden) -> R
 
 
 def mission_transition_refused(request: Request[Any, Any, Any], error: MissionTransitionRefused) -> Response[Any]:
-    return _respond(request, 409, error.message)
+    return _respond(request, 409, error.message, action=_mission_of(request))
 
 
 def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Response[Any]:

@@ -18,6 +18,7 @@ from litestar.template import TemplateConfig
 
 from app import formats
 from app.accounts.controllers import AccountPages, SignInPages
+from app.accounts.navigation import header_of, private_when_signed_in
 from app.accounts.sessions import session_config
 from app.applications.controllers import ApplyPages, ExportPages, VolunteerApplicationPages
 from app.console.controllers import ConsoleController
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def template_globals(engine: JinjaTemplateEngine) -> None:
         formats.register(engine.engine)
+        engine.engine.globals["header_of"] = header_of
 
     secure = settings.base_url.startswith("https://")
     app = Litestar(
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The switch gate first: a closed path costs no session, CSRF or handler work.
         middleware=[SwitchGate, session_config(secure=secure, idle_days=settings.session_idle_days).middleware],
         lifespan=[lifespan],
+        before_send=[private_when_signed_in],
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=TemplateConfig(
             directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=template_globals

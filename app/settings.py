@@ -87,6 +87,8 @@ class Settings:
     mail_from: str = "Renfort <ne-pas-repondre@renfort.example>"
     base_url: str = "http://127.0.0.1:8000"
     environment: str = "development"
+    # Whether ENVIRONMENT was set at all: the seeders of made-up data (app/demo.py) refuse the default.
+    environment_declared: bool = False
     ops_token: Secret | None = None
     # Sign-ups accepted per client IP and minute (0 turns the limit off, e.g. for a load test on loopback).
     signup_ip_limit_per_minute: int = 120
@@ -181,6 +183,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         mail_from=env.get("MAIL_FROM", "").strip() or Settings.mail_from,
         base_url=(env.get("BASE_URL", "").strip() or Settings.base_url).rstrip("/"),
         environment=env.get("ENVIRONMENT", "").strip() or Settings.environment,
+        environment_declared=bool(env.get("ENVIRONMENT", "").strip()),
         ops_token=Secret(ops_token) if ops_token else None,
         signup_ip_limit_per_minute=_int(env, "SIGNUP_IP_LIMIT_PER_MINUTE", Settings.signup_ip_limit_per_minute),
         signup_backlog_limit=_int(env, "SIGNUP_BACKLOG_LIMIT", Settings.signup_backlog_limit),

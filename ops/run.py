@@ -57,6 +57,9 @@ def platform_environment() -> dict[str, str]:
     env.setdefault("WEB_HOST", "127.0.0.1")
     env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("PYTHONUNBUFFERED", "1")  # children write through a pipe; keep their lines in real time
+    # The demo data refuses to load unless told it is on a development machine; a caller's own value wins, so
+    # ENVIRONMENT=production in the shell still stops it.
+    env.setdefault("ENVIRONMENT", "development")
     return env
 
 

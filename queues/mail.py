@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from sqlalchemy import ARRAY, BigInteger, bindparam, func, select
@@ -20,6 +19,7 @@ from app.accounts.service import forget_request, prepare_signin_mail
 from app.applications.models import Application
 from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
+from app.formats import PARIS
 from app.missions.models import Mission
 from app.organisations.models import Organisation, OrganisationManager
 from app.settings import Settings
@@ -31,9 +31,9 @@ from queues.mail_keys import SENT_TTL, MailKeys
 from queues.outbox import Letter, Outcome, count_drop, keep_body, post
 from queues.runtime import JobContext, run_job
 from surge.dispatch import links
+from surge.emergencies.models import Emergency
 
 log = logging.getLogger("renfort.mail")
-PARIS = ZoneInfo("Europe/Paris")
 CONFIRM = "confirm_email"
 
 
@@ -50,6 +50,7 @@ async def _send_volunteer_mails(context: JobContext, kind: str, recipients: list
             .where(Volunteer.id.in_([volunteer_id for volunteer_id, _ in recipients]))
         )
         volunteers = {row.id: row for row in rows}
+        titles = await emergency_titles(session, {row.emergency_slug for row in volunteers.values()})
     letters = []
     for volunteer_id, key in recipients:
         volunteer = volunteers.get(volunteer_id)
@@ -58,8 +59,8 @@ async def _send_volunteer_mails(context: JobContext, kind: str, recipients: list
         # Held back, a sign-up gets the confirmation e-mail only; confirmed meanwhile, not even that.
         if volunteer.unconfirmed != (kind == CONFIRM):
             continue
-        values = {"first_name": volunteer.first_name, "emergency": volunteer.emergency_slug,
-                    "base_url": settings.base_url}
+        values = {"first_name": volunteer.first_name, "emergency": titles.get(volunteer.emergency_slug or ""),
+                  "base_url": settings.base_url}
         letter_key, lapses_at = key, None
         if kind == CONFIRM:
             expiry = confirmation.expiry_of(volunteer.accepted_at)
@@ -77,6 +78,17 @@ async def _send_volunteer_mails(context: JobContext, kind: str, recipients: list
     batch = await post(settings, context.redis, letters, again)
     log.info("%s e-mails: %s, %d gone or moot", kind, summary(batch.summary()), len(recipients) - len(letters))
     return batch.summary()
+
+
+async def emergency_titles(session: AsyncSession, slugs: set[str | None]) -> dict[str, str]:
+    """Slug → title of the emergencies these sign-ups came from (a draft, or one deleted since, is named by none)."""
+    wanted = sorted(slug for slug in slugs if slug)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Emergency.slug, Emergency.title).where(Emergency.slug.in_(wanted), Emergency.status != "draft")
+    )
+    return {slug: title for slug, title in rows}
 
 
 def send_signin_mail(key: str) -> dict[str, int]:

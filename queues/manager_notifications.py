@@ -27,13 +27,14 @@ from sqlalchemy.orm import aliased
 from app.applications.models import Application
 from app.applications.statuses import ApplicationStatus as Status
 from app.db.base import unit_of_work
+from app.formats import PARIS
 from app.missions.models import Mission
 from app.organisations.managers import manager_addresses
 from app.organisations.models import Organisation, OrganisationManager
 from app.settings import Settings
 from app.volunteers.models import Volunteer
 from queues import enqueue
-from queues.mail import PARIS, summary
+from queues.mail import summary
 from queues.mail_keys import NoticeKeys
 from queues.outbox import Letter, post
 from queues.runtime import JobContext, run_job

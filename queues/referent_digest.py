@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import ReferentScope, User
 from app.db.base import unit_of_work
+from app.formats import PARIS
 from app.geo.models import Commune, Department
 from app.missions import scope
 from app.missions.models import Mission
 from app.organisations.models import Organisation
 from queues import enqueue
-from queues.mail import PARIS, summary
+from queues.mail import summary
 from queues.outbox import Letter, post
 from queues.runtime import JobContext, run_job
 

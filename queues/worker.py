@@ -19,12 +19,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Worker
 from rq.serializers import JSONSerializer
 
+from app.formats import PARIS
 from app.observability import configure_logging, init_sentry, job_context
 from app.settings import get_settings
 from app.switches import jobs as job_pause
 from queues import applications, enqueue, schema, signups
 from queues.connection import job_queue, request_id_of, sync_redis
-from queues.mail import PARIS
 from queues.mail_keys import daily_lock
 
 log = logging.getLogger("renfort.worker")

@@ -45,6 +45,7 @@ TEST_ENV = {
     "LOG_LEVEL": "WARNING",
     "SENTRY_DSN": "",
     "OPS_TOKEN": "ops-test-token",
+    "ENVIRONMENT": "test",  # the demo and showcase seeders run only where it is said explicitly
 }
 os.environ.update(TEST_ENV)
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

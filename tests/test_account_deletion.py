@@ -56,7 +56,8 @@ async def test_the_confirmation_page_says_what_goes_and_nothing_goes_without_the
     client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
     anonymous = await client.get(DELETE, follow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/connexion"
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/connexion?suite=%2Fmon-espace%2Fsupprimer"
     await add_volunteer(db, EMAIL)
     await sign_in(client, redis, db, EMAIL)
     assert 'href="/mon-espace/supprimer"' in (await client.get("/mon-espace")).text
@@ -107,10 +108,11 @@ async def test_deleting_removes_the_rows_frees_the_place_and_ends_every_session(
 
         for device in (leaving, leaving_phone):
             gone = await device.get("/mon-espace", follow_redirects=False)
-            assert gone.status_code == 303 and gone.headers["location"] == "/connexion"
+            assert gone.status_code == 303 and gone.headers["location"] == "/connexion?suite=%2Fmon-espace"
         leaving.cookies.set(COOKIE, cookie)  # the old cookie, replayed
         replayed = await leaving.get("/mon-espace/profil", follow_redirects=False)
-        assert replayed.status_code == 303 and replayed.headers["location"] == "/connexion"
+        assert replayed.status_code == 303
+        assert replayed.headers["location"] == "/connexion?suite=%2Fmon-espace%2Fprofil"
         assert (await waiting.get("/mon-espace")).status_code == 200  # nobody else is signed out
 
 

@@ -4,11 +4,12 @@ managers' decisions (one by one and in bulk), messages and CSV export, role chec
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
@@ -39,6 +40,14 @@ async def add_volunteers(db: asyncpg.Connection, count: int, prefix: str = "bene
         prefix, count,
     )
     return [(row["id"], row["email"]) for row in rows]
+
+
+async def notice_after(client: AsyncTestClient, response: Any) -> str:
+    """The notice of the page a redirect leads to: its address carries a code, never the sentence."""
+    assert response.status_code == 303, response.text
+    assert "?fait=" in response.headers["location"]
+    page = await client.get(response.headers["location"])
+    return html.unescape(page.text.split('id="info"')[1].split("</div>")[0]) if 'id="info"' in page.text else ""
 
 
 def outcome_of(response: Any) -> str:
@@ -177,7 +186,7 @@ async def test_a_cancellation_promotes_the_first_wait_listed_who_is_told_by_emai
         assert [await apply(client, mission_id, "Dispo le samedi") for client in clients] == [
             "pending", "pending", "waitlisted", "waitlisted"
         ]
-        response = await post_form(clients[0], f"/mon-espace/candidatures/{mission_id}/annuler", {},
+        response = await post_form(clients[0], f"/mon-espace/candidatures/{mission_id}/annuler", {"confirm": "1"},
                                    "/mon-espace")
         assert outcome_of(response) == "cancelled"
         run_worker({"SMTP_URL": mail_sink.url})
@@ -208,13 +217,13 @@ async def test_managers_accept_and_decline_in_bulk_and_a_decline_frees_the_place
             await apply(volunteer, mission_id)
         run_worker()
         page = await client.get(f"/missions/{mission_id}/candidatures")
-        assert page.status_code == 200 and page.text.count('name="volunteer"') == 6  # table + message form
+        assert page.status_code == 200 and page.text.count('type="checkbox" name="volunteer"') == 6  # and messages
         path = f"/missions/{mission_id}/candidatures/decision"
         listing = f"/missions/{mission_id}/candidatures"
         response = await post_form(client, path, {"decision": "accepter", "volunteer": [str(ids[0]), str(ids[2])]},
                                    listing)
-        assert "1 candidature(s) acceptée(s), 1 ignorée(s)" in unquote(response.headers["location"])
-        response = await post_form(client, path, {"decision": "refuser", "volunteer": [str(ids[1])],
+        assert "1 candidature(s) acceptée(s), 1 ignorée(s)" in await notice_after(client, response)
+        response = await post_form(client, path, {"decision": "refuser", "volunteer": [str(ids[1])], "confirm": "1",
                                                   "reason": "Mission réservée aux titulaires du permis B."}, listing)
         assert response.status_code == 303
         # The decline freed a place: the wait-listed volunteer moves up, and the page shows it at once.
@@ -300,8 +309,8 @@ async def test_applying_needs_a_volunteer_sign_up_and_a_signed_in_session(
     assert anonymous.status_code in (303, 403)  # no session: sign-in page (or CSRF refusal), never a place
     await sign_in(volunteer, redis, db, "pas.inscrit@example.org")
     assert await apply(volunteer, mission_id) == "benevole"
-    for action in ("annuler", "confirmer"):
-        response = await post_form(volunteer, f"/mon-espace/candidatures/{mission_id}/{action}", {})
+    for action, form in (("annuler", {"confirm": "1"}), ("confirmer", {})):
+        response = await post_form(volunteer, f"/mon-espace/candidatures/{mission_id}/{action}", form)
         assert outcome_of(response) == "benevole"
     page = await volunteer.get("/mon-espace/candidatures?resultat=benevole")
     assert "inscrivez-vous d'abord comme bénévole" in page.text
@@ -437,11 +446,13 @@ async def test_managers_write_to_the_ticked_applicants_once_even_when_clicking_t
         form = {"volunteer": [str(ids[0]), str(ids[2])], "body": "Rendez-vous samedi à 9 h devant la mairie.",
                 "envoi": sending[1]}
         first = await post_form(client, f"{listing}/message", form, listing)
-        assert "Message envoyé à 2 personne(s)." in unquote(first.headers["location"])
+        assert "Message envoyé à 2 personne(s)." in await notice_after(client, first)
         again = await post_form(client, f"{listing}/message", form, listing)
-        assert "déjà parti" in unquote(again.headers["location"])
+        assert "déjà parti" in await notice_after(client, again)
         empty = await post_form(client, f"{listing}/message", {**form, "body": " "}, listing)
-        assert "Écrivez un message" in unquote(empty.headers["location"])
+        assert "Écrivez un message" in await notice_after(client, empty)
+        crafted = (await client.get(f"{listing}?info=Appelez+le+0800&fait=Appelez+le+0800&nombre=1")).text
+        assert "Appelez" not in crafted and 'id="info"' not in crafted  # codes only, never text from the address
         run_worker({"SMTP_URL": mail_sink.url})
         received = [m for m in mail_sink.messages() if m["Subject"].startswith("Message de ")]
         assert sorted(m["To"] for m in received) == ["benevole1@example.org", "benevole3@example.org"]

@@ -32,7 +32,7 @@ PARIS = ZoneInfo("Europe/Paris")
 
 
 async def cancel(person: AsyncTestClient, mission_id: int) -> None:
-    response = await post_form(person, f"/mon-espace/candidatures/{mission_id}/annuler", {})
+    response = await post_form(person, f"/mon-espace/candidatures/{mission_id}/annuler", {"confirm": "1"})
     assert response.headers["location"].endswith("resultat=cancelled")
 
 

@@ -105,7 +105,7 @@ async def test_only_coordinators_reach_the_dashboard_and_each_sees_their_own_eme
     await add_emergency(db, "feux-herault", ["34"], status="closed")
 
     anonymous = await client.get("/coordination", follow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/connexion"
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/connexion?suite=%2Fcoordination"
     assert (await client.get("/coordination/donnees", headers=JSON)).status_code == 401
 
     await sign_in(client, redis, db, "benevole@example.org")

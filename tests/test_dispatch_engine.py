@@ -174,6 +174,7 @@ def brute_force(volunteers: list[Volunteer], missions: list[Mission], max_km: fl
             for j, m in enumerate(missions)
             if haversine_km(v.lat, v.lon, m.lat, m.lon) <= max_km
             and (m.domain is None or not v.domains or m.domain in v.domains)
+            and m.id not in v.applied
         ]
         for v in volunteers
     ]
@@ -222,3 +223,79 @@ def test_plan_equals_the_brute_force_optimum_on_small_random_cases(seed: int) ->
         assert a.distance_km == pytest.approx(haversine_km(v.lat, v.lon, m.lat, m.lon), abs=1e-9)
         assert a.distance_km <= max_km
     assert len(plan.assignments) + len(plan.unassigned) == len(volunteers)
+
+
+def max_matching(volunteers: list[Volunteer], missions: list[Mission], max_km: float) -> int:
+    """Most places any plan can fill (augmenting paths over single places), ignoring distances and priorities."""
+    places = [j for j, m in enumerate(missions) for _ in range(m.places)]
+    reach = [
+        [
+            slot
+            for slot, j in enumerate(places)
+            if haversine_km(v.lat, v.lon, missions[j].lat, missions[j].lon) <= max_km
+            and (missions[j].domain is None or not v.domains or missions[j].domain in v.domains)
+            and missions[j].id not in v.applied
+        ]
+        for v in volunteers
+    ]
+    holder: dict[int, int] = {}
+
+    def augment(i: int, seen: set[int]) -> bool:
+        for slot in reach[i]:
+            if slot not in seen:
+                seen.add(slot)
+                if slot not in holder or augment(holder[slot], seen):
+                    holder[slot] = i
+                    return True
+        return False
+
+    return sum(augment(i, set()) for i in range(len(volunteers)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_many_distinct_applied_sets_are_never_proposed_again_and_places_still_filled(seed: int) -> None:
+    rng = random.Random(seed)
+    spots = [north_of(PARIS, km) for km in (0, 6, 13, 21)]
+    missions = [
+        mission(f"m{j}", north_of(PARIS, rng.uniform(-5, 25)), rng.randint(1, 4), priority=j % 4 == 0,
+                domain=rng.choice([None, "soins", "logistique"]))
+        for j in range(16)
+    ]
+    ids = [m.id for m in missions]
+    # Most volunteers applied to most missions near them, each to a different set: every group its own set.
+    volunteers = [
+        volunteer(f"v{i}", rng.choice(spots), domains=frozenset(rng.sample(["soins", "logistique"], rng.randint(0, 1))),
+                  applied=frozenset(rng.sample(ids, rng.randint(8, 15))) if i % 5 else frozenset())
+        for i in range(150)
+    ]
+    assert len({v.applied for v in volunteers}) > 100
+    plan = plan_dispatch(volunteers, missions, max_km=12)
+
+    applied = {v.id: v.applied for v in volunteers}
+    assert plan.assignments
+    assert all(a.mission_id not in applied[a.volunteer_id] for a in plan.assignments)
+    assert plan.places_filled == max_matching(volunteers, missions, 12)
+    urgent = [m for m in missions if m.priority]
+    assert plan.priority_places_filled == max_matching(volunteers, urgent, 12)
+    booked = Counter(a.mission_id for a in plan.assignments)
+    assert all(booked[m.id] <= m.places for m in missions)
+    assert len(plan.assignments) + len(plan.unassigned) == len(volunteers)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_plan_equals_the_brute_force_optimum_with_missions_already_applied_to(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    spots = [(PARIS[0] + rng.uniform(-0.2, 0.2), PARIS[1] + rng.uniform(-0.3, 0.3)) for _ in range(2)]
+    missions = [mission(f"m{j}", rng.choice(spots), rng.randint(1, 3), priority=rng.random() < 0.4) for j in range(4)]
+    ids = [m.id for m in missions]
+    volunteers = [
+        volunteer(f"v{i}", rng.choice(spots), applied=frozenset(rng.sample(ids, rng.randint(0, 3))))
+        for i in range(rng.randint(2, 8))
+    ]
+    plan = plan_dispatch(volunteers, missions, max_km=60)
+
+    priority, places, minus_km = brute_force(volunteers, missions, 60)
+    assert (plan.priority_places_filled, plan.places_filled) == (priority, places)
+    assert plan.total_km == pytest.approx(-minus_km, abs=1e-6)
+    applied = {v.id: v.applied for v in volunteers}
+    assert all(a.mission_id not in applied[a.volunteer_id] for a in plan.assignments)

@@ -107,7 +107,8 @@ async def test_only_coordinators_of_the_emergency_may_dispatch(client: AsyncTest
     await emergency(db)
     await emergency(db, slug="canicule-nationale", departments=())
     mission_ids = await missions(db, (2,))
-    assert (await client.get(BASE, follow_redirects=False)).headers["location"] == "/connexion"
+    assert (await client.get(BASE, follow_redirects=False)).headers["location"] == (
+        f"/connexion?suite=%2Fcoordination%2Furgences%2F{SLUG}%2Fmobilisation")
 
     await sign_in(client, redis, db, "voisin@example.org")
     assert (await client.get(BASE)).status_code == 403
@@ -155,7 +156,7 @@ async def test_preview_then_commit_twice_proposes_once(client: AsyncTestClient, 
 
     first, second = await commit(client, run_id), await commit(client, run_id)
     assert first.status_code == second.status_code == 303
-    assert "d%C3%A9j%C3%A0%20engag%C3%A9e" in second.headers["location"]
+    assert second.headers["location"].endswith("?fait=deja-engagee")
     run_worker({"SMTP_URL": mail_sink.url})
     made = await proposals(db, run_id)
     assert len(made) == 5 and set(made.values()) == {"proposed"}
@@ -281,7 +282,7 @@ async def test_a_volunteer_answers_a_proposal_from_their_space_too(
         assert confirmed.headers["location"].endswith("resultat=confirmed")
         again = await post_form(first, f"/mon-espace/candidatures/{mission_ids[0]}/confirmer", {})
         assert again.headers["location"].endswith("resultat=inchange")
-        declined = await post_form(second, f"/mon-espace/candidatures/{mission_ids[0]}/annuler", {})
+        declined = await post_form(second, f"/mon-espace/candidatures/{mission_ids[0]}/annuler", {"confirm": "1"})
         assert declined.headers["location"].endswith("resultat=cancelled")
     run_worker()
     assert dict(await db.fetch("SELECT volunteer_id, status FROM applications WHERE mission_id = $1",

@@ -115,7 +115,7 @@ async def test_the_page_shows_attached_missions_at_once_and_counters_within_seco
                     "priority": "1"}, "/coordination/urgences/inondations-aude")
     # A change to the emergency's missions shows on the very next visit.
     page = await public.get("/urgence/inondations-aude?code_postal=11000")
-    assert "Mission 000" in page.text and "Prioritaire" in page.text and " km" in page.text
+    assert "Mission 000" in page.text and "Prioritaire" in page.text and "\u00a0km" in page.text
     assert 'id="compteur-ouvertes">5<' in page.text
 
     # Counters move without a change to the page: visits within FRESH_SECONDS get the cached copy, then it is rebuilt.
@@ -142,10 +142,10 @@ async def test_coordinators_attach_only_missions_of_the_emergencys_departments(
     mission_id = await db.fetchval("SELECT id FROM missions WHERE organisation_id = $1", marseille)
     response = await post_form(client, "/coordination/urgences/inondations-aude/missions", {"mission": str(mission_id)},
                                "/coordination/urgences/inondations-aude")
-    assert "hors%20des%20d%C3%A9partements" in response.headers["location"]
+    assert response.status_code == 422
+    assert "Cette mission a lieu hors des départements de l" in response.text
+    assert 'id="recherche-erreur"' in response.text
     assert await db.fetchval("SELECT emergency_slug FROM missions WHERE id = $1", mission_id) is None
-    page = await client.get(response.headers["location"])
-    assert "Cette mission a lieu hors des départements de l" in page.text
 
 
 async def test_an_unknown_or_malformed_emergency_is_a_french_404(public: AsyncTestClient) -> None:

@@ -41,8 +41,9 @@ def too_long(label: str, length: str) -> str:
 
 
 async def written(redis: Redis) -> list[bytes]:
-    """The keys requests wrote (the geography cache is the web process's own, from its start)."""
-    return [key for key in await redis.keys() if not key.startswith(b"renfort:geo:")]
+    """The keys requests wrote (the geography cache is the web process's own, from its start; the page cache holds
+    what the forms read, such as the emergency a sign-up names)."""
+    return [key for key in await redis.keys() if not key.startswith((b"renfort:geo:", b"renfort:pages:"))]
 
 
 def shown(message: str) -> str:
@@ -366,7 +367,8 @@ async def test_application_texts_are_refused_before_redis_and_the_export_neutral
             assert shown(message) in response.text
         assert not await redis.exists(f"renfort:applications:message-sent:{sending}")  # nothing sent, still usable
         declined = await post_form(client, f"{listing}/decision",
-                                   {"decision": "refuser", "volunteer": [str(ids[1])], "reason": "Complet, désolé."},
+                                   {"decision": "refuser", "volunteer": [str(ids[1])], "reason": "Complet, désolé.",
+                                    "confirm": "1"},
                                    listing)
         assert declined.status_code == 303
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import unquote
 
 import asyncpg
 import pytest
@@ -21,7 +20,7 @@ from app.settings import Settings
 from ops.services import MailSink
 from queues import enqueue
 from tests.conftest import TEST_ENV, run_worker
-from tests.test_applications import apply, close, mission_of, signed_in_volunteers, statuses
+from tests.test_applications import apply, close, mission_of, notice_after, signed_in_volunteers, statuses
 from tests.test_missions import act
 from tests.test_organisations import post_form
 
@@ -52,9 +51,8 @@ def told(mail_sink: MailSink, subject: str) -> Counter[str]:
 
 async def decide(client: AsyncTestClient, mission_id: int, decision: str, volunteer_id: int) -> None:
     path = f"/missions/{mission_id}/candidatures/decision"
-    response = await post_form(client, path, {"decision": decision, "volunteer": [str(volunteer_id)]})
-    assert response.status_code == 303
-    assert "1 candidature(s)" in unquote(response.headers["location"])
+    response = await post_form(client, path, {"decision": decision, "volunteer": [str(volunteer_id)], "confirm": "1"})
+    assert "1 candidature(s)" in await notice_after(client, response)
 
 
 async def test_a_cancelled_mission_closes_every_open_application_and_tells_each_person_once(
@@ -67,7 +65,8 @@ async def test_a_cancelled_mission_closes_every_open_application_and_tells_each_
         assert [await apply(volunteer, mission_id) for volunteer in clients] == [
             "pending", "pending", "waitlisted", "waitlisted", "waitlisted"]
         await decide(client, mission_id, "accepter", ids[0])
-        await post_form(clients[4], f"/mon-espace/candidatures/{mission_id}/annuler", {})  # left on their own
+        # Left on their own.
+        await post_form(clients[4], f"/mon-espace/candidatures/{mission_id}/annuler", {"confirm": "1"})
         run_worker({"SMTP_URL": mail_sink.url})
 
         assert (await act(client, mission_id, "annuler")).status_code == 303

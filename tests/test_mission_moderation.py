@@ -418,7 +418,7 @@ async def test_cancelling_or_finishing_a_mission_closes_its_applications_after_t
     ended = await online_mission(client, admin, organisation_id, title="Mission passée")
     draft, _ = await create(client, organisation_id, title="Brouillon annulé")
     refused = await act(client, cancelled, "rouvrir")
-    assert refused.status_code == 409
+    assert refused.status_code == 303 and refused.headers["location"].endswith("?refus=rouvrir")
     for mission_id, decision in ((cancelled, "annuler"), (finished, "terminer"), (draft, "annuler")):
         assert (await act(client, mission_id, decision)).status_code == 303
     await db.execute("UPDATE missions SET start_date = current_date - 9, end_date = current_date - 1 WHERE id = $1",

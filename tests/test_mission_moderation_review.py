@@ -19,7 +19,7 @@ from tests.test_applications import add_volunteers
 from tests.test_emergencies import act as emergency_act
 from tests.test_emergencies import create as create_emergency
 from tests.test_emergencies import organisation_in
-from tests.test_mission_moderation import TEMPLATE, Browser, browser, status_of
+from tests.test_mission_moderation import TEMPLATE, Browser, add_emergency, browser, status_of
 from tests.test_missions import (
     act,
     create,
@@ -206,6 +206,18 @@ async def test_a_suspension_is_recorded_costs_the_trust_and_cannot_be_dodged_by_
     await edit(client, copy_id)
     await act(client, copy_id, "publier")
     assert await status_of(db, copy_id) == "awaiting_validation"
+
+
+async def test_the_queue_names_a_missions_emergency_by_its_title(
+    client: AsyncTestClient, browser: Browser, redis: Redis, db: asyncpg.Connection
+) -> None:
+    admin = await browser()
+    organisation_id = await validated_organisation(client, admin, redis, db, "lyon@example.org")
+    await add_emergency(db, "crue-du-rhone", "Crue du Rhône — juin", ["69"])
+    waiting, _ = await create(client, organisation_id, emergency_slug="crue-du-rhone")
+    await act(client, waiting, "publier")
+    queue = unescaped(await admin.get("/moderation/missions"))
+    assert "Urgence liée : Crue du Rhône — juin" in queue and "crue-du-rhone" not in queue
 
 
 # Nobody moderates their own work ---------------------------------------------------------------------------------

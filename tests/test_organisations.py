@@ -154,7 +154,8 @@ async def test_the_registration_page_shows_the_messages_and_offers_the_communes(
     client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
     anonymous = await client.get("/organisations/nouvelle", follow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/connexion"
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/connexion?suite=%2Forganisations%2Fnouvelle"
     await sign_in(client, redis, db, "marie@example.org")
     response = await post_form(client, "/organisations/nouvelle", organisation(rna="X1", postal_code="51300"),
                                "/organisations/nouvelle")

@@ -131,7 +131,8 @@ async def test_the_profile_needs_a_session_and_a_csrf_token(
     client: AsyncTestClient, redis: Redis, db: asyncpg.Connection, mail_sink: MailSink
 ) -> None:
     anonymous = await client.get(PROFILE, follow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/connexion"
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/connexion?suite=%2Fmon-espace%2Fprofil"
     await signed_up_volunteer(client, redis, db, mail_sink)
     forged = await client.post(PROFILE, data=edited(), follow_redirects=False)
     assert forged.status_code == 403

@@ -282,7 +282,8 @@ async def test_only_admins_reach_the_page(
     client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
     anonymous = await client.get(PAGE, follow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/connexion"
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/connexion?suite=%2Fadministration%2Froles"
     await sign_in(client, redis, db, "coordinator@example.org", departments=(None,), referent_of=(None,))
     assert (await client.get(PAGE)).status_code == 403
     attempt = await grant_on_page(client, "/mon-espace", email="coordinator@example.org", role="admin")

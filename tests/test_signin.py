@@ -120,7 +120,7 @@ async def test_volunteer_signs_in_with_the_emailed_link_and_signs_out(
     assert signed_out.headers["set-cookie"].startswith("renfort_session=null;")  # the browser drops the cookie
     assert await redis.keys("renfort:sessions:*") == []  # the session is gone, not replaced by an empty one
     after = await client.get("/mon-espace", follow_redirects=False)
-    assert after.status_code == 303 and after.headers["location"] == "/connexion"
+    assert after.status_code == 303 and after.headers["location"] == "/connexion?suite=%2Fmon-espace"
 
 
 async def test_unknown_address_gets_the_same_answer_and_an_invitation_instead_of_a_link(

@@ -135,12 +135,40 @@ async def test_honeypot_field_is_hidden_from_people(page: Page) -> None:
     await page.screenshot(path=SCREENSHOTS / "renfort-inscription-formulaire.png", full_page=True)
 
 
-async def test_signup_page_is_styled_with_the_state_blue(page: Page, web: WebServer) -> None:
-    """The page is styled by our own theme, not the browser's bare form."""
-    stylesheet = "/static/renfort.css"
-    assert (await page.request.get(web.base_url + stylesheet)).status == 200
+async def test_signup_page_is_styled_with_the_renfort_theme(page: Page, web: WebServer) -> None:
+    """The page is styled by our theme on Pico CSS (both served by the app, no CDN), not the browser's bare form."""
+    for stylesheet in ("/static/vendor/pico.min.css", "/static/renfort.css"):
+        assert (await page.request.get(web.base_url + stylesheet)).status == 200
     await page.goto("/inscription")
-    assert await page.locator(f"link[rel=stylesheet][href='{stylesheet}']").count() == 1
+    hrefs = await page.locator("link[rel=stylesheet]").evaluate_all("links => links.map(l => l.getAttribute('href'))")
+    assert hrefs == ["/static/vendor/pico.min.css", "/static/renfort.css"]  # ours after Pico, so ours wins
     button = page.get_by_role("button", name="M'inscrire")
-    # "Bleu France" (#000091) for the primary button; the browser's default button is grey.
-    assert await button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(0, 0, 145)"
+    # Renfort's petrol (#0e5a6b) for the primary button; the browser's default button is grey, Pico's azure.
+    assert await button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(14, 90, 107)"
+    # Pico's base applies too: its inputs fill their column, the browser's are ~150 px wide.
+    field = page.get_by_label("Prénom")
+    assert await field.evaluate("i => i.getBoundingClientRect().width") > 400
+    # Light theme whatever the system asks for (Pico would follow a dark system setting).
+    await page.emulate_media(color_scheme="dark")
+    assert await page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+
+
+async def test_pages_fit_a_phone_with_the_header_and_skip_link(browser: Browser, web: WebServer) -> None:
+    context = await browser.new_context(base_url=web.base_url, locale="fr-FR", viewport={"width": 390, "height": 844})
+    phone = await context.new_page()
+    for path in ("/", "/inscription", "/missions?postal_code=69003", "/connexion", "/inscription/structure"):
+        await phone.goto(path)
+        overflow = await phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow == 0, path
+        menu = phone.get_by_role("navigation", name="Menu principal")
+        await expect(menu.get_by_role("link", name="Missions", exact=True)).to_be_visible()
+        await expect(menu.get_by_role("link", name="Inscrire ma structure")).to_be_in_viewport()
+    await phone.goto("/missions")
+    await expect(phone.locator(".site-nav a[aria-current=page]")).to_have_text("Missions")
+    await phone.keyboard.press("Tab")
+    skip = phone.get_by_role("link", name="Aller au contenu")
+    await expect(skip).to_be_focused()
+    await expect(skip).to_be_in_viewport()
+    await skip.press("Enter")
+    assert await phone.evaluate("document.activeElement && document.activeElement.id") == "contenu"
+    await context.close()

@@ -227,7 +227,8 @@ async def test_the_page_refuses_an_unknown_switch_and_an_unreadable_reason_in_fr
 async def test_people_who_are_not_admins_cannot_see_or_flip_switches(
     client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
 ) -> None:
-    assert (await client.get(PAGE, follow_redirects=False)).headers["location"] == "/connexion"
+    assert (await client.get(PAGE, follow_redirects=False)).headers["location"] == (
+        "/connexion?suite=%2Fadministration%2Finterrupteurs")
     await sign_in(client, redis, db, "coordination@example.org", departments=("69",), referent_of=(None,))
     assert (await client.get(PAGE)).status_code == 403
     refused = await post_form(client, PAGE, {"interrupteur": "maintenance", "etat": "on"})

@@ -190,4 +190,5 @@ async def test_revoked_management_and_administration_stop_working_at_the_next_re
     assert (await client.get("/moderation/organisations")).status_code == 403
     await db.execute("DELETE FROM users WHERE id = $1", user_id)
     gone = await client.get("/moderation/organisations", follow_redirects=False)
-    assert gone.status_code == 303 and gone.headers["location"] == "/connexion"
+    assert gone.status_code == 303
+    assert gone.headers["location"] == "/connexion?suite=%2Fmoderation%2Forganisations"

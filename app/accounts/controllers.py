@@ -11,6 +11,7 @@ from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts import return_path
 from app.accounts.deletion import LastAdmin, SoleManager, delete_account
 from app.accounts.guards import require_account, require_current_account, signed_in
 from app.accounts.schemas import SignedIn
@@ -18,6 +19,7 @@ from app.accounts.service import check_link, describe_roles, request_link, sign_
 from app.accounts.sessions import current_account, end_every_session, end_session, start_session
 from app.deps import Db, Web
 from app.http import client_ip
+from app.organisations import space as organisations_space
 from app.organisations.managers import Managed, solely_managed
 from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
@@ -35,9 +37,10 @@ class SignInPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def form(self, request: Request[Any, Any, Any], deconnexion: FromQuery[str | None] = None) -> Template:
+    async def form(self, request: Request[Any, Any, Any], deconnexion: FromQuery[str | None] = None,
+                   suite: FromQuery[str | None] = None) -> Template:
         context = {"values": {}, "errors": {}, "signed_out": deconnexion is not None,
-                   "account": current_account(request)}
+                   "account": current_account(request), "after": return_path.safe(suite)}
         return Template("connexion.html", context=context)
 
     @post("/", request_max_body_size=MAX_BODY)
@@ -52,9 +55,11 @@ class SignInPages(Controller):
                 email=form.get("email"),
                 client_ip=client_ip(request, settings.trusted_proxy_hops),
                 link_ttl=settings.signin_link_ttl_seconds,
+                after=form.get("suite") or "",
             )
         except SignupInvalid as invalid:
-            context = {"values": {"email": form.get("email") or ""}, "errors": invalid.errors, "signed_out": False}
+            context = {"values": {"email": form.get("email") or ""}, "errors": invalid.errors, "signed_out": False,
+                       "after": return_path.safe(form.get("suite"))}
             return Template("connexion.html", context=context, status_code=422)
         return Template("connexion_envoyee.html", context={"minutes": max(1, settings.signin_link_ttl_seconds // 60)})
 
@@ -67,23 +72,27 @@ class SignInPages(Controller):
     @post("/lien", request_max_body_size=MAX_BODY)
     async def confirm(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Redirect:
         token = (await request.form()).get("jeton") or ""
-        account = await sign_in_with_link(
+        used = await sign_in_with_link(
             web.redis, db, secret=web.settings.secret_key.reveal(), token=str(token), now=time.time()
         )
-        start_session(request, account)
-        return Redirect("/mon-espace", status_code=303)
+        start_session(request, used.account)
+        return Redirect(used.after, status_code=303)
 
 
 class AccountPages(Controller):
     include_in_schema = False
 
     @get("/mon-espace", guards=[signed_in])
-    async def space(self, request: Request[Any, Any, Any], db: Db) -> Template:
+    async def space(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Template:
         account = await require_current_account(request)  # the roles it lists and links to are the current ones
         roles = await describe_roles(db, account.roles)
         held = account.roles
+        managed = await organisations_space.managed_by(db, web.places, account.user_id,
+                                                       shown=organisations_space.SPACE_MISSIONS_SHOWN
+                                                       ) if held.organisations else []
         context = {"email": account.email, "roles": roles, "moderator": held.moderator, "coordinator": held.coordinator,
-                   "admin": held.admin, "mission_templates": held.admin or held.coordinator or held.national_referent}
+                   "admin": held.admin, "mission_templates": held.admin or held.coordinator or held.national_referent,
+                   "managed": managed, "volunteer": held.volunteer}
         return Template("mon_espace.html", context=context, headers=PRIVATE)
 
     @post("/deconnexion")

@@ -4,7 +4,8 @@
 stay free of SQL. Every other guard re-reads the roles from PostgreSQL (one indexed query, app/accounts/roles.py)
 before asking its question, and writes them back to the session when they changed, so a revoked role stops working
 at the next request and the handler's `require_account()` sees the current roles. A failure raises a domain error
-that app/errors.py turns into a redirect to /connexion (nobody signed in) or a 403 (signed in, not allowed).
+that app/errors.py turns into a redirect to /connexion (nobody signed in; on a GET, with the page to come back to)
+or a 403 (signed in, not allowed).
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ async def require_current_account(connection: ASGIConnection[Any, Any, Any, Any]
         account = msgspec.structs.replace(account, roles=roles)
         update_account(connection, account)
     return account
+
+
+async def current_or_none(connection: ASGIConnection[Any, Any, Any, Any]) -> SignedIn | None:
+    """As `require_current_account`, for the pages open to everyone: None when signed out or the account is gone."""
+    try:
+        return await require_current_account(connection)
+    except SignInRequired:
+        return None
 
 
 def _require(allowed: Allowed) -> Guard:

@@ -64,6 +64,7 @@ class SignInRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     email: str
     email_normalized: str
+    after: str = ""  # the same-site path to land on once signed in (return_path.safe), "" for the person's space
 
 
 class LinkRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,3 +72,4 @@ class LinkRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     email: str
     email_normalized: str
+    after: str = ""  # carried over from the request

@@ -13,7 +13,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import tokens
+from app.accounts import return_path, tokens
 from app.accounts.models import User
 from app.accounts.ratelimit import SignInLimiter
 from app.accounts.roles import roles_in
@@ -45,11 +45,13 @@ def parse_email(raw: object) -> tuple[str, str]:
 
 
 async def request_link(
-    redis: Redis, rq_connection: SyncRedis, limiter: SignInLimiter, *, email: object, client_ip: str, link_ttl: int
+    redis: Redis, rq_connection: SyncRedis, limiter: SignInLimiter, *, email: object, client_ip: str, link_ttl: int,
+    after: object = "",
 ) -> None:
     """Queues the sign-in e-mail; touches Redis only, and does the same work whether the address is known or not
     (the job decides between a link and an invitation to sign up). Over the per-e-mail limit nothing is queued,
-    but the caller answers the same. Raises `SignupInvalid` or `SignInRateLimited`."""
+    but the caller answers the same. `after`: where the link lands, kept with the request when it is a same-site
+    path. Raises `SignupInvalid` or `SignInRateLimited`."""
     typed, normalized = parse_email(email)
     verdict = await limiter.check(client_ip=client_ip, email_normalized=normalized)
     if verdict.outcome == "ip":
@@ -57,7 +59,7 @@ async def request_link(
     if verdict.outcome == "email":
         return
     key = tokens.new_id()
-    record = SignInRequest(email=typed, email_normalized=normalized)
+    record = SignInRequest(email=typed, email_normalized=normalized, after=return_path.safe(after))
     await redis.set(tokens.request_key(key), msgspec.json.encode(record), ex=link_ttl)
     await asyncio.to_thread(enqueue.send_signin_mail, rq_connection, key)
 
@@ -89,7 +91,7 @@ async def prepare_signin_mail(
     if not await is_known(session, request.email_normalized):
         return SignInMail("signin_unknown", request.email, request.email_normalized, {"base_url": base_url})
     token_id = tokens.new_id()
-    link = LinkRecord(email=request.email, email_normalized=request.email_normalized)
+    link = LinkRecord(email=request.email, email_normalized=request.email_normalized, after=request.after)
     await redis.set(tokens.link_key(token_id), msgspec.json.encode(link), ex=link_ttl)
     token = tokens.mint(secret, token_id, int(now) + link_ttl)
     context = {"link": f"{base_url}/connexion/lien?jeton={token}", "minutes": minutes, "base_url": base_url}
@@ -107,7 +109,13 @@ async def check_link(redis: Redis, *, secret: str, token: str, now: float) -> No
         raise tokens.LinkExpired
 
 
-async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str, token: str, now: float) -> SignedIn:
+@dataclass(frozen=True, slots=True)
+class LinkUsed:
+    account: SignedIn
+    after: str  # where to go now: the path the sign-in was asked from, or the person's space
+
+
+async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str, token: str, now: float) -> LinkUsed:
     """Consumes the link (atomically: a second use finds nothing), creates the user at the first sign-in and computes
     the roles. Raises `LinkInvalid` or `LinkExpired`."""
     link = tokens.read(secret, token, now)
@@ -136,8 +144,9 @@ async def sign_in_with_link(redis: Redis, session: AsyncSession, *, secret: str,
     assert user is not None
     roles = await roles_in(session, user.id, volunteer=volunteer)
     assert roles is not None
-    return SignedIn(user_id=user.id, email=user.email, roles=roles, since=int(now), volunteer_id=volunteer_id,
-                    adult_on=adult_on)
+    account = SignedIn(user_id=user.id, email=user.email, roles=roles, since=int(now), volunteer_id=volunteer_id,
+                       adult_on=adult_on)
+    return LinkUsed(account, return_path.after_sign_in(record.after))
 
 
 async def describe_roles(session: AsyncSession, roles: Roles) -> list[str]:

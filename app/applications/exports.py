@@ -12,18 +12,27 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.applications.schemas import ApplicationRead
+from app.formats import when
 
 TTL_SECONDS = 3600
 PREFIX = "renfort:exports:"
 TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")  # what new_token() makes
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-COLUMNS = ("Prénom", "Nom", "E-mail", "Téléphone", "Commune", "Statut", "Candidature le", "Message")
+COLUMNS = ("Prénom", "Nom", "E-mail", "Téléphone", "Commune", "Statut", "Candidature le (heure de Paris)", "Message")
 
 
 class ExportRequest(msgspec.Struct, frozen=True):
     user_id: int
     mission_id: int
     status: str = "queued"  # queued | ready
+
+
+class ExportProgress(msgspec.Struct, frozen=True):
+    """What the waiting page's script polls (templates/static/waiting.js)."""
+
+    done: bool
+    message: str
+    url: str | None = None
 
 
 class ExportMissing(Exception):
@@ -60,6 +69,13 @@ async def store(redis: Redis, token: str, request: ExportRequest, content: bytes
         await pipe.execute()
 
 
+def progress(token: str, request: ExportRequest) -> ExportProgress:
+    if request.status == "ready":
+        return ExportProgress(True, "Votre fichier est prêt. Il reste disponible une heure.",
+                              f"/exports/{token}/candidatures.csv")
+    return ExportProgress(False, "Le fichier est en préparation.")
+
+
 async def content(redis: Redis, token: str) -> bytes:
     raw = await redis.get(PREFIX + token + ":csv")
     if raw is None:
@@ -75,7 +91,7 @@ def to_csv(applications: list[ApplicationRead]) -> bytes:
     for application in applications:
         writer.writerow([_cell(value) for value in (
             application.first_name, application.last_name, application.email, application.phone or "",
-            application.commune, application.status_label, application.applied_at.strftime("%d/%m/%Y %H:%M"),
+            application.commune, application.status_label, when(application.applied_at, "csv"),
             application.message or "",
         )])
     return ("\ufeff" + buffer.getvalue()).encode()

@@ -18,6 +18,11 @@ STATUS_LABELS: dict[str, str] = {
     Status.DONE: "Mission réalisée",
     Status.PROPOSED: "Proposée par la coordination",
 }
+# An application Redis accepted and the drain has not written to PostgreSQL yet.
+SAVING_LABELS: dict[str, str] = {
+    Status.PENDING: "Envoyée, en cours d'enregistrement",
+    Status.WAITLISTED: "Sur liste d'attente, en cours d'enregistrement",
+}
 # What the person reads after applying (`?resultat=` on the applications page).
 OUTCOME_MESSAGES = {
     "pending": "Votre candidature est envoyée : la structure va l'étudier. Vous recevrez sa réponse par e-mail.",
@@ -51,7 +56,20 @@ class ApplicationRead(msgspec.Struct, frozen=True, kw_only=True):
     email: str = ""
     phone: str | None = None
     commune: str = ""
+    saving: bool = False  # accepted (Redis), not in PostgreSQL yet: `applied_at` is when the page was read
 
     @property
     def cancellable(self) -> bool:
         return self.status in CANCELLABLE
+
+
+class OwnApplication(msgspec.Struct, frozen=True, kw_only=True):
+    """The signed-in volunteer's application to the mission they are looking at."""
+
+    status: str
+    status_label: str
+
+    @property
+    def applied(self) -> bool:
+        """Still an application (a cancelled one may apply again)."""
+        return self.status != Status.CANCELLED

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from redis.asyncio import Redis
 from sqlalchemy import and_, func, or_, select, text
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.accounts.schemas import Roles
 from app.applications.capacity import ApplicationEvent, Applied, Moved, Places, SavedApplication
 from app.applications.models import Application
-from app.applications.schemas import STATUS_LABELS, ApplicationRead
+from app.applications.schemas import SAVING_LABELS, STATUS_LABELS, ApplicationRead, OwnApplication
 from app.applications.statuses import CANCELLABLE
 from app.applications.statuses import ApplicationStatus as Status
 from app.applications.validation import application_message, decline_reason
@@ -39,6 +39,12 @@ DECISIONS = {
     "refuser": (Status.DECLINED, (Status.PENDING, Status.ACCEPTED, Status.WAITLISTED, Status.PROPOSED), "declined"),
     "terminer": (Status.DONE, (Status.ACCEPTED,), "done"),
 }
+FINAL_DECISIONS = frozenset({"refuser", "terminer"})  # cannot be undone: the manager confirms first
+
+
+def decisions_for(status: str) -> tuple[str, ...]:
+    """The decisions an application in this status allows: the applicants page offers these, `move` refuses others."""
+    return tuple(decision for decision, (_, allowed, _) in DECISIONS.items() if status in allowed)
 
 
 class ApplicationsUnavailable(Exception):
@@ -257,11 +263,15 @@ async def decide(places: Places, engine: AsyncEngine, session: AsyncSession, mis
     return done, refused, drain
 
 
+def _mission_path(mission: Mission) -> str:
+    return f"/missions/{mission.id}-{slugify(mission.title)}"
+
+
 def _read(application: Application, mission: Mission, organisation: Organisation, status: str,
           **person: object) -> ApplicationRead:
     return ApplicationRead(
         mission_id=mission.id, mission_title=mission.title,
-        mission_path=f"/missions/{mission.id}-{slugify(mission.title)}", organisation_name=organisation.name,
+        mission_path=_mission_path(mission), organisation_name=organisation.name,
         volunteer_id=application.volunteer_id, status=status,
         status_label=STATUS_LABELS[status], applied_at=application.applied_at, message=application.message,
         reason=application.reason, **person,  # type: ignore[arg-type]
@@ -269,6 +279,9 @@ def _read(application: Application, mission: Mission, organisation: Organisation
 
 
 async def of_volunteer(session: AsyncSession, redis: Redis, volunteer_id: int) -> list[ApplicationRead]:
+    """The volunteer's applications: those PostgreSQL holds, with their current status from Redis, and first those
+    Redis accepted that the drain has not written yet (`saving`), so an application shows the moment it is sent."""
+    places = Places(redis)
     rows = (await session.execute(
         select(Application, Mission, Organisation)
         .join(Mission, Mission.id == Application.mission_id)
@@ -276,9 +289,48 @@ async def of_volunteer(session: AsyncSession, redis: Redis, volunteer_id: int) -
         .where(Application.volunteer_id == volunteer_id)
         .order_by(Application.applied_at.desc())
     )).all()
-    current = await Places(redis).statuses([(mission.id, volunteer_id) for _, mission, _ in rows])
-    return [_read(application, mission, organisation, current.get((mission.id, volunteer_id), application.status))
-            for application, mission, organisation in rows]
+    saved = {mission.id for _, mission, _ in rows}
+    queued = sorted((await places.queued_missions(volunteer_id)) - saved)
+    current = await places.statuses([(mission_id, volunteer_id) for mission_id in [*saved, *queued]])
+    unsaved = {mission_id: current[(mission_id, volunteer_id)] for mission_id in queued
+               if current.get((mission_id, volunteer_id)) not in (None, Status.CANCELLED)}
+    pending: list[ApplicationRead] = []
+    if unsaved:
+        now = datetime.now(UTC)
+        for mission, organisation in (await session.execute(
+            select(Mission, Organisation).join(Organisation, Organisation.id == Mission.organisation_id)
+            .where(Mission.id.in_(list(unsaved))).order_by(Mission.id.desc())
+        )).all():
+            status = unsaved[mission.id]
+            pending.append(ApplicationRead(
+                mission_id=mission.id, mission_title=mission.title, mission_path=_mission_path(mission),
+                organisation_name=organisation.name, volunteer_id=volunteer_id, status=status,
+                status_label=SAVING_LABELS.get(status, STATUS_LABELS.get(status, status)), applied_at=now,
+                saving=True,
+            ))
+    return pending + [
+        _read(application, mission, organisation, current.get((mission.id, volunteer_id), application.status))
+        for application, mission, organisation in rows
+    ]
+
+
+async def mission_title(session: AsyncSession, mission_id: int) -> str | None:
+    title: str | None = await session.scalar(select(Mission.title).where(Mission.id == mission_id))
+    return title
+
+
+async def own_application(session: AsyncSession, redis: Redis, mission_id: int, volunteer_id: int
+                          ) -> OwnApplication | None:
+    """This volunteer's application to this mission, whether saved or only accepted: Redis (ahead of PostgreSQL by at
+    most one drain) first, then PostgreSQL for a mission Redis does not hold."""
+    current = (await Places(redis).statuses([(mission_id, volunteer_id)])).get((mission_id, volunteer_id))
+    saved = await session.scalar(select(Application.status).where(
+        Application.mission_id == mission_id, Application.volunteer_id == volunteer_id))
+    status = current or saved
+    if status is None:
+        return None
+    labels = STATUS_LABELS if saved is not None else SAVING_LABELS
+    return OwnApplication(status=status, status_label=labels.get(status, STATUS_LABELS.get(status, status)))
 
 
 async def of_mission(session: AsyncSession, redis: Redis, mission_id: int, roles: Roles

@@ -20,12 +20,15 @@ from app.accounts.guards import (
     require_account,
     require_current_account,
 )
-from app.accounts.schemas import SignedIn
+from app.accounts.schemas import Roles, SignedIn
 from app.accounts.sessions import current_account
 from app.applications import service as applications
+from app.confirm import Confirmation, confirmed
+from app.confirm import page as confirmation_page
 from app.deps import Db, Web
-from app.http import RowId
-from app.missions import moderation, search, service, templates
+from app.http import RowId, wants_json
+from app.missions import moderation, publishing, search, service, templates
+from app.missions.exceptions import MissionTransitionRefused
 from app.missions.schemas import MissionPage, MissionRead
 from app.missions.validation import FIELDS, MAX_ADDRESSES, TEXT_FIELDS, MissionInvalid
 from app.reference import DOMAINS
@@ -36,7 +39,20 @@ MAX_BODY = 32_768
 MODERATION_QUEUE = "/moderation/missions"
 SENT_BACK = "relecture"
 NOTICES = {SENT_BACK: "Vos modifications changent le contenu de la mission : elle n'est plus en ligne et attend à "
-                      "nouveau la validation du ou de la référent·e de son département."}
+                      "nouveau la validation du ou de la référent·e de son département.",
+           "structure": "La mission n'est pas publiée : la structure doit d'abord être validée par les référent·es "
+                        "de son département.",
+           "dates": "La mission n'est pas publiée : indiquez d'abord une date de début ou son rythme (bouton "
+                    "« Modifier »)."}
+# What the manager confirms before an action that cannot be undone: (question, consequence, button).
+CONFIRMATIONS = {
+    "cancel": ("Voulez-vous vraiment annuler la mission « {title} » ?",
+               "Elle ne sera plus proposée aux bénévoles ; les candidatures en cours sont closes et chaque personne "
+               "est prévenue par e-mail.", "Confirmer l'annulation"),
+    "finish": ("Voulez-vous vraiment terminer la mission « {title} » ?",
+               "Elle ne sera plus proposée aux bénévoles et ne pourra plus être rouverte ; les candidatures en cours "
+               "sont closes.", "Confirmer : terminer la mission"),
+}
 
 
 def _commune_codes(web: WebState, values: dict[str, Any]) -> list[str]:
@@ -88,11 +104,48 @@ def _locked(values: dict[str, Any]) -> dict[str, Any]:
     return text
 
 
+def _action(decision: str) -> str:
+    action = publishing.ACTIONS.get(decision)
+    if action is None:
+        raise NotFoundException
+    return action
+
+
+def _buttons(status: str) -> list[tuple[str, str, bool]]:
+    """(path segment, label, cannot be undone) of the state actions the mission page offers."""
+    return [(segment, publishing.BUTTONS[action], action in publishing.FINAL)
+            for segment, action in publishing.allowed(status).items()]
+
+
+def _refused_notice(status: str, decision: str | None) -> str | None:
+    """Why the action just tried did nothing, from the status as it is now (never text from the query string)."""
+    action = publishing.ACTIONS.get(decision or "")
+    if action is None or action in publishing.allowed(status).values():
+        return None
+    return service.refused_message(status, action)
+
+
+async def _confirm_or_back(db: AsyncSession, mission_id: int, decision: str, action: str,
+                           roles: Roles) -> Template | Redirect:
+    """The confirmation page of an action that cannot be undone, or back to the mission when its status no longer
+    allows the action."""
+    mission = (await service.edit_form(db, mission_id, roles)).mission
+    if action not in publishing.allowed(mission.status).values():
+        return Redirect(f"{mission.path}?refus={decision}", status_code=303)
+    if action not in publishing.FINAL:
+        return Redirect(mission.path, status_code=303)
+    question, consequence, button = CONFIRMATIONS[action]
+    return confirmation_page(Confirmation(
+        question=question.format(title=mission.title), consequence=consequence,
+        action=f"/missions/{mission.id}/statut/{decision}", button=button, back=(mission.path, "Revenir à la mission"),
+    ))
+
+
 def _template_number(raw: object) -> int | None:
     text = str(raw or "").strip()
     if not text:
         return None
-    if not text.isdecimal() or len(text) > 18:
+    if not (text.isascii() and text.isdecimal()) or len(text) > 18:
         raise MissionInvalid({"modele": templates.NOT_OFFERED})
     return int(text)
 
@@ -124,9 +177,9 @@ class MissionPages(Controller):
 
     @get("/{reference:str}")
     async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], web: Web, db: Db,
-                   info: FromQuery[str | None] = None) -> Template | Redirect:
+                   info: FromQuery[str | None] = None, refus: FromQuery[str | None] = None) -> Template | Redirect:
         number, _, slug = reference.partition("-")
-        if not number.isdecimal() or len(number) > 18:
+        if not (number.isascii() and number.isdecimal()) or len(number) > 18:
             raise NotFoundException
 
         async def current() -> SignedIn | None:
@@ -140,10 +193,15 @@ class MissionPages(Controller):
         if slug != mission.slug:
             return Redirect(mission.path, status_code=301)
         taken = await applications.taken_places(web.places, web.engine, mission.id)  # live, from Redis
-        context = {"mission": mission, "view": view, "manager": view.manager, "account": current_account(request),
-                   "actions": service.allowed_actions(mission.status), "places_left": max(0, mission.places - taken),
-                   "notice": NOTICES.get(info or "") if view.manager else None}
-        private = not mission.online or view.manager or view.moderator or view.prioritiser
+        account = current_account(request)
+        own = (await applications.own_application(db, web.redis, mission.id, account.volunteer_id)
+               if account is not None and account.volunteer_id is not None else None)
+        context = {"mission": mission, "view": view, "manager": view.manager, "account": account, "own": own,
+                   "actions": _buttons(mission.status), "places_left": max(0, mission.places - taken),
+                   "editable": mission.status in service.EDITABLE, "duplicable": mission.status != "suspended",
+                   "notice": (NOTICES.get(info or "") or _refused_notice(mission.status, refus)) if view.manager
+                   else None}
+        private = not mission.online or view.manager or view.moderator or view.prioritiser or account is not None
         return Template("mission.html", context=context, headers=PRIVATE if private else None)
 
     @get("/{mission_id:int}/modifier", guards=[privileged])
@@ -172,15 +230,31 @@ class MissionPages(Controller):
         return Redirect(f"{saved.mission.path}?info={SENT_BACK}" if saved.sent_back else saved.mission.path,
                         status_code=303)
 
-    @post("/{mission_id:int}/statut/{decision:str}", guards=[privileged])
+    @get("/{mission_id:int}/statut/{decision:str}", guards=[privileged])
+    async def confirm(
+        self, request: Request[Any, Any, Any], mission_id: RowId, decision: FromPath[str], db: Db
+    ) -> Template | Redirect:
+        """A link to an action that cannot be undone: its confirmation page (a GET never changes anything)."""
+        return await _confirm_or_back(db, mission_id, decision, _action(decision), require_account(request).roles)
+
+    @post("/{mission_id:int}/statut/{decision:str}", guards=[privileged], request_max_body_size=MAX_BODY)
     async def decide(
         self, request: Request[Any, Any, Any], mission_id: RowId, decision: FromPath[str], web: Web, db: Db
-    ) -> Redirect:
-        action = service.ACTIONS.get(decision)
-        if action is None:
-            raise NotFoundException
-        mission = await service.transition(db, mission_id, action=action, roles=require_account(request).roles,
-                                           trusted_after=web.settings.trusted_organisation_missions)
+    ) -> Template | Redirect:
+        action = _action(decision)
+        roles = require_account(request).roles
+        if action in publishing.FINAL and not confirmed(await request.form()):
+            return await _confirm_or_back(db, mission_id, decision, action, roles)
+        try:
+            mission = await service.transition(db, mission_id, action=action, roles=roles,
+                                               trusted_after=web.settings.trusted_organisation_missions)
+        except MissionTransitionRefused as refused:
+            if refused.notice is None or wants_json(request):
+                raise
+            # Back to the mission, which says why from its status as it is now.
+            path = (await service.edit_form(db, mission_id, roles)).mission.path
+            query = f"refus={decision}" if refused.notice == "etat" else f"info={refused.notice}"
+            return Redirect(f"{path}?{query}", status_code=303)
         return Redirect(mission.path, status_code=303)
 
     @post("/{mission_id:int}/dupliquer", guards=[privileged])

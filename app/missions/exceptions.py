@@ -14,11 +14,13 @@ class MissionForbidden(Exception):
 
 
 class MissionTransitionRefused(Exception):
-    """The status does not allow this action; `message` is French, for the person."""
+    """The status does not allow this action; `message` is French, for the person. `notice`, when set, is the key
+    of the notice the mission page shows instead ("etat": the status changed; "structure", "dates")."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, notice: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.notice = notice
 
 
 class MissionDecisionForbidden(RoleRequired):

@@ -11,6 +11,7 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
+from sqlalchemy import select
 
 from app.accounts.controllers import PRIVATE
 from app.accounts.guards import RoleRequired, moderator, require_account, require_current_account
@@ -19,6 +20,7 @@ from app.http import RowId
 from app.missions import moderation, templates
 from app.missions.validation import TEXT_FIELDS, MissionInvalid
 from app.reference import DOMAINS
+from surge.emergencies.models import Emergency
 
 MAX_BODY = 32_768
 TEMPLATES = "/modeles-missions"
@@ -45,7 +47,11 @@ class MissionModerationPages(Controller):
     @get("/")
     async def queue(self, request: Request[Any, Any, Any], db: Db) -> Template:
         queue = await moderation.queue(db, require_account(request).roles)
-        return Template("moderation_missions.html", context={"queue": queue}, headers=PRIVATE)
+        slugs = {item.mission.emergency_slug for items in queue.values() for item in items} - {None}
+        titles = dict((await db.execute(select(Emergency.slug, Emergency.title)
+                                        .where(Emergency.slug.in_(slugs)))).all()) if slugs else {}
+        return Template("moderation_missions.html", context={"queue": queue, "emergency_titles": titles},
+                        headers=PRIVATE)
 
     @post("/{mission_id:int}/{decision:str}", request_max_body_size=MAX_BODY)
     async def decide(self, request: Request[Any, Any, Any], mission_id: RowId, decision: FromPath[str],

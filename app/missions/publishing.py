@@ -14,6 +14,31 @@ from app.missions.models import Mission, MissionAddress, MissionModeration, Miss
 # Decisions that cost an organisation its trust for 12 months.
 BLAMES = ("refuse", "suspend")
 
+# The managers' side of the lifecycle: (status, action) → new status. A draft's "publish" may go further than
+# awaiting_validation: see `target`. The referents' side is in moderation.py.
+TRANSITIONS = {
+    ("draft", "publish"): "awaiting_validation",
+    ("published", "close"): "full",
+    ("full", "reopen"): "published",
+    ("published", "finish"): "finished",
+    ("full", "finish"): "finished",
+    ("draft", "cancel"): "cancelled",
+    ("awaiting_validation", "cancel"): "cancelled",
+    ("published", "cancel"): "cancelled",
+    ("full", "cancel"): "cancelled",
+    ("suspended", "cancel"): "cancelled",
+}
+ACTIONS = {"publier": "publish", "completer": "close", "rouvrir": "reopen", "terminer": "finish", "annuler": "cancel"}
+BUTTONS = {"publish": "Publier", "close": "Marquer complète", "reopen": "Rouvrir", "finish": "Terminer la mission",
+           "cancel": "Annuler la mission"}
+FINAL = frozenset({"finish", "cancel"})  # cannot be undone: the manager confirms first
+
+
+def allowed(status: str) -> dict[str, str]:
+    """The managers' actions from this status, French path segment → action: the mission page offers exactly these
+    and `service.transition` refuses any other."""
+    return {segment: action for segment, action in ACTIONS.items() if (status, action) in TRANSITIONS}
+
 
 @dataclass(frozen=True, slots=True)
 class Content:

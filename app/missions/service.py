@@ -36,21 +36,9 @@ from app.volunteers import age
 from queues import enqueue
 from surge.emergencies import service as emergencies
 
-# (status, action) → new status, for the managers; anything else is an illegal transition (409). A draft's
-# "publish" may go further than awaiting_validation: see publishing.target.
-TRANSITIONS = {
-    ("draft", "publish"): "awaiting_validation",
-    ("published", "close"): "full",
-    ("full", "reopen"): "published",
-    ("published", "finish"): "finished",
-    ("full", "finish"): "finished",
-    ("draft", "cancel"): "cancelled",
-    ("awaiting_validation", "cancel"): "cancelled",
-    ("published", "cancel"): "cancelled",
-    ("full", "cancel"): "cancelled",
-    ("suspended", "cancel"): "cancelled",
-}
-ACTIONS = {"publier": "publish", "completer": "close", "rouvrir": "reopen", "terminer": "finish", "annuler": "cancel"}
+# The managers' state machine lives in publishing.py (the page's buttons and `transition` both read it).
+TRANSITIONS = publishing.TRANSITIONS
+ACTIONS = publishing.ACTIONS
 ACTION_LABELS = {"publish": "publiée", "close": "marquée complète", "reopen": "rouverte", "finish": "terminée",
                  "cancel": "annulée", "validate": "validée", "refuse": "refusée", "suspend": "suspendue",
                  "reinstate": "rétablie"}
@@ -307,10 +295,12 @@ async def change_status(session: AsyncSession, mission: Mission, target: str, *,
 
 
 def refusal(mission: Mission, action: str) -> MissionTransitionRefused:
-    return MissionTransitionRefused(
-        f"Cette mission est « {STATUS_LABELS[mission.status].lower()} » : "
-        f"elle ne peut pas être {ACTION_LABELS[action]}."
-    )
+    return MissionTransitionRefused(refused_message(mission.status, action), notice="etat")
+
+
+def refused_message(status: str, action: str) -> str:
+    label = STATUS_LABELS[status].lower()
+    return f"Cette mission est déjà « {label} » : elle ne peut pas être {ACTION_LABELS[action]}."
 
 
 async def transition(session: AsyncSession, mission_id: int, *, action: str, roles: Roles,
@@ -319,17 +309,18 @@ async def transition(session: AsyncSession, mission_id: int, *, action: str, rol
     `trusted_after`: settings.trusted_organisation_missions."""
     mission, organisation = await load(session, mission_id, lock=True)
     check_manager(roles, mission)
-    target = TRANSITIONS.get((mission.status, action))
-    if target is None:
+    if action not in publishing.allowed(mission.status).values():
         raise refusal(mission, action)
+    target = TRANSITIONS[(mission.status, action)]
     if action == "publish":
         if not organisation_is_online(organisation.status):
             raise MissionTransitionRefused(
-                "La structure doit être validée par la coordination avant de publier ses missions."
+                "La structure doit être validée par la coordination avant de publier ses missions.", notice="structure"
             )
         if mission.start_date is None and mission.schedule is None:
             raise MissionTransitionRefused(
-                "Indiquez une date de début ou le rythme de la mission (bouton « Modifier ») avant de la publier."
+                "Indiquez une date de début ou le rythme de la mission (bouton « Modifier ») avant de la publier.",
+                notice="dates",
             )
         target = await publishing.target(session, mission, trusted_after=trusted_after)
     await change_status(session, mission, target)  # a refusal's reason has been answered by publishing again
@@ -338,7 +329,7 @@ async def transition(session: AsyncSession, mission_id: int, *, action: str, rol
 
 def allowed_actions(status: str) -> dict[str, str]:
     """The managers' buttons for a mission in this status: French path segment → action."""
-    return {decision: action for decision, action in ACTIONS.items() if (status, action) in TRANSITIONS}
+    return publishing.allowed(status)
 
 
 async def mission_page(session: AsyncSession, mission_id: int, viewer: SignedIn | None,

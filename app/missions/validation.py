@@ -149,7 +149,7 @@ def validate_mission(data: dict[str, Any], postcodes: PostcodeIndex, *, today: d
         errors["start_date"] = "Indiquez une date de début, ou décrivez le rythme de la mission."
     raw_places = str(data["places"]) if isinstance(data.get("places"), int) else fields.text(
         "places", LABELS["places"], TYPED_LENGTH)
-    places = int(raw_places) if raw_places.isdecimal() and len(raw_places) < 6 else 0
+    places = int(raw_places) if raw_places.isascii() and raw_places.isdecimal() and len(raw_places) < 6 else 0
     if places <= 0:
         errors["places"] = "Indiquez un nombre de places (1 au moins)."
     emergency_slug = fields.text("emergency_slug", LABELS["emergency_slug"], length_of(Mission.emergency_slug))

@@ -10,11 +10,11 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from app.accounts.controllers import PRIVATE
-from app.accounts.guards import moderator, organisation_manager, require_account, signed_in
+from app.accounts.guards import current_or_none, moderator, organisation_manager, require_account, signed_in
 from app.accounts.sessions import current_account, update_account
 from app.deps import Db, Web
 from app.http import RowId
-from app.organisations import service
+from app.organisations import service, space
 from app.organisations.validation import TYPE_LABELS, OrganisationInvalid
 from app.state import WebState
 
@@ -85,16 +85,18 @@ class OrganisationPages(Controller):
         return Redirect(organisation.path, status_code=303)
 
     @get("/{reference:str}")
-    async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], db: Db) -> Template | Redirect:
+    async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], web: Web,
+                   db: Db) -> Template | Redirect:
         number, _, slug = reference.partition("-")
-        if not number.isdecimal() or len(number) > 18:
+        if not (number.isascii() and number.isdecimal()) or len(number) > 18:
             raise NotFoundException
-        page = await service.showcase(db, int(number), current_account(request))
+        page = await service.showcase(db, int(number), current_account(request), lambda: current_or_none(request))
         if slug != page.organisation.slug:
             return Redirect(page.organisation.path, status_code=301)
-        headers = PRIVATE if not page.organisation.online else None
-        return Template("organisation.html", context={"page": page, "organisation": page.organisation},
-                        headers=headers)
+        groups, more = await space.missions_by_status(db, web.places, page.organisation.id, manager=page.manager)
+        headers = PRIVATE if not page.organisation.online or page.manager else None
+        context = {"page": page, "organisation": page.organisation, "groups": groups, "more_missions": more}
+        return Template("organisation.html", context=context, headers=headers)
 
 
 class ModerationPages(Controller):

@@ -13,6 +13,8 @@ from litestar.response import Redirect, Template
 from app.accounts.controllers import PRIVATE
 from app.accounts.guards import organisation_manager, require_account, signed_in
 from app.accounts.sessions import update_account
+from app.confirm import Confirmation, confirmed
+from app.confirm import page as confirmation_page
 from app.deps import Db, Web
 from app.http import RowId
 from app.organisations import managers, space
@@ -36,7 +38,7 @@ def last_manager(request: Request[Any, Any, Any], _: LastManager) -> Response[An
     message = ("Vous êtes la seule personne à gérer cette structure : vous ne pouvez pas la quitter, elle resterait "
                "sans gestionnaire. Invitez d'abord un·e autre gestionnaire ; une fois son invitation acceptée, vous "
                "pourrez partir.")
-    context = {"status": 409, "message": message, "errors": {},
+    context = {"status": 409, "message": message, "errors": {}, "signed_in": True,
                "action": (f"/organisations/{organisation_id}/gestionnaires", "Inviter un·e gestionnaire")}
     return Template("error.html", context=context, status_code=409, headers=PRIVATE)
 
@@ -85,8 +87,17 @@ class ManagerPages(Controller):
         return Redirect(f"/organisations/{organisation_id}/gestionnaires?info=annulee", status_code=303)
 
     @post("/quitter", guards=[MANAGER], request_max_body_size=MAX_BODY)
-    async def leave(self, request: Request[Any, Any, Any], organisation_id: RowId, db: Db) -> Redirect:
+    async def leave(self, request: Request[Any, Any, Any], organisation_id: RowId, db: Db) -> Template | Redirect:
         account = require_account(request)
+        if not confirmed(await request.form()):
+            team = await managers.team(db, organisation_id)
+            back = f"/organisations/{organisation_id}/gestionnaires"
+            return confirmation_page(Confirmation(
+                question=f"Voulez-vous vraiment quitter la structure « {team.organisation_name} » ?",
+                consequence="Vous ne pourrez plus gérer la structure ni ses missions. Pour revenir, il faudra qu'un·e "
+                            "autre gestionnaire vous invite à nouveau.",
+                action=f"{back}/quitter", button="Confirmer : quitter la structure", back=(back, "Revenir"),
+            ))
         await managers.leave(db, organisation_id, account.user_id)
         kept = tuple(managed for managed in account.roles.organisations if managed != organisation_id)
         update_account(request, msgspec.structs.replace(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -235,13 +236,18 @@ class Showcase:
     moderator: bool
 
 
-async def showcase(session: AsyncSession, organisation_id: int, viewer: SignedIn | None) -> Showcase:
+async def showcase(session: AsyncSession, organisation_id: int, viewer: SignedIn | None,
+                   current: Callable[[], Awaitable[SignedIn | None]]) -> Showcase:
     """Only validated organisations are public; the others are a 404 for everyone but their managers and moderators,
-    who see a preview."""
+    who see a preview (and every mission). The session's roles only say whom to ask again: when they claim a right on
+    this organisation, `current` reads the roles as PostgreSQL holds them now (anonymous visitors never pay it)."""
     organisation, commune = await _load(session, organisation_id)
     read = _read(organisation, commune)
-    manager = viewer is not None and viewer.roles.manages(organisation_id)
-    moderator = viewer is not None and may_moderate(viewer.roles, commune.department_code)
+    roles = viewer.roles if viewer is not None else Roles()
+    if roles.manages(organisation_id) or may_moderate(roles, commune.department_code):
+        now = await current()
+        roles = now.roles if now is not None else Roles()
+    manager, moderator = roles.manages(organisation_id), may_moderate(roles, commune.department_code)
     if not read.online and not (manager or moderator):
         raise OrganisationNotFound
     return Showcase(read, manager, moderator)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromQuery
@@ -14,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.controllers import PRIVATE
 from app.accounts.guards import admin, require_account
 from app.deps import Db
+from app.formats import when
 from app.roles import service
 from app.roles.schemas import ACTION_LABELS, ROLE_LABELS, Actor, JournalEntry, Role
 from app.roles.scopes import RoleInvalid, RoleRefused, describe, parse_role, parse_scope, requested_scope
 
 PAGE = "/administration/roles"
 MAX_BODY = 8_192
-PARIS = ZoneInfo("Europe/Paris")
 # The confirmations a redirect names by code: the address stays out of URLs (and so out of access logs).
 DONE = {
     "attribue": "Le rôle est attribué. La personne peut dès maintenant demander un lien de connexion sur la page "
@@ -45,7 +44,7 @@ async def _page(db: AsyncSession, *, values: dict[str, Any] | None = None, error
     departments, regions = await service.place_names(db)
     holdings = await service.holders(db)
     entries = [
-        {"at": entry.at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M"), "actor": entry.actor,
+        {"at": when(entry.at), "actor": entry.actor,
          "subject": entry.subject or "compte supprimé", "what": _what(entry, departments, regions)}
         for entry in await service.journal(db)
     ]

@@ -5,7 +5,6 @@ at each request); the page stays open in maintenance and under load shedding (pa
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromQuery
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.controllers import PRIVATE
 from app.accounts.guards import admin, require_account
 from app.deps import Db, Web
+from app.formats import when
 from app.state import WebState
 from app.switches import service
 from app.switches.schemas import ADMIN, DESCRIPTIONS, LABELS, Switch
@@ -22,7 +22,6 @@ from app.switches.service import SwitchRefused
 
 PAGE = "/administration/interrupteurs"
 MAX_BODY = 4_096
-PARIS = ZoneInfo("Europe/Paris")
 DONE = {
     "active": "L'interrupteur est activé : chaque serveur web l'applique dans les secondes qui viennent.",
     "desactive": "L'interrupteur est désactivé : chaque serveur web revient à la normale dans les secondes qui "
@@ -31,16 +30,12 @@ DONE = {
 }
 
 
-def _when(entry_at: Any) -> str:
-    return str(entry_at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M:%S"))
-
-
 async def _page(web: WebState, db: AsyncSession, *, done: str | None = None, errors: dict[str, str] | None = None,
                 values: dict[str, str] | None = None, status: int = 200) -> Template:
     await service.copy_journal(db, web.switches.store)
     board = web.switches
     journal = [
-        {"at": _when(entry.at), "switch": LABELS.get(entry.switch, entry.switch),
+        {"at": when(entry.at, "datetime_seconds"), "switch": LABELS.get(entry.switch, entry.switch),
          "change": f"{'activé' if entry.was_on else 'désactivé'} → {'activé' if entry.on else 'désactivé'}",
          "actor": "commande" if entry.actor != ADMIN else entry.actor_email or "compte supprimé",
          "reason": entry.reason or ""}

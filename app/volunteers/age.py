@@ -5,9 +5,8 @@ whatever the server's time zone."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
-PARIS = ZoneInfo("Europe/Paris")
+from app.formats import PARIS
 
 
 def today() -> date:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
@@ -12,18 +11,19 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.deps import Web
+from app.formats import PARIS
 from app.geo.index import CommuneChoice
 from app.http import client_ip
 from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
 from app.switches import pages as switch_pages
 from app.text_rules import TextRefused, clean_text, json_object
+from app.volunteers import emergency
 from app.volunteers.intake import Accepted
 from app.volunteers.schemas import ReceiptStatus, SignupAccepted
 from app.volunteers.service import accept_signup
 from app.volunteers.validation import SignupInvalid
 
-PARIS = ZoneInfo("Europe/Paris")
 MAX_BODY = 16_384
 IDEMPOTENCY_KEY_LENGTH = 200
 
@@ -89,15 +89,23 @@ def _form_values(form: Any) -> dict[str, Any]:
 class SignupPages(Controller):
     path = "/inscription"
 
-    def _page(self, web: WebState, values: dict[str, Any], errors: dict[str, str], status: int = 200) -> Template:
+    async def _page(self, web: WebState, values: dict[str, Any], errors: dict[str, str],
+                    status: int = 200) -> Template:
         postal_code = str(values.get("postal_code") or "").strip()
         communes = web.postcodes.communes(postal_code)
+        values = {k: v for k, v in values.items() if k != "website"}
+        asked = str(values.get("emergency") or "")[:200]
+        found, known = await emergency.lookup(web, asked) if asked else (None, True)
+        if known:  # an unknown or closed emergency: a plain sign-up, said so on the page
+            values["emergency"] = found.slug if found is not None and found.live else ""
         context = {
-            "values": {k: v for k, v in values.items() if k != "website"},
+            "values": values,
             "errors": errors,
             "domains": DOMAINS,
             "availability": AVAILABILITY,
             "communes": communes if len(communes) > 1 else (),
+            "emergency": found,
+            "emergency_missing": bool(asked) and known and found is None,
         }
         return Template("inscription.html", context=context, status_code=status)
 
@@ -105,7 +113,7 @@ class SignupPages(Controller):
     async def form(self, web: Web, urgence: FromQuery[str | None] = None) -> Template:
         if not web.switches.redis_reachable:  # where sign-ups wait: said before the form is filled in, not after
             return switch_pages.page(switch_pages.SIGNUP_UNAVAILABLE)
-        return self._page(web, {"emergency": urgence or ""}, {})
+        return await self._page(web, {"emergency": urgence or ""}, {})
 
     @post("/", request_max_body_size=MAX_BODY)
     async def submit_form(self, request: Request[Any, Any, Any], web: Web) -> Template | Redirect:
@@ -115,7 +123,7 @@ class SignupPages(Controller):
         try:
             accepted = await submit(web, request, values)
         except SignupInvalid as invalid:
-            return self._page(web, values, invalid.errors, status=422)
+            return await self._page(web, values, invalid.errors, status=422)
         return Redirect(f"/inscription/merci?recu={accepted.receipt}", status_code=303)
 
     @get("/merci")

@@ -9,7 +9,6 @@ the previous copy. The queue figures are a few Redis reads, taken live at every 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import msgspec
 from redis.asyncio import Redis
@@ -19,6 +18,9 @@ from app.accounts.schemas import Roles
 from app.applications.capacity import PREFIX as APPLICATIONS_PREFIX
 from app.cache import CacheKeys, Policy, shared
 from app.durable_queue import DurableQueue
+from app.formats import decimal, when
+from app.maps.render import Choropleth, choropleth
+from app.maps.shapes import department_codes
 from app.volunteers.signup_queue import SignupQueue
 from surge.coordination import figures
 from surge.dispatch.runs import STATUS_LABELS as RUN_LABELS
@@ -32,7 +34,6 @@ FRESH_SECONDS = 4  # below the page's 5 s poll, so each poll sees figures at mos
 KEEP_SECONDS = 120
 # Inline: the figures are computed on the polling coordinator's own session, which holds a pooled connection already.
 POLICY = Policy(fresh_seconds=FRESH_SECONDS, keep_seconds=KEEP_SECONDS, rebuild_in_background=False)
-PARIS = ZoneInfo("Europe/Paris")
 SHOWN = ("live", "draft")  # closed emergencies are listed, not measured
 RUN_COUNTS = {"planning": "en calcul", "planned": "prête(s) à engager", "failed": "en échec",
               "committing": "en cours d'envoi", "committed": "envoyée(s)", "cancelled": "annulée(s)"}
@@ -79,6 +80,7 @@ class EmergencyFigures(msgspec.Struct, frozen=True, kw_only=True):
     runs_summary: str  # the same, in French
     runs: list[RunFigures]
     computed_at: str  # ISO 8601, UTC
+    coverage_map: Choropleth | None = None  # volunteers per 1,000 inhabitants, every department of the scope
 
 
 class QueueFigures(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,7 +99,7 @@ class Dashboard(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _minute_label(epoch_minute: int) -> str:
-    return datetime.fromtimestamp(epoch_minute * 60, PARIS).strftime("%H:%M")
+    return when(datetime.fromtimestamp(epoch_minute * 60, UTC), "time")
 
 
 def _department(row: figures.DepartmentCoverage) -> DepartmentFigures:
@@ -110,7 +112,7 @@ def _run(outcome: figures.RunOutcome) -> RunFigures:
     answers = outcome.answers
     return RunFigures(
         id=outcome.id, status=outcome.status, label=RUN_LABELS.get(outcome.status, outcome.status),
-        created_at=outcome.created_at.astimezone(PARIS).strftime("%d/%m %H:%M"), planned=outcome.planned,
+        created_at=when(outcome.created_at, "short"), planned=outcome.planned,
         proposed=outcome.proposed, waiting=answers.get("proposed", 0),
         accepted=answers.get("accepted", 0) + answers.get("done", 0), declined=answers.get("declined", 0),
         cancelled=answers.get("cancelled", 0),
@@ -125,13 +127,15 @@ def _runs_summary(by_status: dict[str, int]) -> str:
 
 
 def paris_time(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(PARIS).strftime("%H:%M:%S")
+    return when(datetime.fromisoformat(iso), "time_seconds")
 
 
 async def compute(session: AsyncSession, emergency: Emergency, *, now: datetime) -> EmergencyFigures:
     first, per_minute = await figures.signups_per_minute(session, emergency.slug, now=now)
     totals = await counters(session, emergency.slug)
     coverage = await figures.coverage(session, emergency.slug, list(emergency.departments))
+    # A national emergency's table shows its best-covered departments; its map shows every department.
+    mapped = coverage if emergency.departments else await figures.coverage(session, emergency.slug, department_codes())
     by_status, runs = await figures.dispatch_runs(session, emergency.id)
     return EmergencyFigures(
         slug=emergency.slug, title=emergency.title, status=emergency.status,
@@ -141,8 +145,16 @@ async def compute(session: AsyncSession, emergency: Emergency, *, now: datetime)
         places_open=totals.places_open, places_filled=totals.places_filled,
         coverage=[_department(row) for row in coverage], runs_by_status=by_status,
         runs_summary=_runs_summary(by_status), runs=[_run(run) for run in runs],
-        computed_at=now.isoformat(),
+        computed_at=now.isoformat(), coverage_map=_coverage_map(mapped, emergency.departments),
     )
+
+
+def _coverage_map(rows: list[figures.DepartmentCoverage], scope: list[str]) -> Choropleth:
+    return choropleth({row.code: row.per_thousand(row.volunteers) for row in rows},
+                      caption="Bénévoles inscrits depuis la page de l'urgence, par département de résidence",
+                      unit="bénévoles pour 1 000 habitants", scope=scope, shown=lambda value: decimal(value, 2),
+                      resolution=0.01,
+                      no_data="pas de population connue", outside="hors du périmètre de l'urgence")
 
 
 async def emergency_figures(session: AsyncSession, redis: Redis, emergency: Emergency) -> EmergencyFigures:

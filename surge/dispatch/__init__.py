@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         Volunteer,
         accepts,
         plan_dispatch,
+        reason_already_applied,
         reason_no_domain,
         reason_out_of_range,
         reason_too_young,
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from surge.dispatch.geometry import haversine_km
 
 _ENGINE = {"REASON_FULL", "REASON_UNAVAILABLE", "Assignment", "Mission", "MissionFill", "Plan", "Unassigned",
-           "Volunteer", "accepts", "plan_dispatch", "reason_no_domain", "reason_out_of_range", "reason_too_young"}
+           "Volunteer", "accepts", "plan_dispatch", "reason_already_applied", "reason_no_domain", "reason_out_of_range",
+           "reason_too_young"}
 
 
 def __getattr__(name: str) -> Any:
@@ -51,6 +53,7 @@ __all__ = [
     "accepts",
     "haversine_km",
     "plan_dispatch",
+    "reason_already_applied",
     "reason_no_domain",
     "reason_out_of_range",
     "reason_too_young",

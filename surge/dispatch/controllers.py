@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
@@ -21,8 +20,10 @@ from app.accounts.guards import privileged, require_account
 from app.applications.models import Application
 from app.db.base import unit_of_work
 from app.deps import Db, Web
+from app.formats import integer
 from app.geo.models import Commune
 from app.http import RowId
+from app.maps.render import Choropleth, choropleth
 from app.reference import AVAILABILITY, DOMAINS
 from app.text_rules import TextFields
 from app.volunteers.models import Volunteer
@@ -32,6 +33,13 @@ from surge.emergencies.models import Emergency
 
 MAX_BODY = 65_536  # a thousand mission boxes ticked
 MAX_MISSIONS = 5_000
+# The confirmations a redirect names by code (`?fait=`): the run page never shows text from its URL.
+DONE = {
+    "envoi-lance": "Envoi des propositions lancé.",
+    "deja-engagee": "Cette mobilisation est déjà engagée : rien n'est refait.",
+    "annulee-retiree": "Mobilisation annulée : les propositions sans réponse sont retirées et leurs places libérées.",
+    "annulee": "Mobilisation annulée.",
+}
 
 
 def _page(status: int, message: str, action: tuple[str, str] | None = None) -> Template:
@@ -92,6 +100,19 @@ async def _names(session: AsyncSession, volunteer_ids: list[int]) -> dict[int, s
     return {i: f"{first} {last[:1]}. ({commune})" for i, first, last, commune in rows}
 
 
+def _coverage_map(emergency: Emergency, preview: dict[str, Any]) -> Choropleth | None:
+    """The share of the open places the plan fills, by department of the missions."""
+    departments = preview.get("departments") or []
+    if not departments:
+        return None
+    shares = {str(d["code"]): 100 * int(d["proposed"]) / int(d["open"]) if int(d["open"]) else None
+              for d in departments}
+    return choropleth(shares, caption="Couverture des besoins par le plan, par département des missions",
+                      unit="part des places ouvertes pourvues, en %", scope=[*emergency.departments, *shares],
+                      shown=lambda share: f"{integer(share)}\u00a0%", resolution=1, up_to=100,
+                      no_data="aucune place ouverte visée", outside="hors du périmètre de l'urgence")
+
+
 class DispatchPages(Controller):
     path = "/coordination/urgences/{slug:str}/mobilisation"
     include_in_schema = False
@@ -126,7 +147,7 @@ class DispatchPages(Controller):
 
     @get("/{run_id:int}", guards=[privileged])
     async def run_page(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId, db: Db,
-                       info: FromQuery[str | None] = None) -> Template:
+                       fait: FromQuery[str | None] = None) -> Template:
         emergency = await runs.emergency_for(db, slug, require_account(request).roles)
         view = await runs.run_of(db, emergency, run_id)
         unassigned = view.run.preview.get("unassigned", [])
@@ -136,8 +157,16 @@ class DispatchPages(Controller):
             .group_by(Application.status)
         )}
         context = {"emergency": emergency, "view": view, "run": view.run, "names": names, "answers": answers,
-                   "info": info}
+                   "info": DONE.get(fait or ""), "waiting": runs.WAITING.get(view.run.status),
+                   "coverage_map": _coverage_map(emergency, view.run.preview)}
         return Template("mobilisation_plan.html", context=context, headers=PRIVATE)
+
+    @get("/{run_id:int}/etat", guards=[privileged])
+    async def run_progress(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId,
+                           db: Db) -> Response[runs.RunProgress]:
+        """The run page's poll while a job works on the run: guarded like the page."""
+        emergency = await runs.emergency_for(db, slug, require_account(request).roles)
+        return Response(runs.progress((await runs.run_of(db, emergency, run_id)).run), headers=PRIVATE)
 
     @post("/{run_id:int}/engager", guards=[privileged])
     async def commit(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId,
@@ -148,9 +177,8 @@ class DispatchPages(Controller):
             start = await runs.request_commit(session, emergency, run_id, account.user_id)
         if start:
             await asyncio.to_thread(enqueue.commit_dispatch, web.rq_connection, run_id)
-        info = "Envoi des propositions lancé." if start else "Cette mobilisation est déjà engagée : rien n'est refait."
-        return Redirect(f"/coordination/urgences/{emergency.slug}/mobilisation/{run_id}?info={quote(info)}",
-                        status_code=303)
+        done = "envoi-lance" if start else "deja-engagee"
+        return Redirect(f"/coordination/urgences/{emergency.slug}/mobilisation/{run_id}?fait={done}", status_code=303)
 
     @post("/{run_id:int}/annuler", guards=[privileged])
     async def cancel(self, request: Request[Any, Any, Any], slug: FromPath[str], run_id: RowId,
@@ -161,10 +189,8 @@ class DispatchPages(Controller):
             withdraw = await runs.request_cancel(session, emergency, run_id, account.user_id)
         if withdraw:
             await asyncio.to_thread(enqueue.withdraw_dispatch, web.rq_connection, run_id)
-        info = ("Mobilisation annulée : les propositions sans réponse sont retirées et leurs places libérées."
-                if withdraw else "Mobilisation annulée.")
-        return Redirect(f"/coordination/urgences/{emergency.slug}/mobilisation/{run_id}?info={quote(info)}",
-                        status_code=303)
+        done = "annulee-retiree" if withdraw else "annulee"
+        return Redirect(f"/coordination/urgences/{emergency.slug}/mobilisation/{run_id}?fait={done}", status_code=303)
 
 
 class ProposalPages(Controller):

@@ -3,14 +3,14 @@
 Rules, in this order of importance:
 
 1. each volunteer at most once, no mission over its open places, no pair farther apart than `max_km`
-   (great-circle distance), no pair the volunteer's domains exclude and nobody under 18 on a mission closed to
-   minors (`accepts`);
+   (great-circle distance), no pair the volunteer's domains exclude, nobody under 18 on a mission closed to
+   minors and nobody on a mission they already applied to (`accepts`);
 2. as many priority places filled as possible: the maximum, a max-flow property, not the luck of a greedy order;
 3. then as many places filled in all as possible;
 4. then the smallest total distance.
 
-How. Volunteers at the same point who accept the same missions (same domains, same side of each age check) are
-interchangeable, and the platform places
+How. Volunteers at the same point who accept the same missions (same domains, same side of each age check, same
+missions already applied to among the targets) are interchangeable, and the platform places
 people at their commune, so they are grouped first (100,000 volunteers make ~20,000 groups). Candidate pairs come
 from a spatial grid (`geometry.pairs_within`), never from every volunteer × every mission. The plan is then a
 min-cost flow: source → group (its size) → mission (distance) → sink (open places), where a mission → sink arc
@@ -39,6 +39,8 @@ from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 from surge.dispatch.geometry import FloatArray, IntArray, pairs_within
 
 REASON_UNAVAILABLE = "indisponible"
+# (location, the target domains that matter (None: all), age checks failed, open missions already applied to)
+GroupKey = tuple[int, frozenset[str] | None, int, frozenset[int]]
 REASON_FULL = "missions proches complètes"
 
 
@@ -54,6 +56,10 @@ def reason_too_young(max_km: float) -> str:
     return f"aucune mission de ses domaines ouverte à son âge à moins de {_km(max_km)} km"
 
 
+def reason_already_applied(max_km: float) -> str:
+    return f"déjà candidat·e aux missions de ses domaines à moins de {_km(max_km)} km"
+
+
 def _km(value: float) -> str:
     return f"{value:g}".replace(".", ",")
 
@@ -66,6 +72,7 @@ class Volunteer:
     domains: frozenset[str] = frozenset()  # empty: any domain
     available: bool = True
     adult_on: date = date.min  # the 18th birthday
+    applied: frozenset[Hashable] = frozenset()  # missions they already applied to: never proposed again
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +87,11 @@ class Mission:
 
 
 def accepts(volunteer: Volunteer, mission: Mission) -> bool:
-    """The domain rule (a mission without a domain takes anyone, a volunteer without domains goes anywhere) and
-    the age rule."""
+    """The domain rule (a mission without a domain takes anyone, a volunteer without domains goes anywhere), the
+    age rule, and never a mission the volunteer already applied to."""
     domain = mission.domain is None or not volunteer.domains or mission.domain in volunteer.domains
-    return domain and (mission.age_checked_on is None or volunteer.adult_on <= mission.age_checked_on)
+    of_age = mission.age_checked_on is None or volunteer.adult_on <= mission.age_checked_on
+    return domain and of_age and mission.id not in volunteer.applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,22 +142,25 @@ def plan_dispatch(volunteers: Sequence[Volunteer], missions: Sequence[Mission], 
     domains = {m.domain for m in open_missions if m.domain is not None}
     checks = sorted({m.age_checked_on for m in open_missions if m.age_checked_on is not None})
 
+    index_of = {m.id: i for i, m in enumerate(open_missions)}
+
     # Groups of interchangeable volunteers: same point, same missions accepted (None: accepts all), the same number
-    # of age checks failed (the earliest ones: `_arcs`).
-    group_of: dict[tuple[float, float, frozenset[str] | None, int], int] = {}
+    # of age checks failed (the earliest ones: `_arcs`), the same target missions already applied to.
+    group_of: dict[tuple[float, float, frozenset[str] | None, int, frozenset[int]], int] = {}
     members: list[list[int]] = []
-    group_key: list[tuple[int, frozenset[str] | None, int]] = []  # (location, domains that matter, checks failed)
+    group_key: list[GroupKey] = []  # (location, domains that matter, checks failed, missions applied to)
     location_of: dict[tuple[float, float], int] = {}
     for index, v in enumerate(volunteers):
         if not v.available:
             continue
         wanted = frozenset(v.domains & domains) if v.domains else None
         young = bisect_left(checks, v.adult_on)  # under 18 on each of the `young` earliest check days
-        key = (v.lat, v.lon, wanted, young)
+        applied = frozenset(index_of[m] for m in v.applied if m in index_of)
+        key = (v.lat, v.lon, wanted, young, applied)
         if (g := group_of.get(key)) is None:
             g = group_of[key] = len(members)
             members.append([])
-            group_key.append((location_of.setdefault((v.lat, v.lon), len(location_of)), wanted, young))
+            group_key.append((location_of.setdefault((v.lat, v.lon), len(location_of)), wanted, young, applied))
         members[g].append(index)
 
     points = np.array(list(location_of), dtype=np.float64).reshape(-1, 2)
@@ -179,8 +190,9 @@ def plan_dispatch(volunteers: Sequence[Volunteer], missions: Sequence[Mission], 
     has_arc[arc_g] = True
     reason_of_group = [
         REASON_FULL if has_arc[g] else reason_out_of_range(max_km) if not located[loc_g]
-        else reason_too_young(max_km) if young else reason_no_domain(max_km)
-        for g, (loc_g, _, young) in enumerate(group_key)
+        else reason_already_applied(max_km) if applied else reason_too_young(max_km) if young
+        else reason_no_domain(max_km)
+        for g, (loc_g, _, young, applied) in enumerate(group_key)
     ]
     assignments, unassigned = [], []
     for g, group in enumerate(members):
@@ -217,7 +229,7 @@ def _check(volunteers: Sequence[Volunteer], missions: Sequence[Mission], max_km:
 
 
 def _arcs(
-    group_key: list[tuple[int, frozenset[str] | None, int]],
+    group_key: list[GroupKey],
     missions: list[Mission],
     checks: list[date],
     locations: int,
@@ -225,28 +237,53 @@ def _arcs(
     mis: IntArray,
     km: FloatArray,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """Group → mission arcs: the location's pairs, kept when the group's domains accept the mission and the group is
-    old enough for it (a mission's check day is not among the `young` earliest ones the group fails)."""
+    """Group → mission arcs: the location's pairs, kept when the group's domains accept the mission, the group is
+    old enough for it (a mission's check day is not among the `young` earliest ones the group fails) and did not
+    apply to it already.
+
+    Groups of one kind (same domains, same age checks failed) accept the same missions, so each kind is one pass
+    over the pairs, each kept pair repeated for every group of the kind at that location. The missions a group
+    already applied to are then removed in one pass over the arcs of the groups that applied, so the cost grows
+    with the kinds and the exclusions, never with the number of distinct sets applied to."""
+    empty = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+    if not group_key or len(loc) == 0:
+        return empty
     by_kind: dict[tuple[frozenset[str] | None, int], list[int]] = {}
-    for g, (_, wanted, young) in enumerate(group_key):
+    for g, (_, wanted, young, _) in enumerate(group_key):
         by_kind.setdefault((wanted, young), []).append(g)
     check_index = [-1 if m.age_checked_on is None else bisect_left(checks, m.age_checked_on) for m in missions]
-    parts = []
+    location = np.array([key[0] for key in group_key], dtype=np.int64)
+    group_parts, pair_parts = [], []
     for (wanted, young), groups in by_kind.items():
-        group_at = np.full(locations, -1, dtype=np.int64)
-        group_at[[group_key[g][0] for g in groups]] = groups
-        ok = np.array([(m.domain is None or wanted is None or m.domain in wanted)
-                       and (check < 0 or check >= young) for m, check in zip(missions, check_index, strict=True)],
-                      dtype=bool)
-        keep = np.nonzero((group_at[loc] >= 0) & ok[mis])[0] if len(missions) else np.empty(0, np.int64)
-        parts.append((group_at[loc[keep]], mis[keep], km[keep]))
-    if not parts:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-    )
+        ok = np.array([(m.domain is None or wanted is None or m.domain in wanted) and (check < 0 or check >= young)
+                       for m, check in zip(missions, check_index, strict=True)], dtype=bool)
+        kind = np.array(groups, dtype=np.int64)
+        kind = kind[np.argsort(location[kind], kind="stable")]  # by location, then by group
+        count = np.bincount(location[kind], minlength=locations)
+        start = np.cumsum(count) - count
+        keep = np.nonzero((count[loc] > 0) & ok[mis])[0]
+        repeat = count[loc[keep]]
+        offset = np.arange(int(repeat.sum())) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+        group_parts.append(kind[np.repeat(start[loc[keep]], repeat) + offset])
+        pair_parts.append(np.repeat(keep, repeat))
+    arc_g, pair = np.concatenate(group_parts), np.concatenate(pair_parts)
+
+    width = len(missions)
+    forbidden = np.array([g * width + m for g, key in enumerate(group_key) for m in key[3]], dtype=np.int64)
+    if len(forbidden):
+        applied = np.zeros(len(group_key), dtype=bool)
+        applied[forbidden // width] = True
+        checked = np.nonzero(applied[arc_g])[0]
+        drop = checked[np.isin(arc_g[checked] * width + mis[pair[checked]], forbidden)]
+        arc_g, pair = np.delete(arc_g, drop), np.delete(pair, drop)
+        # The solver breaks ties by arc order, so the arcs keep one fixed order: groups with the same domains, age
+        # checks and missions applied to together (in order of first appearance), each in pair order. It is the
+        # order they already have when nobody applied.
+        rank_of: dict[tuple[frozenset[str] | None, int, frozenset[int]], int] = {}
+        rank = np.array([rank_of.setdefault(key[1:], len(rank_of)) for key in group_key], dtype=np.int64)
+        order = np.lexsort((pair, rank[arc_g]))
+        arc_g, pair = arc_g[order], pair[order]
+    return arc_g, mis[pair], km[pair]
 
 
 def _bonuses(groups: int, missions: int, max_cost: int) -> tuple[int, int]:

@@ -102,6 +102,18 @@ async def _targets(session: AsyncSession, slug: str, mission_ids: list[int]) -> 
     return [Target(*row) for row in rows]
 
 
+async def _applied(session: AsyncSession, mission_ids: list[int]) -> dict[int, set[int]]:
+    """Volunteer → the target missions they have an application on, in any status: the commit proposes nobody on a
+    mission they applied to, left or were declined from (lua/propose.lua), so the plan does not count them there."""
+    found: dict[int, set[int]] = {}
+    rows = await session.execute(
+        select(Application.volunteer_id, Application.mission_id).where(Application.mission_id.in_(mission_ids))
+    )
+    for volunteer_id, mission_id in rows:
+        found.setdefault(volunteer_id, set()).add(mission_id)
+    return found
+
+
 async def plan_run(engine: AsyncEngine, places: Places, run_id: int) -> dict[str, int]:
     from surge.dispatch.engine import Mission as Need
     from surge.dispatch.engine import Volunteer as Candidate
@@ -121,6 +133,7 @@ async def plan_run(engine: AsyncEngine, places: Places, run_id: int) -> dict[str
         closed_to_minors = [day for day in checks.values() if day is not None]
         everywhere = bool(targets) and len(closed_to_minors) == len(targets)
         pool = await _pool(session, emergency, parameters, age.born_by(max(closed_to_minors)) if everywhere else None)
+        applied = await _applied(session, [t.id for t in targets])
     # Proposed moments ago by another run, not drained yet: Redis knows them, PostgreSQL not yet.
     if not await places.engaged_seeded():
         await seed_engaged(engine, places)
@@ -128,11 +141,15 @@ async def plan_run(engine: AsyncEngine, places: Places, run_id: int) -> dict[str
     pool = [row for row in pool if row[0] not in engaged_now]
     # Open places as Redis holds them now: applications that arrived since the missions were read count.
     open_places = {t.id: max(0, t.places - await taken_places(places, engine, t.id)) for t in targets}
+    # Applications still queued for PostgreSQL: Redis (seeded just above) holds every application of the mission.
+    for t in targets:
+        for volunteer_id in await places.mission_statuses(t.id):
+            applied.setdefault(volunteer_id, set()).add(t.id)
     wanted = set(parameters.availability)
     candidates = [
         Candidate(id=volunteer_id, lat=lat, lon=lon, domains=frozenset(domains),
                   available=not wanted or availability in wanted or availability == "anytime",
-                  adult_on=age.adult_on(birth_date))
+                  adult_on=age.adult_on(birth_date), applied=frozenset(applied.get(volunteer_id, ())))
         for volunteer_id, lat, lon, domains, availability, birth_date in pool
     ]
     needs = [Need(id=t.id, lat=t.latitude, lon=t.longitude, places=open_places[t.id], priority=t.priority,
@@ -159,6 +176,7 @@ async def plan_run(engine: AsyncEngine, places: Places, run_id: int) -> dict[str
     counts = {
         "pool": len(candidates),
         "engaged_left_out": len(engaged_now),
+        "already_applied": sum(bool(c.applied) for c in candidates),
         "available": sum(c.available for c in candidates),
         "missions": len(targets),
         "open_places": sum(open_places.values()),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -45,6 +46,7 @@ STATUS_LABELS = {
     "committed": "Propositions envoyées",
     "cancelled": "Annulée",
 }
+WAITING = {"planning": "Le calcul du plan est en cours.", "committing": "L'envoi des propositions est en cours."}
 DECLINED_REASON = "Proposition déclinée par le ou la bénévole."
 RESTART_AFTER = timedelta(minutes=15)  # the commit job's timeout: past it, a job still not done was lost
 
@@ -148,7 +150,8 @@ def parse_parameters(form: dict[str, Any], choices: list[MissionChoice]) -> Para
     domains = [d for d in dict.fromkeys(form.get("domains") or []) if d in DOMAINS]
     availability = [a for a in dict.fromkeys(form.get("availability") or []) if a in AVAILABILITY]
     known = {choice.id for choice in choices}
-    wanted = [int(m) for m in form.get("missions") or [] if str(m).isdecimal() and int(m) in known]
+    wanted = [int(m) for m in form.get("missions") or []
+              if isinstance(m, str) and m.isascii() and m.isdecimal() and int(m) in known]
     if not wanted:
         errors["missions"] = "Cochez au moins une mission en ligne de l'urgence."
     if errors:
@@ -204,6 +207,19 @@ async def run_of(session: AsyncSession, emergency: Emergency, run_id: int) -> Ru
     if run is None:
         raise RunMissing
     return (await _views(session, [run]))[0]
+
+
+class RunProgress(msgspec.Struct, frozen=True):
+    """What the run's page polls while a job works on it (templates/static/waiting.js): done once no job does."""
+
+    done: bool
+    message: str
+    status: str
+
+
+def progress(run: DispatchRun) -> RunProgress:
+    waiting = WAITING.get(run.status)
+    return RunProgress(done=waiting is None, message=waiting or f"{STATUS_LABELS[run.status]}.", status=run.status)
 
 
 async def request_commit(session: AsyncSession, emergency: Emergency, run_id: int, user_id: int) -> bool:

@@ -19,17 +19,24 @@ from app.db.base import unit_of_work
 from app.deps import Db
 from app.geo.models import Department
 from app.http import RowId
+from app.maps.render import Choropleth, highlight
 from app.missions import search
 from app.missions.validation import MissionInvalid
 from app.reference import DOMAINS
 from app.state import WebState
-from surge.emergencies import service
+from surge.emergencies import picker, service
 from surge.emergencies.models import Emergency
 from surge.emergencies.page import ERRORS, NO_CODE, counters, variant_of
 
 PUBLIC = {"Cache-Control": "public, max-age=5"}
 PAGE_HEADERS = ((b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"public, max-age=5"))
 MAX_BODY = 32_768
+# The confirmations a redirect names by code (`?fait=`): the management page never shows text from its URL.
+DONE = {
+    "enregistree": "Urgence enregistrée.",
+    "rattachee": "Mission rattachée.",
+    "detachee": "Mission détachée.",
+}
 
 
 def _render(app: Litestar, template: str, **context: Any) -> bytes:
@@ -44,6 +51,14 @@ async def _department_names(session: Any, codes: list[str]) -> list[str]:
     rows = await session.execute(select(Department.code, Department.name).where(Department.code.in_(codes)))
     names = dict(rows.all())
     return [f"{names.get(code, code)} ({code})" for code in codes]
+
+
+def _scope_map(scope: list[str]) -> Choropleth | None:
+    """The emergency's departments on a map of France, drawn once per page build (the page is cached)."""
+    if not scope:
+        return None  # a national emergency: the whole map would be one colour
+    return highlight(scope, caption="Départements concernés par l'urgence", inside="Département concerné",
+                     outside="Autre département")
 
 
 async def _public_slugs(web: WebState) -> list[str]:
@@ -102,6 +117,7 @@ class EmergencyPublicPages(Controller):
                 departments = await _department_names(session, emergency.departments)
             return _render(app, "urgence.html", emergency=emergency, counters=figures, page=results,
                            postal_code=located or "", error=error, departments=departments,
+                           department_map=_scope_map(emergency.departments),
                            domains=[DOMAINS[domain] for domain in emergency.priority_domains if domain in DOMAINS])
 
         html = await web.pages.get(f"urgence:{slug}", variant, build)
@@ -116,6 +132,28 @@ class EmergencyPublicPages(Controller):
         }
         await send(start)
         await send(body)
+
+
+async def _manage_page(request: Request[Any, Any, Any], db: Any, slug: str, *, info: str | None = None,
+                       search: str | None = None, error: str | None = None, status: int = 200) -> Template:
+    """The management page, with the mission picker's results for `search` (a refused search: 400, its message under
+    the field) and `error`, the refusal of an attempt to attach a mission, under the same field."""
+    emergency = await service.managed(db, slug, require_account(request).roles)
+    found: list[picker.FoundMission] = []
+    try:
+        query = picker.parse(search)
+        found = await picker.find(db, emergency, query)
+    except picker.PickerRefused as refused:
+        query, error, status = picker.PickerQuery(), error or refused.message, status if error else 400
+        search = None
+    context = {
+        "emergency": emergency, "labels": service.STATUS_LABELS, "info": info,
+        "missions": await service.missions_of(db, slug), "counters": await counters(db, slug),
+        "departments": await _department_names(db, emergency.departments), "actions": service.ACTIONS,
+        "search": search or "", "searched": not query.empty, "found": found, "error": error,
+        "limit": picker.LIMIT,
+    }
+    return Template("urgence_gestion.html", context=context, status_code=status, headers=PRIVATE)
 
 
 def _form(values: dict[str, Any], errors: dict[str, str], action: str, status: int = 200) -> Template:
@@ -157,14 +195,8 @@ class EmergencyCoordinationPages(Controller):
 
     @get("/{slug:str}")
     async def manage(self, request: Request[Any, Any, Any], slug: FromPath[str], db: Db,
-                     info: FromQuery[str | None] = None) -> Template:
-        emergency = await service.managed(db, slug, require_account(request).roles)
-        context = {
-            "emergency": emergency, "labels": service.STATUS_LABELS, "info": info,
-            "missions": await service.missions_of(db, slug), "counters": await counters(db, slug),
-            "departments": await _department_names(db, emergency.departments), "actions": service.ACTIONS,
-        }
-        return Template("urgence_gestion.html", context=context, headers=PRIVATE)
+                     fait: FromQuery[str | None] = None, recherche: FromQuery[str | None] = None) -> Template:
+        return await _manage_page(request, db, slug, info=DONE.get(fait or ""), search=recherche)
 
     @get("/{slug:str}/modifier")
     async def edit(self, request: Request[Any, Any, Any], slug: FromPath[str], db: Db) -> Template:
@@ -180,7 +212,7 @@ class EmergencyCoordinationPages(Controller):
             await service.edit(db, slug, values, roles=require_account(request).roles)
         except service.EmergencyInvalid as invalid:
             return _form({**values, "slug": slug}, invalid.errors, f"/coordination/urgences/{slug}/modifier", 422)
-        return Redirect(f"/coordination/urgences/{slug}?info=Urgence%20enregistr%C3%A9e.", status_code=303)
+        return Redirect(f"/coordination/urgences/{slug}?fait=enregistree", status_code=303)
 
     @post("/{slug:str}/statut/{decision:str}")
     async def decide(self, request: Request[Any, Any, Any], slug: FromPath[str], decision: FromPath[str],
@@ -192,22 +224,24 @@ class EmergencyCoordinationPages(Controller):
         return Redirect(f"/coordination/urgences/{slug}", status_code=303)
 
     @post("/{slug:str}/missions", request_max_body_size=MAX_BODY)
-    async def attach(self, request: Request[Any, Any, Any], slug: FromPath[str], db: Db) -> Redirect:
+    async def attach(self, request: Request[Any, Any, Any], slug: FromPath[str], db: Db) -> Template | Redirect:
         form = await request.form()
-        raw = str(form.get("mission") or "").strip().lstrip("#")
-        number = raw.split("-", 1)[0]
+        raw = form.get("mission")
+        number = raw.strip().lstrip("#").split("-", 1)[0] if isinstance(raw, str) else ""
+        search = form.get("recherche") if isinstance(form.get("recherche"), str) else None
         roles = require_account(request).roles
         try:
-            if not number.isdecimal() or len(number) > 18:
-                raise service.EmergencyInvalid({"mission": "Indiquez le numéro de la mission, par exemple 42."})
+            if not number.isdecimal() or not number.isascii() or len(number) > 18:
+                raise service.EmergencyInvalid({"mission": "Choisissez la mission dans les résultats de la recherche."})
             await service.attach(db, slug, int(number), priority=bool(form.get("priority")), roles=roles)
         except service.EmergencyInvalid as invalid:
-            return Redirect(f"/coordination/urgences/{slug}?info={quote(invalid.errors['mission'])}", status_code=303)
-        return Redirect(f"/coordination/urgences/{slug}?info=Mission%20rattach%C3%A9e.", status_code=303)
+            return await _manage_page(request, db, slug, search=search, error=invalid.errors["mission"], status=422)
+        again = f"&recherche={quote(search)}" if search and picker.usable(search) else ""
+        return Redirect(f"/coordination/urgences/{slug}?fait=rattachee{again}", status_code=303)
 
     @post("/{slug:str}/missions/{mission_id:int}/detacher")
     async def detach(self, request: Request[Any, Any, Any], slug: FromPath[str], mission_id: RowId,
                      db: Db) -> Redirect:
         await service.detach(db, slug, mission_id, roles=require_account(request).roles)
-        return Redirect(f"/coordination/urgences/{slug}?info=Mission%20d%C3%A9tach%C3%A9e.", status_code=303)
+        return Redirect(f"/coordination/urgences/{slug}?fait=detachee", status_code=303)
 
