@@ -49,8 +49,11 @@ def decimal(value: float, digits: int = 1) -> str:
 
 
 def distance(km: float) -> str:
-    """`0,8 km`, `12 km`: a tenth of a kilometre matters nearby, not across a department."""
-    return f"{decimal(km, 1) if km < 10 else integer(km)}\u00a0km"
+    """`0,8 km`, `12 km`: a tenth of a kilometre matters nearby, not across a department; closer than that, it reads
+    `moins de 100 m` (a mission `à 0,0 km` is not nowhere)."""
+    if km < 0.1:
+        return "moins de 100\u00a0m"
+    return f"{decimal(km, 1) if km < 9.95 else integer(km)}\u00a0km"
 
 
 def register(environment: Environment) -> None:
