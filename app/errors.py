@@ -75,12 +75,12 @@ def _came_from(request: Request[Any, Any, Any]) -> str | None:
         parts = urlsplit(raw)
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or parts.netloc != request.url.netloc:
+    if parts.scheme not in ("http", "https") or parts.netloc != request.headers.get("host", ""):
         return None
     path = parts.path
     if not path.startswith("/") or path.startswith("//") or "\\" in path or any(ord(char) < 32 for char in path):
         return None
-    if request.method == "GET" and path == request.url.path:
+    if request.method == "GET" and path == request.scope["path"]:
         return None
     return path
 
@@ -97,7 +97,7 @@ def _respond(request: Request[Any, Any, Any], status: int, message: str, headers
     context = {"status": status, "message": message, "action": action, "errors": errors or {},
                "back": None if action is not None and back == action[0] else back, "signed_in": signed_in,
                "signup": not signed_in and action is None and request.method == "GET"
-               and not request.url.path.startswith(NOT_FOR_SIGNUP)}
+               and not request.scope["path"].startswith(NOT_FOR_SIGNUP)}
     return Template("error.html", context=context, status_code=status, headers=headers)
 
 
@@ -189,7 +189,7 @@ NO_RETURN = ("/exports/",)
 def _sign_in_location(request: Request[Any, Any, Any]) -> str:
     """The sign-in page, bringing the person back to the page they opened once signed in (a GET's path only: a
     query string can carry a token, and a form's POST cannot be replayed)."""
-    path = quote(request.url.path)
+    path = quote(request.scope["path"])
     if request.method != "GET" or path.startswith(NO_RETURN) or not return_path.safe(path):
         return "/connexion"
     return "/connexion?" + urlencode({"suite": path})
@@ -228,7 +228,7 @@ def moderation_forbidden(request: Request[Any, Any, Any], _: ModerationForbidden
 
 def illegal_transition(request: Request[Any, Any, Any], error: IllegalTransition) -> Response[Any]:
     organisation_id = request.path_params.get("organisation_id")
-    if request.url.path.startswith("/moderation"):
+    if request.scope["path"].startswith("/moderation"):
         action: tuple[str, str] | None = ("/moderation/organisations", "Revenir à la modération")
     else:
         action = (f"/organisations/{organisation_id}-x", "Retour à la structure") if organisation_id else None
@@ -280,7 +280,7 @@ def mission_transition_refused(request: Request[Any, Any, Any], error: MissionTr
 def redis_unavailable(request: Request[Any, Any, Any], error: RedisError) -> Response[Any]:
     log.warning("Redis unavailable: %s", type(error).__name__)  # warning: the report below is the one event
     _report(request, error)
-    if not wants_json(request) and request.url.path.rstrip("/") == "/inscription":
+    if not wants_json(request) and request.scope["path"].rstrip("/") == "/inscription":
         # Sign-ups wait in Redis: the page says that signing up is unavailable for a while, not that it is busy.
         return switch_pages.page(switch_pages.SIGNUP_UNAVAILABLE)
     return _respond(request, 503, BUSY, headers={"Retry-After": "10"})

@@ -33,4 +33,4 @@ def route_template(scope: Scope) -> str | None:
 
 
 def wants_json(request: Request[Any, Any, Any]) -> bool:
-    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+    return request.scope["path"].startswith("/api/") or "application/json" in request.headers.get("accept", "")

@@ -54,6 +54,14 @@ async def test_a_five_megabyte_form_is_refused_with_413_before_the_csrf_check_re
     assert api.status_code == 413 and api.json() == {"error": TOO_LARGE}
 
 
+@pytest.mark.parametrize("path", ["/mon-espace", "/missions/999999-x", "/nulle-part", "/missions"])
+async def test_a_host_header_with_an_impossible_port_is_never_a_500(client: AsyncTestClient, path: str) -> None:
+    response = await client.get(path, headers={"Host": "renfort.example:99999999",
+                                               "Referer": "http://renfort.example:99999999/missions"},
+                                follow_redirects=False)
+    assert response.status_code < 500, response.text
+
+
 async def test_a_chunked_body_without_length_is_cut_off_at_the_limit(settings: Settings) -> None:
     """Straight through ASGI, so the body arrives in chunks as a server hands them over: reading stops at the limit."""
     app = create_app(settings)

@@ -159,7 +159,7 @@ class ApplyPages(Controller):
             ))
         done, refused, drain = await service.decide(
             web.places, web.engine, db, mission_id, roles=require_account(request).roles, decision=decision,
-            volunteer_ids=volunteer_ids, reason=str(form.get("reason") or ""),
+            volunteer_ids=volunteer_ids, reason=form.get("reason") or "",  # checked there: a file is refused
         )
         if drain:
             await web.request_drain(enqueue.drain_applications)
