@@ -20,6 +20,7 @@ from surge.dispatch import (
     Volunteer,
     haversine_km,
     plan_dispatch,
+    reason_already_applied,
     reason_no_domain,
     reason_out_of_range,
 )
@@ -132,6 +133,17 @@ def test_max_distance_is_respected_and_explained_in_french() -> None:
     assert all(a.distance_km <= 50 for a in plan.assignments)
     assert reasons(plan) == {"far": "aucune mission à moins de 50 km"}
     assert reason_out_of_range(12.5) == "aucune mission à moins de 12,5 km"
+
+
+def test_already_applied_is_the_reason_only_when_the_applications_are_what_left_nothing() -> None:
+    marseille = (43.2965, 5.3698)
+    far = mission("far", marseille, 5, domain="aide alimentaire")
+    shelter = mission("shelter", PARIS, 5, domain="hébergement")
+    cook = volunteer("cook", PARIS, domains=frozenset({"aide alimentaire"}), applied=frozenset({"far"}))
+    sheltering = volunteer("sheltering", PARIS, domains=frozenset({"hébergement"}), applied=frozenset({"shelter"}))
+    plan = plan_dispatch([cook, sheltering], [far, shelter], max_km=20)
+    assert pairs(plan) == {}
+    assert reasons(plan) == {"cook": reason_no_domain(20), "sheltering": reason_already_applied(20)}
 
 
 def test_domains_and_availability_filter_the_pool() -> None:

@@ -170,7 +170,7 @@ def plan_dispatch(volunteers: Sequence[Volunteer], missions: Sequence[Mission], 
     located = np.zeros(len(points), dtype=bool)
     located[loc] = True
 
-    arc_g, arc_m, arc_km = _arcs(group_key, open_missions, checks, len(points), loc, mis, km)
+    arc_g, arc_m, arc_km, reachable = _arcs(group_key, open_missions, checks, len(points), loc, mis, km)
     sizes = np.array([len(g) for g in members], dtype=np.int64)
     places = np.array([m.places for m in open_missions], dtype=np.int64)
     priority = np.array([m.priority for m in open_missions], dtype=bool)
@@ -190,7 +190,7 @@ def plan_dispatch(volunteers: Sequence[Volunteer], missions: Sequence[Mission], 
     has_arc[arc_g] = True
     reason_of_group = [
         REASON_FULL if has_arc[g] else reason_out_of_range(max_km) if not located[loc_g]
-        else reason_already_applied(max_km) if applied else reason_too_young(max_km) if young
+        else reason_already_applied(max_km) if applied and reachable[g] else reason_too_young(max_km) if young
         else reason_no_domain(max_km)
         for g, (loc_g, _, young, applied) in enumerate(group_key)
     ]
@@ -236,18 +236,19 @@ def _arcs(
     loc: IntArray,
     mis: IntArray,
     km: FloatArray,
-) -> tuple[IntArray, IntArray, FloatArray]:
+) -> tuple[IntArray, IntArray, FloatArray, np.ndarray]:
     """Group → mission arcs: the location's pairs, kept when the group's domains accept the mission, the group is
     old enough for it (a mission's check day is not among the `young` earliest ones the group fails) and did not
-    apply to it already.
+    apply to it already. Also which groups had arcs before the missions they applied to were taken out: for those,
+    their applications are why they get nothing, not their domains or age.
 
     Groups of one kind (same domains, same age checks failed) accept the same missions, so each kind is one pass
     over the pairs, each kept pair repeated for every group of the kind at that location. The missions a group
     already applied to are then removed in one pass over the arcs of the groups that applied, so the cost grows
     with the kinds and the exclusions, never with the number of distinct sets applied to."""
-    empty = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+    reachable = np.zeros(len(group_key), dtype=bool)
     if not group_key or len(loc) == 0:
-        return empty
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64), reachable
     by_kind: dict[tuple[frozenset[str] | None, int], list[int]] = {}
     for g, (_, wanted, young, _) in enumerate(group_key):
         by_kind.setdefault((wanted, young), []).append(g)
@@ -267,6 +268,7 @@ def _arcs(
         group_parts.append(kind[np.repeat(start[loc[keep]], repeat) + offset])
         pair_parts.append(np.repeat(keep, repeat))
     arc_g, pair = np.concatenate(group_parts), np.concatenate(pair_parts)
+    reachable[arc_g] = True
 
     width = len(missions)
     forbidden = np.array([g * width + m for g, key in enumerate(group_key) for m in key[3]], dtype=np.int64)
@@ -283,7 +285,7 @@ def _arcs(
         rank = np.array([rank_of.setdefault(key[1:], len(rank_of)) for key in group_key], dtype=np.int64)
         order = np.lexsort((pair, rank[arc_g]))
         arc_g, pair = arc_g[order], pair[order]
-    return arc_g, mis[pair], km[pair]
+    return arc_g, mis[pair], km[pair], reachable
 
 
 def _bonuses(groups: int, missions: int, max_cost: int) -> tuple[int, int]:
