@@ -115,7 +115,8 @@ async def test_the_page_shows_attached_missions_at_once_and_counters_within_seco
                     "priority": "1"}, "/coordination/urgences/inondations-aude")
     # A change to the emergency's missions shows on the very next visit.
     page = await public.get("/urgence/inondations-aude?code_postal=11000")
-    assert "Mission 000" in page.text and "Prioritaire" in page.text and "\u00a0km" in page.text
+    # The mission is at Carcassonne's town hall, where the postal code 11000 is located.
+    assert "Mission 000" in page.text and "Prioritaire" in page.text and "à moins de 100\u00a0m" in page.text
     assert 'id="compteur-ouvertes">5<' in page.text
 
     # Counters move without a change to the page: visits within FRESH_SECONDS get the cached copy, then it is rebuilt.
