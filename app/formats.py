@@ -56,5 +56,14 @@ def distance(km: float) -> str:
     return f"{decimal(km, 1) if km < 9.95 else integer(km)}\u00a0km"
 
 
+SMALL_COUNT = 10  # fewer people than this are never shown as a number: in a small commune they could be named
+
+
+def headcount(value: int) -> str:
+    """A count of people shown to the public: `moins de 10` under SMALL_COUNT (zero included: "0 bénévole" in a
+    village says as much as "1"), else the number."""
+    return f"moins de {SMALL_COUNT}" if value < SMALL_COUNT else integer(value)
+
+
 def register(environment: Environment) -> None:
-    environment.filters.update(when=when, integer=integer, decimal=decimal, distance=distance)
+    environment.filters.update(when=when, integer=integer, decimal=decimal, distance=distance, headcount=headcount)
