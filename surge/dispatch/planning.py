@@ -72,7 +72,8 @@ async def _pool(session: AsyncSession, emergency: Emergency, parameters: Paramet
                Volunteer.birth_date)
         .join(Commune, Commune.code == Volunteer.commune_code)
         .where(chosen, Commune.latitude.is_not(None), Commune.longitude.is_not(None), ~engaged(),
-               ~Volunteer.unconfirmed)  # held back until their e-mail is confirmed
+               ~Volunteer.unconfirmed,  # held back until their e-mail is confirmed
+               Volunteer.anonymised_at.is_(None))  # anonymised after years of inactivity: nobody to send
         .order_by(Volunteer.id)
     )
     if parameters.domains:
