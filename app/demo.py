@@ -122,7 +122,7 @@ AWAITING_ORGANISATION = ("Épicerie solidaire de Villeurbanne", "69266", "12 rue
 TEMPLATE = ("Collecte nationale de la banque alimentaire",
             "Accueillir les clients à l'entrée d'un magasin, leur présenter la collecte et trier les denrées "
             "données. Une formation de 15 minutes est assurée sur place par l'équipe.",
-            "solidarite-insertion", ["accueil", "tri"])
+            "solidarite-insertion", ["accueil-information", "collecte-produits"])
 
 EMERGENCIES = [
     ("covid-19", "Covid-19 — mars 2020", [],
@@ -156,6 +156,20 @@ MISSIONS = [
      False),
     ("Solidarité Marseille", "Maraude du soir", "solidarite-insertion", 6, False, None, False),
 ]
+# What volunteers do on each demo mission (slugs of app.reference.ACTIVITIES)
+MISSION_ACTIVITIES = {
+    "Distribution de colis aux personnes isolées": ["distribution", "lutte-contre-isolement"],
+    "Courses pour les personnes âgées confinées": ["services-personne"],
+    "Garde d'enfants de soignants": ["services-personne", "animation-loisirs"],
+    "Appels de convivialité aux aînés": ["lutte-contre-isolement", "ecoute-aide-psychologique"],
+    "Préparation de repas pour les sans-abri": ["distribution"],
+    "Accueil des personnes réfugiées en gare": ["accueil-information"],
+    "Tri et acheminement des dons": ["collecte-produits", "logistique"],
+    "Interprétariat ukrainien-français": ["traduction"],
+    "Accompagnement des familles hébergées": ["demarches-administratives"],
+    "Maraude du soir": ["maraude"],
+    "Soutien scolaire du mercredi": ["soutien-scolaire-formation"],
+}
 # Published by its manager, waiting for the referent's validation
 AWAITING_MISSION = ("Entraide du Rhône", "Soutien scolaire du mercredi", "education-pour-tous", 5)
 
@@ -217,7 +231,8 @@ async def load_organisations(session: AsyncSession) -> int:
         mission = Mission(organisation_id=organisation_id, title=title, domain=domain, places=places,
                           priority=priority, emergency_slug=emergency, remote=remote, open_to_minors=False,
                           description=f"{title}. Mission proposée par {owner} ; formation sur place.",
-                          activities=[], start_date=date.today(), end_date=date.today() + timedelta(days=60),
+                          activities=MISSION_ACTIVITIES.get(title, []), start_date=date.today(),
+                          end_date=date.today() + timedelta(days=60),
                           status=status)
         session.add(mission)
         await session.flush()

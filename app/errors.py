@@ -29,6 +29,7 @@ from app.applications.service import ApplicationsBacklogged, ApplicationsUnavail
 from app.db.errors import Failure, classify, reason, sqlstate
 from app.geo.index import PostcodesUnavailable
 from app.http import route_template, wants_json
+from app.legal.consent import TermsToAccept, acceptance_location
 from app.missions.exceptions import DecisionRefused
 from app.missions.service import MissionForbidden, MissionNotFound, MissionTransitionRefused
 from app.missions.validation import MissionInvalid
@@ -207,6 +208,14 @@ def role_required(request: Request[Any, Any, Any], _: RoleRequired) -> Response[
     return _respond(request, 403, message, action=("/mon-espace", "Revenir à mon espace"))
 
 
+def terms_to_accept(request: Request[Any, Any, Any], _: TermsToAccept) -> Response[Any]:
+    if wants_json(request):
+        return _respond(request, 403, "Acceptez d'abord la nouvelle version des conditions d'utilisation.")
+    path = quote(request.scope["path"])
+    after = path if request.method == "GET" and not path.startswith(NO_RETURN) else ""
+    return Redirect(acceptance_location(after), status_code=303)
+
+
 def organisation_not_found(request: Request[Any, Any, Any], _: OrganisationNotFound) -> Response[Any]:
     return _respond(request, 404, "Cette structure n'existe pas ou n'est pas visible publiquement.")
 
@@ -354,6 +363,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ConfirmLinkExpired: confirm_link_expired,
     SignInRequired: sign_in_required,
     RoleRequired: role_required,
+    TermsToAccept: terms_to_accept,
     OrganisationNotFound: organisation_not_found,
     ModerationForbidden: moderation_forbidden,
     OwnOrganisationDecision: own_organisation_decision,

@@ -21,10 +21,12 @@ from app.accounts.controllers import AccountPages, SignInPages
 from app.accounts.navigation import header_of, private_when_signed_in
 from app.accounts.sessions import session_config
 from app.applications.controllers import ApplyPages, ExportPages, VolunteerApplicationPages
+from app.campaigns.controllers import CampaignAdministrationPages, CampaignPages, MissionCampaignPages
 from app.console.controllers import ConsoleController
 from app.deps import provide_db, provide_web
 from app.errors import EXCEPTION_HANDLERS
 from app.health.controllers import HealthController
+from app.legal.controllers import LegalAdministrationPages, LegalPages
 from app.metrics.controllers import MetricsController
 from app.metrics.http import ObservedRequests
 from app.metrics.instruments import start_counting
@@ -34,12 +36,16 @@ from app.observability import configure_logging, flush_access_log, init_sentry
 from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.organisations.manager_pages import ManagerPages, MyOrganisationsPages
 from app.organisations.onboarding_pages import InvitationPages, OrganisationSignupPages
+from app.privacy.controllers import DataDownloadPages
+from app.reference import ACTIVITIES
 from app.rehearsal.controllers import RehearsalController
 from app.roles.controllers import RoleAdministrationPages
 from app.settings import Settings, get_settings
 from app.state import build_state
+from app.statistics.controllers import StatisticsPages
 from app.switches.controllers import SwitchAdministrationPages
 from app.switches.gate import SwitchGate
+from app.territories.controllers import CityPageModeration, OrganisationDirectory, TerritoryPages
 from app.volunteers.confirmation_pages import EmailConfirmationPages
 from app.volunteers.controllers import SignupPages, VolunteerApi
 from surge.coordination.controllers import CoordinationDashboard
@@ -79,17 +85,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def template_globals(engine: JinjaTemplateEngine) -> None:
         formats.register(engine.engine)
         engine.engine.globals["header_of"] = header_of
+        engine.engine.globals["ACTIVITIES"] = ACTIVITIES  # slug → label, for every page that lists activities
 
     secure = settings.base_url.startswith("https://")
     app = Litestar(
         route_handlers=[
             EmergencyPublicPages, EmergencyCoordinationPages, VolunteerApi, SignupPages, SignInPages, AccountPages,
+            OrganisationDirectory, TerritoryPages, CityPageModeration,
             OrganisationPages, ModerationPages, OrganisationSignupPages, InvitationPages, ManagerPages,
             MyOrganisationsPages, CoordinationDashboard, RoleAdministrationPages, SwitchAdministrationPages,
             MissionApi, MissionPages, OrganisationMissionPages, MissionModerationPages, MissionTemplatePages,
-            ApplyPages, VolunteerApplicationPages, ExportPages,
+            ApplyPages, VolunteerApplicationPages, ExportPages, DataDownloadPages,
             HealthController, MetricsController, ConsoleController, RehearsalController, DispatchPages, ProposalPages,
-            EmailConfirmationPages, *static
+            StatisticsPages, LegalPages, LegalAdministrationPages,
+            EmailConfirmationPages, CampaignPages, CampaignAdministrationPages, MissionCampaignPages, *static
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
         # The switch gate first: a closed path costs no session, CSRF or handler work.

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from app.db.base import make_engine, unit_of_work
 from app.geo.index import publish_snapshot
 from app.geo.service import build_postcode_index, load_reference_data
+from app.legal.release import publish_legal_texts
 from app.main import ROOT
 from app.observability import configure_logging
 from app.settings import Settings, get_settings
@@ -54,7 +55,9 @@ async def release(settings: Settings) -> int:
     try:
         await lock.execute("SELECT pg_advisory_lock($1)", RELEASE_LOCK)
         await asyncio.to_thread(migrate, settings)  # Alembic runs its own event loop
-        return await load_geography(settings)
+        count = await load_geography(settings)
+        await publish_legal_texts(settings)
+        return count
     finally:
         await lock.close()  # ends the session, and the lock with it
 

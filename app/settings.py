@@ -136,6 +136,8 @@ class Settings:
     application_digest_minutes: int = 60
     # A pending application untreated this many days gets its organisation one reminder.
     application_reminder_days: int = 7
+    # Without activity this long (INACTIVITY_YEARS, or INACTIVITY_DAYS exactly), a person's data is anonymised.
+    inactivity_days: int = 3 * 365
     # Who sends text messages: "log" (the default) only logs that one would be sent, by ids, never the number.
     sms_provider: str = "log"
     log_level: str = "INFO"
@@ -150,6 +152,13 @@ class Settings:
     # this long, or a web process's event loop lags this much twice in a row (0 turns either signal off).
     shed_queue_age_seconds: int = 60
     shed_loop_lag_ms: int = 500
+    # Who the legal notice (/mentions-legales) names; the contact address is also where barriers and data requests go.
+    legal_publisher: str = "Renfort — plateforme publique de bénévolat"
+    legal_publisher_address: str = "Adresse de l'éditeur à compléter (LEGAL_PUBLISHER_ADDRESS)"
+    legal_director: str = "La directrice ou le directeur du service public qui opère Renfort"
+    legal_host: str = "L'hébergeur déclaré par l'opérateur de la plateforme"
+    legal_host_address: str = "Adresse de l'hébergeur à compléter (LEGAL_HOST_ADDRESS)"
+    legal_contact: str = "contact@renfort.example"
 
     @property
     def sync_database_url(self) -> str:
@@ -213,6 +222,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         application_digest_minutes=_bounded(env, "APPLICATION_DIGEST_MINUTES", Settings.application_digest_minutes,
                                             1, 24 * 60),
         application_reminder_days=_bounded(env, "APPLICATION_REMINDER_DAYS", Settings.application_reminder_days, 1, 90),
+        inactivity_days=_bounded(env, "INACTIVITY_DAYS", 365 * _bounded(env, "INACTIVITY_YEARS", 3, 1, 10), 31,
+                                 3_650),
         sms_provider=sms_provider,
         log_level=env.get("LOG_LEVEL", "").strip().upper() or Settings.log_level,
         access_log=_switch(env, "ACCESS_LOG", Settings.access_log),
@@ -221,6 +232,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
         shed_queue_age_seconds=_bounded(env, "SHED_QUEUE_AGE_SECONDS", Settings.shed_queue_age_seconds, 0, 86_400),
         shed_loop_lag_ms=_bounded(env, "SHED_LOOP_LAG_MS", Settings.shed_loop_lag_ms, 0, 60_000),
+        legal_publisher=env.get("LEGAL_PUBLISHER", "").strip() or Settings.legal_publisher,
+        legal_publisher_address=env.get("LEGAL_PUBLISHER_ADDRESS", "").strip() or Settings.legal_publisher_address,
+        legal_director=env.get("LEGAL_DIRECTOR", "").strip() or Settings.legal_director,
+        legal_host=env.get("LEGAL_HOST", "").strip() or Settings.legal_host,
+        legal_host_address=env.get("LEGAL_HOST_ADDRESS", "").strip() or Settings.legal_host_address,
+        legal_contact=env.get("LEGAL_CONTACT", "").strip() or Settings.legal_contact,
     )
 
 

@@ -363,3 +363,53 @@ def sweep_mission_closings(connection: Redis) -> Job:
         retry=Retry(max=2, interval=[30, 120]),
         description="close again what cancelled or finished missions left open",
     )
+
+
+def refresh_statistics(connection: Redis) -> Job:
+    # No retry: the next scheduled refresh (or a page finding no figures) does it again; the figures stay as they were.
+    return job_queue(connection).enqueue(
+        "queues.statistics.refresh_statistics",
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=DAY,
+        description="recompute the public statistics",
+    )
+
+
+def build_data_download(connection: Redis, token: str) -> Job:
+    """"Télécharger mes données": `token` names the request in Redis (whose it is); no personal data here."""
+    return job_queue(connection).enqueue(
+        "queues.privacy.build_data_download",
+        token=token,
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=2, interval=[5, 30]),
+        description="build a person's data download",
+    )
+
+
+def sweep_inactivity(connection: Redis) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.privacy.sweep_inactivity",
+        job_timeout=1800,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=2, interval=[300, 1800]),
+        description="warn the inactive accounts and anonymise those warned",
+    )
+
+
+def send_inactivity_mails(connection: Redis, items: list[list[Any]], *, delay: int = 0) -> Job:
+    """`items`: (kind, "v<id>" | "u<id>" | "o<id>", idempotency key, day announced, days left): ids and keys only."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.privacy.send_inactivity_mails",
+        items=items,
+        job_timeout=600,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="send the inactivity warnings and suspension notices",
+    )

@@ -22,6 +22,8 @@ from rq.serializers import JSONSerializer
 from app.formats import PARIS
 from app.observability import configure_logging, init_sentry, job_context
 from app.settings import get_settings
+from app.statistics.cache import KEYS as STATISTICS_KEYS
+from app.statistics.cache import REFRESH_SECONDS
 from app.switches import jobs as job_pause
 from queues import applications, enqueue, schema, signups
 from queues.connection import job_queue, request_id_of, sync_redis
@@ -73,9 +75,11 @@ class RenfortWorker(Worker):
         schedule_proposal_expiry(self.connection)
         schedule_unconfirmed_purge(self.connection)
         schedule_unclaimed_organisations_purge(self.connection)
+        schedule_statistics_refresh(self.connection)
         if self.schedules_daily_mail:
             schedule_application_reminders(self.connection)
             schedule_referent_digests(self.connection)
+            schedule_inactivity_sweep(self.connection)
 
 
 def nearly_full(connection: Redis, threshold: float) -> bool:
@@ -136,6 +140,11 @@ def schedule_unclaimed_organisations_purge(connection: Redis) -> bool:
                           "the purge of unclaimed organisations")
 
 
+def schedule_statistics_refresh(connection: Redis) -> bool:
+    return _schedule_once(connection, STATISTICS_KEYS.scheduled, REFRESH_SECONDS, enqueue.refresh_statistics,
+                          "the refresh of the public statistics")
+
+
 def _schedule_daily(connection: Redis, name: str, enqueue_job: Callable[[Redis], object], what: str,
                     now: float | None) -> bool:
     """Once a Paris day, at the first tick past DAILY_HOUR, however many workers tick."""
@@ -153,6 +162,11 @@ def schedule_application_reminders(connection: Redis, now: float | None = None) 
 def schedule_referent_digests(connection: Redis, now: float | None = None) -> bool:
     return _schedule_daily(connection, "referent-digest", enqueue.send_referent_digests, now=now,
                            what="the referents' digest")
+
+
+def schedule_inactivity_sweep(connection: Redis, now: float | None = None) -> bool:
+    return _schedule_daily(connection, "inactivity", enqueue.sweep_inactivity, now=now,
+                           what="the inactivity warnings and anonymisations")
 
 
 def main(burst: bool = False) -> None:

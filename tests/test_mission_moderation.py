@@ -33,7 +33,7 @@ TEMPLATE = {
     "title": "Collecte nationale des banques alimentaires",
     "description": "Accueillir les donateurs à l'entrée du magasin et trier les denrées collectées.",
     "domain": "solidarite-insertion",
-    "activities": "accueil, tri",
+    "activities": "distribution, logistique",
     "open_to_minors": "1",
     "prerequisites": "",
 }
@@ -214,8 +214,8 @@ async def test_a_mission_from_a_template_publishes_at_once_and_its_text_cannot_b
     row = await db.fetchrow("SELECT title, description, domain, activities, open_to_minors, template_id, places "
                             "FROM missions WHERE id = $1", mission_id)
     assert dict(row) == {"title": TEMPLATE["title"], "description": TEMPLATE["description"],
-                         "domain": "solidarite-insertion", "activities": ["accueil", "tri"], "open_to_minors": True,
-                         "template_id": template_id, "places": 12}
+                         "domain": "solidarite-insertion", "activities": ["distribution", "logistique"],
+                         "open_to_minors": True, "template_id": template_id, "places": 12}
 
     assert (await act(client, mission_id, "publier")).status_code == 303
     assert await status_of(db, mission_id) == "published"
@@ -230,7 +230,7 @@ async def test_a_mission_from_a_template_publishes_at_once_and_its_text_cannot_b
     assert dict(row) == {"title": TEMPLATE["title"], "domain": "solidarite-insertion", "places": 30}
 
     # An edit sends the template back to draft: offered again once validated, never once archived.
-    assert (await post_form(coordinator, f"{listing}/{template_id}/modifier", {**TEMPLATE, "activities": "accueil"},
+    assert (await post_form(coordinator, f"{listing}/{template_id}/modifier", {**TEMPLATE, "activities": "maraude"},
                             f"{listing}/{template_id}/modifier")).status_code == 303
     assert await db.fetchval("SELECT status FROM mission_templates") == "draft"
     assert (await client.get(f"{path}?modele={template_id}")).status_code == 422

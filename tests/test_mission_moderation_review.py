@@ -85,7 +85,7 @@ async def test_an_edit_that_changes_an_online_missions_content_sends_it_back_to_
         {"title": "Distribution alimentaire du dimanche"},
         {"description": "Accueillir les familles, distribuer les colis et ranger la salle à Lyon."},
         {"domain": "sport-pour-tous"},
-        {"activities": "accueil, rangement"},
+        {"activities": "accueil-information, logistique"},
         {"prerequisites": "Savoir porter des cartons."},
         {"schedule": "Tous les samedis matin"},
         {"open_to_minors": "1"},
@@ -128,7 +128,7 @@ async def test_a_mission_from_a_validated_template_keeps_publishing_at_once_thro
     organisation_id = await validated_organisation(client, admin, redis, db, "lyon@example.org")
     template_id = await db.fetchval(
         "INSERT INTO mission_templates (title, description, domain, activities, open_to_minors, status) "
-        "VALUES ($1, $2, $3, '{accueil}', true, 'validated') RETURNING id",
+        "VALUES ($1, $2, $3, '{accueil-information}', true, 'validated') RETURNING id",
         TEMPLATE["title"], TEMPLATE["description"], TEMPLATE["domain"])
     mission_id, _ = await create(client, organisation_id, modele=str(template_id))
     await act(client, mission_id, "publier")
@@ -290,7 +290,7 @@ async def test_templates_are_validated_by_admins_and_national_referents_never_by
 
     # Whoever changes a text last is one of its authors too.
     edit_path = f"{listing}/{by_coordinator}/modifier"
-    assert (await post_form(admin, edit_path, {**TEMPLATE, "activities": "accueil"}, edit_path)).status_code == 303
+    assert (await post_form(admin, edit_path, {**TEMPLATE, "activities": "logistique"}, edit_path)).status_code == 303
     assert (await post_form(admin, f"{listing}/{by_coordinator}/valider", {}, listing)).status_code == 403
     assert (await post_form(national, f"{listing}/{by_coordinator}/valider", {}, listing)).status_code == 303
     assert await db.fetchval("SELECT count(*) FROM mission_templates WHERE status = 'validated'") == 2

@@ -30,7 +30,7 @@ def mission(**overrides: Any) -> dict[str, Any]:
         "title": "Distribution alimentaire du samedi",
         "description": "Accueillir les familles et distribuer les colis alimentaires à Lyon.",
         "domain": "solidarite-insertion",
-        "activities": "accueil, distribution",
+        "activities": "accueil-information, distribution",
         "start_date": date.today().isoformat(),
         "end_date": NEXT_MONTH,
         "places": "12",

@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from importlib.resources import files
 from typing import Any
 
 import asyncpg
@@ -18,35 +17,11 @@ from playwright.async_api import Browser, Page
 from redis.asyncio import Redis
 
 from ops.screenshots import TOUR, VIEWPORTS, Stop, new_context, sign_in, visit
+from tests.accessibility import audit, blocking_violations, overflow
 from tests.conftest import DATABASE_URL, REDIS_URL, ROOT
 from tests.servers import WebServer
 
-AXE = (files("axe_playwright_python") / "axe.min.js").read_text()  # axe-core 4.12.1
-BLOCKING = ("serious", "critical")
-
-# The elements wider than the window, outermost first; those inside a box that scrolls or clips them (a wide
-# table in its scrolling wrapper, visually hidden text) do not widen the page and are left out.
-OVERFLOW = """() => {
-  const limit = window.innerWidth;
-  const clipped = (element) => {
-    for (let box = element.parentElement; box && box !== document.body; box = box.parentElement) {
-      const style = getComputedStyle(box);
-      if (style.overflowX !== 'visible' && box.getBoundingClientRect().right <= limit + 1) return true;
-    }
-    return false;
-  };
-  const name = (element) => element.tagName.toLowerCase() + (element.id ? '#' + element.id : '')
-    + [...element.classList].map((c) => '.' + c).join('');
-  const wide = [];
-  for (const element of document.body.querySelectorAll('*')) {
-    const box = element.getBoundingClientRect();
-    if (box.width === 0 || box.right <= limit + 1 || clipped(element)) continue;
-    if (wide.some((outer) => outer.element.contains(element))) continue;
-    wide.push({element, text: `${name(element)} (right ${Math.round(box.right)} px)`});
-  }
-  return {scrollWidth: document.documentElement.scrollWidth, innerWidth: limit,
-          wide: wide.slice(0, 12).map((w) => w.text)};
-}"""
+AUDIT_EVERY_PAGE = False  # the tour is audited below, at both widths, after each stop's button is pressed
 
 
 @pytest.fixture(scope="module")
@@ -90,30 +65,6 @@ async def opened(request: pytest.FixtureRequest, browser: Browser, web: WebServe
         yield await visit(context, stop, showcase)
     finally:
         await context.close()
-
-
-def blocking_violations(results: dict[str, Any]) -> list[str]:
-    return [
-        f"{violation['impact']} {violation['id']}: {violation['help']} — "
-        + ", ".join(" ".join(node["target"]) if isinstance(node["target"], list) else str(node["target"])
-                    for node in violation["nodes"][:6])
-        + (f" (+{len(violation['nodes']) - 6})" if len(violation["nodes"]) > 6 else "")
-        for violation in results["violations"] if violation["impact"] in BLOCKING
-    ]
-
-
-async def audit(page: Page) -> dict[str, Any]:
-    await page.evaluate(AXE)  # evaluated, not a <script> tag: the pages' Content-Security-Policy stays as served
-    results: dict[str, Any] = await page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-    return results
-
-
-async def overflow(page: Page) -> str | None:
-    fit: dict[str, Any] = await page.evaluate(OVERFLOW)
-    if fit["scrollWidth"] <= fit["innerWidth"]:
-        return None
-    return (f"the page is {fit['scrollWidth']} px wide for a {fit['innerWidth']} px screen; sticking out: "
-            f"{', '.join(fit['wide']) or '(none found)'}")
 
 
 @pytest.mark.parametrize("opened", [Stop("connexion", "/connexion")], indirect=True)

@@ -19,6 +19,7 @@ from app.accounts.service import check_link, describe_roles, request_link, sign_
 from app.accounts.sessions import current_account, end_every_session, end_session, start_session
 from app.deps import Db, Web
 from app.http import client_ip
+from app.legal import consent as legal_consent
 from app.organisations import space as organisations_space
 from app.organisations.managers import Managed, solely_managed
 from app.reference import AVAILABILITY, DOMAINS
@@ -75,8 +76,9 @@ class SignInPages(Controller):
         used = await sign_in_with_link(
             web.redis, db, secret=web.settings.secret_key.reveal(), token=str(token), now=time.time()
         )
-        start_session(request, used.account)
-        return Redirect(used.after, status_code=303)
+        account, must_accept = await legal_consent.at_sign_in(db, web.redis, used.account)
+        start_session(request, account)
+        return Redirect(legal_consent.acceptance_location(used.after) if must_accept else used.after, status_code=303)
 
 
 class AccountPages(Controller):

@@ -5,7 +5,8 @@ stay free of SQL. Every other guard re-reads the roles from PostgreSQL (one inde
 before asking its question, and writes them back to the session when they changed, so a revoked role stops working
 at the next request and the handler's `require_account()` sees the current roles. A failure raises a domain error
 that app/errors.py turns into a redirect to /connexion (nobody signed in; on a GET, with the page to come back to)
-or a 403 (signed in, not allowed).
+or a 403 (signed in, not allowed). Every guard also sends a person who has not accepted the current major terms of
+use to accept them first (app/legal/consent.py: a per-process copy of Redis, no SQL).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from litestar.handlers import BaseRouteHandler
 from app.accounts.roles import current_roles
 from app.accounts.schemas import Roles, SignedIn
 from app.accounts.sessions import current_account, end_session, update_account
+from app.legal.consent import check_terms
 
 # Async, so Litestar calls them on the event loop: a sync guard would be run in a worker thread on every request.
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
@@ -64,14 +66,16 @@ async def current_or_none(connection: ASGIConnection[Any, Any, Any, Any]) -> Sig
 
 def _require(allowed: Allowed) -> Guard:
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if not allowed((await require_current_account(connection)).roles, connection):
+        account = await require_current_account(connection)
+        await check_terms(connection, account)
+        if not allowed(account.roles, connection):
             raise RoleRequired
 
     return guard
 
 
 async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    require_account(connection)
+    await check_terms(connection, require_account(connection))
 
 
 # Signed in, roles re-read: for the pages whose service decides which role may act (managing a mission, its

@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Integer,
     String,
     UniqueConstraint,
     false,
@@ -31,6 +32,14 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Data lifecycle (app/privacy/inactivity.py), for an account without a volunteer row: the inactivity warnings
+    # sent for the current period of inactivity, and when the row was anonymised (also set with the volunteer's).
+    inactivity_warned_30_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    inactivity_warned_7_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    anonymised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The terms of use (app/legal) this person last accepted, and when; NULL: only what their sign-up recorded.
+    terms_version: Mapped[int | None] = mapped_column(Integer)
+    terms_accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CoordinatorScope(Base):

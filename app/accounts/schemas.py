@@ -57,6 +57,8 @@ class SignedIn(msgspec.Struct, frozen=True, kw_only=True):
     # The volunteer's 18th birthday (a birth date cannot be changed once signed up): the apply path checks missions
     # closed to minors with it, without a query.
     adult_on: date | None = None
+    # The terms of use version this person accepted (app/legal/consent.py); None counts as version 1.
+    terms_version: int | None = None
 
 
 class SignInRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -27,7 +27,7 @@ from app.confirm import Confirmation, confirmed
 from app.confirm import page as confirmation_page
 from app.deps import Db, Web
 from app.http import RowId, wants_json
-from app.missions import moderation, publishing, search, service, templates
+from app.missions import moderation, publishing, search, search_links, service, templates
 from app.missions.exceptions import MissionTransitionRefused
 from app.missions.schemas import MissionPage, MissionRead
 from app.missions.validation import FIELDS, MAX_ADDRESSES, TEXT_FIELDS, MissionInvalid
@@ -86,12 +86,14 @@ async def _form(web: WebState, db: AsyncSession, organisation_id: int, values: d
 
 async def _values(request: Request[Any, Any, Any]) -> dict[str, Any]:
     form = await request.form()
-    return {field: form.get(field) or "" for field in FIELDS}
+    values = {field: form.get(field) or "" for field in FIELDS}
+    values["activities"] = form.getall("activities", [])  # one checkbox per chosen activity
+    return values
 
 
 def _values_of(mission: MissionRead) -> dict[str, Any]:
     values: dict[str, Any] = {field: getattr(mission, field, "") for field in FIELDS if hasattr(mission, field)}
-    values["activities"] = ", ".join(mission.activities)
+    values["activities"] = list(mission.activities)
     for row, address in enumerate(mission.addresses, 1):
         values.update({f"address_line_{row}": address.address_line, f"postal_code_{row}": address.postal_code,
                        f"commune_code_{row}": address.commune_code})
@@ -167,12 +169,17 @@ class MissionPages(Controller):
     @get("/")
     async def search(self, request: Request[Any, Any, Any], web: Web, db: Db) -> Template:
         params = dict(request.query_params)
+        pagination = None
         try:
-            page: MissionPage | None = await search.search(db, web.redis, search.parse_query(params, web.postcodes))
+            query = search.parse_query(params, web.postcodes)
+            found = await search.search(db, web.redis, query)
+            page: MissionPage | None = found
             errors: dict[str, str] = {}
+            pagination = search_links.pagination(self.path, query, found.pages, search.MAX_PAGE)
         except MissionInvalid as invalid:
             page, errors = None, invalid.errors
-        context = {"page": page, "errors": errors, "params": params, "domains": DOMAINS}
+        context = {"page": page, "errors": errors, "params": params, "domains": DOMAINS, "radii": search.RADII_KM,
+                   "pagination": pagination}
         return Template("missions.html", context=context, status_code=422 if errors else 200)
 
     @get("/{reference:str}")

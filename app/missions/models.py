@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     Date,
     DateTime,
     Float,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts import models as account_models  # noqa: F401  (maps `users`)
@@ -28,6 +30,13 @@ from app.organisations import models as organisation_models  # noqa: F401  (maps
 STATUSES = ("draft", "awaiting_validation", "published", "full", "finished", "cancelled", "suspended")
 TEMPLATE_STATUSES = ("draft", "validated", "archived")
 DECISIONS = ("validate", "refuse", "suspend")
+# The keyword search's document (migration 0013): title weighs A, description and activities B, French stems of
+# accent-folded words (the `fr_unaccent` configuration).
+SEARCH_VECTOR = (
+    "setweight(to_tsvector('fr_unaccent'::regconfig, coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('fr_unaccent'::regconfig, coalesce(description, '') || ' ' || "
+    "mission_activity_words(activities)), 'B')"
+)
 
 
 class Mission(Base):
@@ -37,6 +46,8 @@ class Mission(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {STATUSES}", name="status"),
         CheckConstraint("places > 0", name="places"),
+        Index("ix_missions_search_vector", "search_vector", postgresql_using="gin"),
+        Index("ix_missions_activities", "activities", postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -44,7 +55,7 @@ class Mission(Base):
     title: Mapped[str] = mapped_column(String(150))
     description: Mapped[str] = mapped_column(Text)
     domain: Mapped[str] = mapped_column(String(40))
-    activities: Mapped[list[str]] = mapped_column(ARRAY(String(80)))
+    activities: Mapped[list[str]] = mapped_column(ARRAY(String(80)))  # slugs of app.reference.ACTIVITIES
     remote: Mapped[bool] = mapped_column(Boolean)
     start_date: Mapped[date | None] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
@@ -63,6 +74,9 @@ class Mission(Base):
     status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Written by PostgreSQL, read by the search only: never loaded with the mission.
+    search_vector: Mapped[str | None] = mapped_column(TSVECTOR, Computed(SEARCH_VECTOR, persisted=True),
+                                                      deferred=True)
 
 
 class MissionTemplate(Base):

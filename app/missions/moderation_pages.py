@@ -72,7 +72,9 @@ def _form(values: dict[str, Any], errors: dict[str, str], action: str, status: i
 
 async def _values(request: Request[Any, Any, Any]) -> dict[str, Any]:
     form = await request.form()
-    return {field: form.get(field) or "" for field in TEXT_FIELDS}
+    values = {field: form.get(field) or "" for field in TEXT_FIELDS}
+    values["activities"] = form.getall("activities", [])  # one checkbox per chosen activity
+    return values
 
 
 class MissionTemplatePages(Controller):

@@ -67,3 +67,5 @@ class MissionPage(msgspec.Struct, frozen=True, kw_only=True):
     page: int
     per_page: int
     pages: int
+    previous: str | None = None  # the API's URL of the page before, every filter kept
+    next: str | None = None

@@ -1,5 +1,6 @@
-"""The public search: online missions near a point within a true great-circle radius, with filters, sorted by
-distance or priority, paginated, and served from the Redis cache (see cache.py)."""
+"""The public search: online missions near a point within a true great-circle radius, with filters and keywords
+(PostgreSQL full-text search in French, accents folded: the `fr_unaccent` configuration of migration 0013), sorted by
+distance, priority or relevance, paginated, and served from the Redis cache (see cache.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from sqlalchemy import ColumnElement, and_, exists, func, literal, select
+from sqlalchemy import ARRAY, ColumnElement, String, Text, and_, cast, exists, func, literal, literal_column, select
+from sqlalchemy.dialects.postgresql import TSQUERY, array
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.campaigns.filters import CAMPAIGN_SLUG, campaign_missions
 from app.db.base import unit_of_work
 from app.geo.index import PostcodeIndex
 from app.geo.models import Commune
-from app.missions import cache
+from app.missions import cache, search_links
 from app.missions.models import Mission, MissionAddress
 from app.missions.schemas import MissionPage
 from app.missions.service import ONLINE_STATUSES, _addresses, read, taken
@@ -26,7 +29,7 @@ from app.missions.validation import MissionInvalid
 from app.organisations.models import STATUSES as ORGANISATION_STATUSES
 from app.organisations.models import Organisation
 from app.organisations.service import is_online
-from app.reference import DOMAINS
+from app.reference import ACTIVITIES, DOMAINS
 
 EARTH_RADIUS_KM = 6371.0088  # as surge.dispatch.geometry.haversine_km
 KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
@@ -47,6 +50,10 @@ EMERGENCY = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")  # as surge.emergencies.servi
 UNKNOWN_POSTAL_CODE = "Nous ne connaissons pas ce code postal : vérifiez-le."
 UNSAFE = "Ce paramètre contient des caractères non autorisés."
 TOO_LONG = f"Ce paramètre est trop long ({MAX_LENGTH} caractères au plus)."
+SORTS = ("distance", "priority", "pertinence")
+API_PATH = "/api/v1/missions"
+TEXT_SEARCH: ColumnElement[Any] = literal_column("'fr_unaccent'::regconfig")
+LEXEME = r"'((?:[^']|'')*)'"  # a quoted lexeme in a tsquery's text ('' is an escaped quote)
 
 
 class SearchQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -63,8 +70,11 @@ class SearchQuery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     date_to: date | None = None
     remote: bool | None = None
     emergency: str | None = None
+    campaign: str | None = None  # a campaign's slug: its tagged missions and those of its domains
     open_places: bool = False
     open_to_minors: bool = False  # only the missions that take people under 18
+    keywords: str | None = None  # lower case, whitespace collapsed: websearch_to_tsquery syntax ("…", -word, or)
+    activity: str | None = None  # a slug of ACTIVITIES
     sort: str = "distance"
     page: int = 1
     per_page: int = 20
@@ -149,6 +159,14 @@ def parse_query(params: Mapping[str, str], postcodes: PostcodeIndex) -> SearchQu
             values["department"] = text["department"].upper()
         else:
             errors["department"] = "Le département s'écrit avec son numéro, par exemple 69 ou 2A."
+    if "keywords" in text:
+        # One cache entry for "Vélo  Lyon" and "vélo lyon": the search ignores case and repeated spaces.
+        values["keywords"] = " ".join(text["keywords"].lower().split())
+    if "activity" in text:
+        if text["activity"] in ACTIVITIES:
+            values["activity"] = text["activity"]
+        else:
+            errors["activity"] = "Cette activité n'existe pas : choisissez-en une dans la liste."
     if "domain" in text:
         if text["domain"] in DOMAINS:
             values["domain"] = text["domain"]
@@ -174,9 +192,16 @@ def parse_query(params: Mapping[str, str], postcodes: PostcodeIndex) -> SearchQu
             values["emergency"] = text["emergency"].lower()
         else:
             errors["emergency"] = "Cette urgence n'existe pas."
+    if "campaign" in text:
+        if CAMPAIGN_SLUG.fullmatch(text["campaign"]):
+            values["campaign"] = text["campaign"]
+        else:
+            errors["campaign"] = "Cette campagne n'existe pas."
     sort = text.get("sort", "distance")
-    if sort not in ("distance", "priority"):
-        errors["sort"] = "Triez par distance ou par priorité."
+    if sort not in SORTS:
+        errors["sort"] = "Triez par distance, par priorité ou par pertinence."
+    elif sort == "pertinence" and "keywords" not in values:
+        errors["sort"] = "Le tri par pertinence demande des mots-clés."
     values["sort"] = sort
     for field, high in (("page", MAX_PAGE), ("per_page", MAX_PER_PAGE)):
         if field in text:
@@ -189,6 +214,13 @@ def parse_query(params: Mapping[str, str], postcodes: PostcodeIndex) -> SearchQu
     if errors:
         raise MissionInvalid(errors)
     return SearchQuery(**{key: value for key, value in values.items() if value is not None})
+
+
+def _words(keywords: str) -> ColumnElement[Any]:
+    """websearch_to_tsquery's query (quotes, -word, or; never an error) with each lexeme made a prefix: the French
+    stemmer leaves "velo" and "velos" apart."""
+    parsed = cast(func.websearch_to_tsquery(TEXT_SEARCH, keywords), Text)
+    return cast(func.regexp_replace(parsed, LEXEME, r"'\1':*", "g"), TSQUERY)
 
 
 async def _point(session: AsyncSession, query: SearchQuery) -> tuple[float, float]:
@@ -253,6 +285,14 @@ async def _run(session: AsyncSession, query: SearchQuery) -> MissionPage:
         conditions.append(Mission.open_to_minors.is_(True))
     if query.emergency:
         conditions.append(Mission.emergency_slug == query.emergency)
+    if query.activity:
+        chosen = cast(array([query.activity]), ARRAY(String(80)))
+        conditions.append(Mission.activities.op("@>")(chosen))  # the GIN index on activities
+    words = _words(query.keywords) if query.keywords else None
+    if words is not None:
+        conditions.append(Mission.search_vector.op("@@")(words))  # the GIN index on search_vector
+    if query.campaign:
+        conditions.append(campaign_missions(query.campaign))
 
     base = select(Mission, Organisation).join(Organisation, Organisation.id == Mission.organisation_id)
     distance: Any = literal(None)
@@ -269,7 +309,10 @@ async def _run(session: AsyncSession, query: SearchQuery) -> MissionPage:
         distance = nearest.c.km
     base = base.where(*conditions)
     total = int(await session.scalar(select(func.count()).select_from(base.subquery())) or 0)
-    if query.sort == "distance" and query.located:
+    if query.sort == "pertinence" and words is not None:
+        order = [func.ts_rank(Mission.search_vector, words).desc(), Mission.priority.desc(),
+                 *([distance] if query.located else []), Mission.id]
+    elif query.sort == "distance" and query.located:
         order = [distance, Mission.priority.desc(), Mission.id]
     else:
         order = [Mission.priority.desc(), *([distance] if query.located else []),
@@ -282,8 +325,10 @@ async def _run(session: AsyncSession, query: SearchQuery) -> MissionPage:
     addresses, held = await _addresses(session, ids), await taken(session, ids)
     items = [read(mission, organisation, addresses[mission.id], km, held.get(mission.id, 0))
              for mission, organisation, km in rows]
-    return MissionPage(items=items, total=total, page=query.page, per_page=query.per_page,
-                       pages=max(1, math.ceil(total / query.per_page)))
+    pages = max(1, math.ceil(total / query.per_page))
+    links = search_links.pagination(API_PATH, query, pages, MAX_PAGE)
+    return MissionPage(items=items, total=total, page=query.page, per_page=query.per_page, pages=pages,
+                       previous=links.previous, next=links.next)
 
 
 async def search(session: AsyncSession, redis: Redis, query: SearchQuery) -> MissionPage:

@@ -83,7 +83,7 @@ def text_values(source: MissionTemplate | Mission) -> dict[str, Any]:
     """A template's (or a mission's) text as the mission form sends it, to be validated like a typed one."""
     return {
         "title": source.title, "description": source.description, "domain": source.domain,
-        "activities": ", ".join(source.activities), "open_to_minors": "1" if source.open_to_minors else "",
+        "activities": list(source.activities), "open_to_minors": "1" if source.open_to_minors else "",
         "prerequisites": source.prerequisites or "",
     }
 
@@ -163,6 +163,6 @@ async def transition(session: AsyncSession, template_id: int, action: str, *, ro
 
 def form_values(template: TemplateRead) -> dict[str, Any]:
     values: dict[str, Any] = {field: getattr(template, field) for field in TEXT_FIELDS}
-    values["activities"] = ", ".join(template.activities)
+    values["activities"] = list(template.activities)
     values["prerequisites"] = template.prerequisites or ""
     return values

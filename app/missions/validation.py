@@ -8,8 +8,8 @@ from typing import Any
 
 from app.geo.index import PostcodeIndex
 from app.missions.models import Mission, MissionAddress
-from app.reference import DOMAINS
-from app.text_rules import DESCRIPTION_LENGTH, TextFields, length_of
+from app.reference import ACTIVITIES, DOMAINS
+from app.text_rules import DESCRIPTION_LENGTH, TextFields, TextRefused, clean_items, length_of
 from app.volunteers.validation import TYPED_LENGTH, SignupInvalid, _place
 
 MAX_ADDRESSES = 3  # the form's address rows: address_line_1, postal_code_1, commune_code_1, …
@@ -36,7 +36,8 @@ LABELS = {
     "emergency_slug": "Urgence liée",
 }
 PREREQUISITES_LENGTH = 2_000
-ACTIVITIES = 10
+MAX_ACTIVITIES = 10
+UNKNOWN_ACTIVITY = "Choisissez les activités dans la liste proposée."
 
 
 class MissionInvalid(SignupInvalid):
@@ -105,6 +106,26 @@ def _addresses(
     return addresses
 
 
+def _activities(fields: TextFields, errors: dict[str, str]) -> list[str]:
+    """Slugs of ACTIVITIES, in the order given, once each: the form's checkboxes (a repeated field), a JSON array, or
+    one text with commas (an API client's, or an older form's)."""
+    raw = fields.data.get("activities")
+    if isinstance(raw, list | tuple):
+        raw = [part for item in raw for part in (item.split(",") if isinstance(item, str) else [item])]
+    try:
+        chosen = clean_items(raw, LABELS["activities"], max_items=len(ACTIVITIES),
+                             max_length=length_of(Mission.activities), separator=",")
+    except TextRefused as refused:
+        fields.refused["activities"] = refused.message
+        return []
+    slugs = list(dict.fromkeys(chosen))
+    if any(slug not in ACTIVITIES for slug in slugs):
+        errors["activities"] = UNKNOWN_ACTIVITY
+    elif len(slugs) > MAX_ACTIVITIES:
+        errors["activities"] = f"Choisissez {MAX_ACTIVITIES} activités au plus."
+    return slugs
+
+
 def _text(fields: TextFields, errors: dict[str, str]) -> dict[str, Any]:
     """The TEXT_FIELDS, checked."""
     title = fields.text("title", LABELS["title"], length_of(Mission.title), collapse=True)
@@ -116,8 +137,7 @@ def _text(fields: TextFields, errors: dict[str, str]) -> dict[str, Any]:
     domain = fields.text("domain", LABELS["domain"], length_of(Mission.domain))
     if domain not in DOMAINS:
         errors["domain"] = "Choisissez le domaine de la mission."
-    activities = fields.items("activities", LABELS["activities"], max_items=ACTIVITIES,
-                              max_length=length_of(Mission.activities), separator=",")
+    activities = _activities(fields, errors)
     prerequisites = fields.text("prerequisites", LABELS["prerequisites"], PREREQUISITES_LENGTH, multiline=True)
     return {"title": title, "description": description, "domain": domain, "activities": activities,
             "open_to_minors": bool(fields.data.get("open_to_minors")), "prerequisites": prerequisites or None}

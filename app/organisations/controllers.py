@@ -14,9 +14,11 @@ from app.accounts.guards import current_or_none, moderator, organisation_manager
 from app.accounts.sessions import current_account, update_account
 from app.deps import Db, Web
 from app.http import RowId
+from app.legal import service as legal_service
 from app.organisations import service, space
 from app.organisations.validation import TYPE_LABELS, OrganisationInvalid
 from app.state import WebState
+from app.territories import showcase
 
 MAX_BODY = 32_768
 FIELDS = ("name", "type", "rna", "siret", "address_line", "postal_code", "commune_code", "description", "donation_url")
@@ -52,7 +54,8 @@ class OrganisationPages(Controller):
         values = await _values(request)
         try:
             organisation, account = await service.register(
-                db, data=values, postcodes=web.postcodes, account=require_account(request)
+                db, data=values, postcodes=web.postcodes, account=require_account(request),
+                terms_version=(await legal_service.current_versions(db, web.redis)).terms,
             )
         except OrganisationInvalid as invalid:
             return _form(web, values, invalid.errors, "/organisations/nouvelle", status=422)
@@ -93,9 +96,18 @@ class OrganisationPages(Controller):
         page = await service.showcase(db, int(number), current_account(request), lambda: current_or_none(request))
         if slug != page.organisation.slug:
             return Redirect(page.organisation.path, status_code=301)
-        groups, more = await space.missions_by_status(db, web.places, page.organisation.id, manager=page.manager)
+        number_shown = showcase.page_number(request.query_params.get("page"))
+        if number_shown is None:
+            raise NotFoundException
+        pager = None
+        if page.manager:
+            groups, more = await space.missions_by_status(db, web.places, page.organisation.id, manager=True)
+        else:  # the public pages through the online missions
+            groups, pager = await showcase.online_missions(db, page.organisation.id, number_shown)
+            more = False
         headers = PRIVATE if not page.organisation.online or page.manager else None
-        context = {"page": page, "organisation": page.organisation, "groups": groups, "more_missions": more}
+        context = {"page": page, "organisation": page.organisation, "groups": groups, "more_missions": more,
+                   "pager": pager}
         return Template("organisation.html", context=context, headers=headers)
 
 

@@ -2,7 +2,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Identity, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -38,6 +49,8 @@ class Organisation(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # When its managers were last e-mailed about new applications: the next e-mail tells what came after it.
     applications_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The version of the terms of use (app/legal) accepted when the organisation was registered.
+    terms_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class OrganisationManager(Base):

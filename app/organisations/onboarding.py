@@ -23,7 +23,7 @@ HONEYPOT_FIELD = "website"
 
 async def register_unclaimed(
     session: AsyncSession, *, data: dict[str, Any], postcodes: PostcodeIndex, limiter: SignInLimiter,
-    client_ip: str, secret: str, invitation_days: int,
+    client_ip: str, secret: str, invitation_days: int, terms_version: int | None = None,
 ) -> None:
     """Raises `OrganisationInvalid` (every field's message at once) or `SignInRateLimited` (too many requests from
     this client address). Past the per-address limit of e-mails, nothing is kept and the caller answers the same."""
@@ -46,7 +46,7 @@ async def register_unclaimed(
         raise SignInRateLimited(verdict.retry_after)
     if verdict.outcome == "email":
         return
-    organisation = Organisation(**dataclasses.asdict(valid), status="draft")
+    organisation = Organisation(**dataclasses.asdict(valid), status="draft", terms_version=terms_version)
     session.add(organisation)
     await session.flush()
     await invitations.create(session, organisation_id=organisation.id, email=email, email_normalized=email_normalized,

@@ -18,6 +18,7 @@ from app.accounts.service import SignInRateLimited
 from app.accounts.sessions import current_account, end_session, start_session, update_account
 from app.deps import Db, Web
 from app.http import client_ip
+from app.legal import service as legal_service
 from app.organisations import invitations, onboarding
 from app.organisations.controllers import FIELDS, MAX_BODY, form_context
 from app.organisations.invitations import InvitationExpired, InvitationInvalid
@@ -73,6 +74,7 @@ class OrganisationSignupPages(Controller):
                 db, data=values, postcodes=web.postcodes, limiter=web.signin_limiter,
                 client_ip=client_ip(request, settings.trusted_proxy_hops), secret=settings.secret_key.reveal(),
                 invitation_days=settings.invitation_days,
+                terms_version=(await legal_service.current_versions(db, web.redis)).terms,
             )
         except OrganisationInvalid as invalid:
             return _form(web, values, invalid.errors, status=422)

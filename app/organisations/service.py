@@ -124,11 +124,12 @@ def may_moderate(roles: Roles, department_code: str) -> bool:
 
 
 async def register(
-    session: AsyncSession, *, data: dict[str, Any], postcodes: PostcodeIndex, account: SignedIn
+    session: AsyncSession, *, data: dict[str, Any], postcodes: PostcodeIndex, account: SignedIn,
+    terms_version: int | None = None,
 ) -> tuple[OrganisationRead, SignedIn]:
     """Creates the organisation as a draft managed by its creator; returns it and the account with its new role."""
     valid = validate_organisation(data, postcodes)
-    organisation = Organisation(**dataclasses.asdict(valid), status="draft")
+    organisation = Organisation(**dataclasses.asdict(valid), status="draft", terms_version=terms_version)
     session.add(organisation)
     await session.flush()
     await session.execute(

@@ -14,6 +14,7 @@ from app.deps import Web
 from app.formats import PARIS
 from app.geo.index import CommuneChoice
 from app.http import client_ip
+from app.legal import current as legal_current
 from app.reference import AVAILABILITY, DOMAINS
 from app.state import WebState
 from app.switches import pages as switch_pages
@@ -48,6 +49,7 @@ async def submit(web: WebState, request: Request[Any, Any, Any], data: dict[str,
         idempotency_key=idempotency_key(request),
         now=now,
         today=now.astimezone(PARIS).date(),
+        terms_version=await legal_current.terms_version(web.redis),
     )
     if accepted.drain_needed:
         await web.request_drain()

@@ -50,7 +50,7 @@ def _text(value: bytes | str) -> str:
 
 def body_digest(record: QueuedSignup) -> str:
     """What an idempotency key is bound to: the sign-up's content, not its receipt or the time it arrived."""
-    content = msgspec.structs.replace(record, receipt="", accepted_at=BODY_TIME, consent_at=None)
+    content = msgspec.structs.replace(record, receipt="", accepted_at=BODY_TIME, consent_at=None, terms_version=None)
     return hashlib.sha256(msgspec.json.encode(content)).hexdigest()[:32]
 
 

@@ -2,7 +2,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ARRAY, BigInteger, Boolean, Date, DateTime, ForeignKey, Identity, String, false, func, true
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    String,
+    false,
+    func,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -37,6 +50,14 @@ class Volunteer(Base):
     # Signed up past the per-address limit: kept, but shown to nobody, dispatched nowhere and sent no other mail
     # until the e-mail is confirmed from the link sent to it; purged after 30 days without confirmation.
     unconfirmed: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Data lifecycle (app/privacy/inactivity.py): the last profile change (other activity is read where it happens),
+    # the inactivity warnings sent for the current period of inactivity, and when the row was anonymised.
+    last_activity_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    inactivity_warned_30_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    inactivity_warned_7_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    anonymised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The version of the terms of use (app/legal) accepted with the sign-up; NULL for sign-ups older than versioning.
+    terms_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class Erasure(Base):

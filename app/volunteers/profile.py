@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
@@ -62,7 +62,8 @@ def form_values(volunteer: Volunteer) -> dict[str, Any]:
 async def update_profile(session: AsyncSession, user_id: int, profile: ValidProfile) -> None:
     changes = {name: getattr(profile, name) for name in EDITABLE}
     result = await session.execute(
-        update(Volunteer).where(Volunteer.email_normalized == _of_user(user_id)).values(**changes)
+        update(Volunteer).where(Volunteer.email_normalized == _of_user(user_id))
+        .values(**changes, last_activity_at=func.now())  # activity: restarts the inactivity period
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotAVolunteer

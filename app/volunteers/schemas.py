@@ -30,6 +30,9 @@ class QueuedSignup(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     emergency: str | None = None
     consent_at: datetime | None = None
     unconfirmed: bool = False
+    # The terms of use version consented to (app/legal/current.py); None when Redis did not know it, and the drain
+    # then records the version in force at `accepted_at`.
+    terms_version: int | None = None
 
 
 class SignupAccepted(msgspec.Struct, frozen=True):

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.geo.index import PostcodeIndex, PostcodesUnavailable
+from app.legal.service import terms_in_force
 from app.volunteers.erasure import drop_erased
 from app.volunteers.intake import Accepted, SignupIntake
 from app.volunteers.models import Volunteer
@@ -21,7 +23,8 @@ from app.volunteers.validation import ValidSignup, validate_signup
 HONEYPOT_FIELD = "website"
 # What a sign-up within the limit replaces of a held-back row of the same address (app/volunteers/accept.lua).
 REPLACEABLE = ("receipt", "email", "first_name", "last_name", "phone", "birth_date", "postal_code", "commune_code",
-               "domains", "availability", "skills", "emergency_slug", "consent_at", "accepted_at", "unconfirmed")
+               "domains", "availability", "skills", "emergency_slug", "consent_at", "accepted_at", "unconfirmed",
+               "terms_version")
 SIGNUP_FIELDS = tuple(f.name for f in fields(ValidSignup))
 
 
@@ -46,6 +49,7 @@ async def accept_signup(
     idempotency_key: str | None,
     now: datetime,
     today: date,
+    terms_version: int | None = None,
 ) -> Accepted:
     """Validates and queues a sign-up; touches Redis only. Raises `SignupInvalid`, `IdempotencyKeyReused` or
     `SignupBacklogged`. The answer is the same whether the e-mail was known or not, and whether the address was
@@ -59,7 +63,7 @@ async def accept_signup(
     signup = validate_signup(data, index, today)
     # A shallow copy of the fields: dataclasses.asdict deep-copies and showed up in the accept path's profile.
     values = {name: getattr(signup, name) for name in SIGNUP_FIELDS}
-    record = QueuedSignup(receipt=new_receipt(), accepted_at=now, consent_at=now, **values)
+    record = QueuedSignup(receipt=new_receipt(), accepted_at=now, consent_at=now, terms_version=terms_version, **values)
     accepted = await intake.accept(record, client_ip=client_ip, idempotency_key=idempotency_key)
     if accepted.outcome == "conflict":
         raise IdempotencyKeyReused
@@ -96,7 +100,19 @@ def _row(record: QueuedSignup) -> dict[str, Any]:
         "consent_at": record.consent_at,
         "accepted_at": record.accepted_at,
         "unconfirmed": record.unconfirmed,
+        "terms_version": record.terms_version,
     }
+
+
+async def with_terms_version(session: AsyncSession, records: list[QueuedSignup]) -> list[QueuedSignup]:
+    """Records queued without a terms version (Redis did not know it) get the one in force when they arrived."""
+    missing = [record for record in records if record.terms_version is None and not record.duplicate]
+    if not missing:
+        return records
+    versions = dict(zip([r.receipt for r in missing],
+                        await terms_in_force(session, [r.accepted_at for r in missing]), strict=True))
+    return [msgspec.structs.replace(record, terms_version=versions[record.receipt]) if record.receipt in versions
+            else record for record in records]
 
 
 async def save_signups(session: AsyncSession, secret: str, batch: list[QueuedSignup]) -> SaveOutcome:
@@ -108,7 +124,7 @@ async def save_signups(session: AsyncSession, secret: str, batch: list[QueuedSig
     deduplicated by key). Records of a person erased after they were queued are dropped (app/volunteers/erasure.py);
     every receipt of the batch counts as saved, since none of them will ever be written."""
     outcome = SaveOutcome(saved_receipts=[record.receipt for record in batch])
-    records = await drop_erased(session, secret, batch)
+    records = await with_terms_version(session, await drop_erased(session, secret, batch))
     fresh: dict[str, QueuedSignup] = {}
     for record in records:
         current = fresh.get(record.email_normalized)

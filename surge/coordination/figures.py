@@ -4,6 +4,7 @@ Redis for a few seconds (dashboard.py), so however many coordinators poll, these
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -52,24 +53,35 @@ class DepartmentCoverage:
     places_filled: int  # on this emergency's online missions located there
 
     def per_thousand(self, count: int) -> float:
-        return round(count * 1000 / self.population, 2) if self.population else 0.0
+        return per_thousand(count, self.population)
+
+
+def per_thousand(count: int, population: int) -> float:
+    return round(count * 1000 / population, 2) if population else 0.0
+
+
+async def department_populations(session: AsyncSession,
+                                 departments: Collection[str] = ()) -> dict[str, tuple[str, int]]:
+    """Code → (name, population: the sum of its communes' municipal population), for `departments` (all when empty)."""
+    query = select(Commune.department_code, Department.name, func.sum(Commune.population)).join(
+        Department, Department.code == Commune.department_code
+    ).group_by(Commune.department_code, Department.name)
+    if departments:
+        query = query.where(Commune.department_code.in_(list(departments)))
+    return {code: (name, int(total or 0)) for code, name, total in await session.execute(query)}
 
 
 async def coverage(session: AsyncSession, slug: str, departments: list[str]) -> list[DepartmentCoverage]:
     """Every department of the scope, in order; for a national emergency (empty scope), the NATIONAL_TOP departments
     with the most volunteers per 1,000 inhabitants."""
-    population_query = select(Commune.department_code, Department.name, func.sum(Commune.population)).join(
-        Department, Department.code == Commune.department_code
-    ).group_by(Commune.department_code, Department.name)
     volunteers_query = (
         select(Commune.department_code, func.count()).select_from(Volunteer)
         .join(Commune, Commune.code == Volunteer.commune_code)
         .where(Volunteer.emergency_slug == slug).group_by(Commune.department_code)
     )
     if departments:
-        population_query = population_query.where(Commune.department_code.in_(departments))
         volunteers_query = volunteers_query.where(Commune.department_code.in_(departments))
-    populations = {code: (name, int(total or 0)) for code, name, total in (await session.execute(population_query))}
+    populations = await department_populations(session, departments)
     volunteers = {code: int(count) for code, count in await session.execute(volunteers_query)}
     filled = await _places_filled_by_department(session, slug)
     rows = [DepartmentCoverage(code, name, population, int(volunteers.get(code, 0)), filled.get(code, 0))

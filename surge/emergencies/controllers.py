@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from app.accounts.controllers import PRIVATE
 from app.accounts.guards import coordinator, require_account
+from app.campaigns import service as campaign_service
 from app.db.base import unit_of_work
 from app.deps import Db
 from app.geo.models import Department
@@ -24,6 +25,7 @@ from app.missions import search
 from app.missions.validation import MissionInvalid
 from app.reference import DOMAINS
 from app.state import WebState
+from app.volunteers import age
 from surge.emergencies import picker, service
 from surge.emergencies.models import Emergency
 from surge.emergencies.page import ERRORS, NO_CODE, counters, variant_of
@@ -78,7 +80,8 @@ class EmergencyPublicPages(Controller):
         async def build() -> bytes:
             async with unit_of_work(web.engine, web.clients) as session:
                 emergencies = await service.live(session)
-            return _render(request.app, "accueil.html", emergencies=emergencies)
+            campaigns = await campaign_service.on_home(web.engine, web.redis, age.today())  # from Redis
+            return _render(request.app, "accueil.html", emergencies=emergencies, campaigns=campaigns)
 
         html = await web.pages.get("home", "", build)
         return Response(html or b"", media_type=MediaType.HTML, headers=PUBLIC)
