@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import CoordinatorScope, ReferentScope, User
+from app.campaigns.models import Campaign
 from app.db.base import make_engine, unit_of_work
 from app.geo.models import Commune
 from app.missions.models import Mission, MissionAddress, MissionTemplate
@@ -48,6 +49,12 @@ PEOPLE = [
 
 
 SEEDING_ENVIRONMENTS = ("development", "test")
+
+
+CAMPAIGN_SLUG = "collecte-solidaire"
+CAMPAIGN_NAME = "Collecte solidaire d'hiver"
+CAMPAIGN_TEXT = ("Un mois pour remplir les rayons des épiceries et banques alimentaires avant l'hiver.\n\n"
+                 "Trier, collecter, livrer : chaque heure donnée compte.")
 
 
 def seeding_refusal(settings: Settings, program: str) -> str | None:
@@ -217,6 +224,10 @@ async def load_organisations(session: AsyncSession) -> int:
             slug=slug, title=title, departments=departments, description=description, needs=needs,
             priority_domains=domains, status="live", live_at=now, created_by=coordinator_id,
         ).on_conflict_do_nothing(index_elements=[Emergency.slug]))
+    await session.execute(insert(Campaign).values(
+        slug=CAMPAIGN_SLUG, name=CAMPAIGN_NAME, text=CAMPAIGN_TEXT, starts_on=date.today() - timedelta(days=1),
+        ends_on=date.today() + timedelta(days=30), domains=["solidarite-insertion"], created_by_id=coordinator_id,
+    ).on_conflict_do_nothing(index_elements=[Campaign.slug]))
     created = 0
     organisation_communes = {name: commune_code for name, commune_code, _, _ in ORGANISATIONS}
     awaiting_owner, awaiting_title, awaiting_domain, awaiting_places = AWAITING_MISSION

@@ -180,6 +180,12 @@ async def test_the_demo_data_holds_the_covid_and_ukraine_emergencies_and_someone
     assert await db.fetchval("SELECT count(*) FROM mission_templates WHERE status = 'validated'") == 1
     assert await db.fetchval("SELECT count(*) FROM organisations WHERE status = 'awaiting_validation'") == 1
     assert await db.fetchval("SELECT count(*) FROM missions WHERE status = 'awaiting_validation'") == 1
+    # A campaign running today, on the home page and with missions of its domain on its page.
+    assert await db.fetchval("SELECT count(*) FROM campaigns WHERE current_date BETWEEN starts_on AND ends_on") == 1
+    home = await public.get("/")
+    assert "Collecte solidaire d'hiver" in home.text.replace("&#39;", "'")
+    campaign = await public.get("/campagnes/collecte-solidaire")
+    assert campaign.status_code == 200 and "mission-card" in campaign.text
 
 
 async def test_a_page_that_cannot_be_rebuilt_is_served_from_its_previous_copy(redis: Redis) -> None:

@@ -94,7 +94,8 @@ class AccountPages(Controller):
                                                        ) if held.organisations else []
         context = {"email": account.email, "roles": roles, "moderator": held.moderator, "coordinator": held.coordinator,
                    "admin": held.admin, "mission_templates": held.admin or held.coordinator or held.national_referent,
-                   "managed": managed, "volunteer": held.volunteer}
+                   "campaigns": held.admin or held.national_coordinator, "managed": managed,
+                   "volunteer": held.volunteer}
         return Template("mon_espace.html", context=context, headers=PRIVATE)
 
     @post("/deconnexion")
