@@ -392,7 +392,7 @@ def build_data_download(connection: Redis, token: str) -> Job:
 def sweep_inactivity(connection: Redis) -> Job:
     return job_queue(connection).enqueue(
         "queues.privacy.sweep_inactivity",
-        job_timeout=1800,
+        job_timeout=900,  # within the workers' stop timeout; a cut-off sweep resumes where its batches stopped
         result_ttl=600,
         failure_ttl=7 * DAY,
         retry=Retry(max=2, interval=[300, 1800]),

@@ -7,8 +7,9 @@ Time passes by moving a person's timestamps back (`elapse`): the worker runs on 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -16,12 +17,16 @@ from litestar.testing import AsyncTestClient
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from app.privacy.inactivity import SUSPENSION_REASON
+from app.db.base import make_engine, unit_of_work
+from app.privacy import download
+from app.privacy.inactivity import SUSPENSION_REASON, Person, Sweep, anonymise, still_inactive
+from app.text_rules import TextRefused
+from app.volunteers.validation import parse_email
 from ops.services import MailSink
 from queues import enqueue
 from queues.connection import job_queue, sync_redis
 from queues.worker import daily_lock, schedule_inactivity_sweep
-from tests.conftest import REDIS_URL, run_worker
+from tests.conftest import DATABASE_URL, REDIS_URL, TEST_ENV, run_worker
 from tests.test_account_deletion import add_volunteer
 from tests.test_mail_delivery import payloads, to
 from tests.test_manager_notifications import paris
@@ -83,13 +88,15 @@ async def test_warned_at_30_and_7_days_once_each_then_anonymised_keeping_the_row
     env: dict[str, str]
 ) -> None:
     volunteer_id, active_id = await add_volunteer(db, EMAIL), await add_volunteer(db, ACTIVE)
-    await db.execute("UPDATE volunteers SET phone = '0612345678', skills = '{permis B}' WHERE id = $1", volunteer_id)
+    await db.execute("UPDATE volunteers SET phone = '0612345678', skills = '{permis B}', commune_code = '69266',"
+                     " emergency_slug = 'crue-rhone' WHERE id = $1", volunteer_id)
     organisation_id = await organisation(db, "Secours lyonnais", "69123", status="validated")
     mission_id = await awaiting_mission(db, organisation_id, "Maraude du soir", "69123")
     await db.execute("INSERT INTO applications (mission_id, volunteer_id, status, version, message, applied_at)"
                      " VALUES ($1, $2, 'done', 1, 'Je viens avec ma sœur Lina.', now())", mission_id, volunteer_id)
     user_id = await sign_in(client, redis, db, EMAIL)
     people = {"volunteers": (volunteer_id,), "users": (user_id,)}
+    token, _ = await download.open_request(redis, user_id)  # a data-download file under way
 
     await elapse(db, 69, **people)
     logs = sweep(rq, env)
@@ -111,14 +118,24 @@ async def test_warned_at_30_and_7_days_once_each_then_anonymised_keeping_the_row
     assert len(to(mail_sink, EMAIL)) == 2  # no e-mail for the anonymisation itself, none twice
     row = await db.fetchrow("SELECT * FROM volunteers WHERE id = $1", volunteer_id)
     assert row["first_name"] == row["last_name"] == "Anonyme"
-    assert row["email"] == row["email_normalized"] == f"anonyme-v{volunteer_id}@anonyme.invalid"
+    assert row["email"] == row["email_normalized"]
+    assert re.fullmatch(rf"anonyme-v{volunteer_id}-[0-9a-f]{{16}}@anonyme\.invalid", row["email"])
     assert row["phone"] is None and row["skills"] == [] and row["birth_date"] == date(1990, 1, 1)
     assert row["postal_code"] == "69000" and row["anonymised_at"] is not None
+    # Villeurbanne becomes the department's most populous commune, the same for everyone of the Rhône.
+    assert row["commune_code"] == await db.fetchval(
+        "SELECT code FROM communes WHERE department_code = '69' ORDER BY population DESC, code LIMIT 1") != "69266"
+    assert row["receipt"] != f"r-{EMAIL}" and len(row["receipt"]) == 32 and row["emergency_slug"] is None
+    # What stays names nobody alone: the domains and the availability.
+    assert row["domains"] == ["solidarite-insertion"] and row["availability"] == "weekends"
+    assert await download.find_any(redis, token) is None and await download.current(redis, user_id) is None
+    assert await redis.keys(f"{download.PREFIX}*") == []
     assert not row["mail_applications"] and not row["mail_emergencies"]
     application = await db.fetchrow("SELECT status, message FROM applications WHERE volunteer_id = $1", volunteer_id)
     assert application["status"] == "done" and application["message"] is None  # kept, without the words
     account = await db.fetchrow("SELECT email, email_normalized, anonymised_at FROM users WHERE id = $1", user_id)
-    assert account["email"] == account["email_normalized"] == f"anonyme-u{user_id}@anonyme.invalid"
+    assert account["email"] == account["email_normalized"]
+    assert re.fullmatch(rf"anonyme-u{user_id}-[0-9a-f]{{16}}@anonyme\.invalid", account["email"])
     assert await db.fetchval("SELECT count(*) FROM erasures") == 1  # a queued copy of the sign-up stays out
     assert await db.fetchval("SELECT count(*) FROM volunteers WHERE email_normalized = $1", EMAIL) == 0
     assert await db.fetchval("SELECT count(*) FROM users WHERE email_normalized = $1", EMAIL) == 0
@@ -210,3 +227,82 @@ async def test_the_sweep_is_scheduled_once_a_day_from_eight_paris_time(rq: SyncR
     assert schedule_inactivity_sweep(rq, now=paris(day, 22)) is False
     assert rq.ttl(daily_lock("inactivity", "2026-12-03")) > 86_400
     assert job_queue(rq).count == 1
+
+
+async def due(db: asyncpg.Connection, volunteer_id: int) -> None:
+    """Long inactive and warned twice, long enough ago: the next sweep anonymises the volunteer."""
+    await elapse(db, 200, volunteers=(volunteer_id,))
+    await db.execute("UPDATE volunteers SET inactivity_warned_30_at = now() - interval '40 days',"
+                     " inactivity_warned_7_at = now() - interval '10 days' WHERE id = $1", volunteer_id)
+
+
+def test_the_sign_up_refuses_the_reserved_domains_of_the_placeholders() -> None:
+    for address in ("anonyme-v1@anonyme.invalid", "Ana@Quelque.Part.INVALID", "ana@renfort.test",
+                    "ana@localhost.localhost"):
+        with pytest.raises(TextRefused) as refused:
+            parse_email(address)
+        assert refused.value.message == "Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."
+    assert parse_email("ana@example.org") == ("ana@example.org", "ana@example.org")
+
+
+async def test_an_address_squatting_a_placeholder_blocks_nobody_and_a_failure_stops_no_one_else(
+    db: asyncpg.Connection, mail_sink: MailSink, rq: SyncRedis, env: dict[str, str]
+) -> None:
+    first, second, third = [await add_volunteer(db, f"{name}.squat@example.org") for name in ("ana", "bea", "chloe")]
+    # Written straight to the table (the sign-up refuses them): the placeholders the old scheme would have used.
+    for row_id in (first, second, third):
+        await add_volunteer(db, f"anonyme-v{row_id}@anonyme.invalid")
+    for volunteer_id in (first, second, third):
+        await due(db, volunteer_id)
+    # The second one's anonymisation is refused by the database.
+    await db.execute(f"ALTER TABLE volunteers ADD CONSTRAINT refuse_one CHECK (id <> {second} OR anonymised_at IS NULL)"
+                     " NOT VALID")
+    try:
+        logs = sweep(rq, env, times=1)
+    finally:
+        await db.execute("ALTER TABLE volunteers DROP CONSTRAINT refuse_one")
+    anonymised = dict((row["id"], row["anonymised_at"] is not None) for row in await db.fetch(
+        "SELECT id, anonymised_at FROM volunteers WHERE id = ANY($1::bigint[])", [first, second, third]))
+    assert anonymised == {first: True, second: False, third: True}
+    assert "2 anonymised" in logs and "1 failed" in logs and f"failed for v{second}: IntegrityError" in logs
+    assert "@example.org" not in logs and "squat" not in logs  # not a hex job id's "bea" by chance
+
+    logs = sweep(rq, env, times=1)  # the next run takes up the one left
+    assert await db.fetchval("SELECT anonymised_at FROM volunteers WHERE id = $1", second) is not None
+    assert "1 anonymised" in logs and "0 failed" in logs
+
+
+async def test_someone_back_since_the_batch_was_read_is_not_anonymised(
+    client: AsyncTestClient, redis: Redis, db: asyncpg.Connection
+) -> None:
+    volunteer_id = await add_volunteer(db, EMAIL)
+    user_id = await sign_in(client, redis, db, EMAIL)
+    await elapse(db, 200, volunteers=(volunteer_id,), users=(user_id,))
+    activity = await db.fetchval(
+        "SELECT greatest(v.accepted_at, v.saved_at, v.last_activity_at, u.created_at, u.last_sign_in_at)"
+        " FROM volunteers v JOIN users u ON u.email_normalized = v.email_normalized WHERE v.id = $1", volunteer_id)
+    person = Person(volunteer_id, user_id, activity, None, None)  # as the batch read it
+    now = datetime.now(UTC)
+    engine = make_engine(DATABASE_URL, pool_size=0)
+    try:
+        async with unit_of_work(engine) as session:
+            assert await still_inactive(session, person)
+        # Signs in again (or applies) between the batch's read and the anonymisation.
+        await db.execute("UPDATE users SET last_sign_in_at = now() WHERE id = $1", user_id)
+        async with unit_of_work(engine) as session:
+            assert not await still_inactive(session, person)
+            swept = Sweep()
+            await anonymise(session, person, now=now, secret=TEST_ENV["SECRET_KEY"], sweep=swept)
+        assert swept.counts["came_back"] == 1 and swept.counts["anonymised"] == 0
+        await db.execute("UPDATE users SET last_sign_in_at = $2 WHERE id = $1", user_id, activity - timedelta(days=1))
+        await db.execute("INSERT INTO applications (mission_id, volunteer_id, status, version, applied_at)"
+                         " VALUES ($1, $2, 'pending', 1, now())",
+                         await awaiting_mission(db, await organisation(db, "Secours lyonnais", "69123",
+                                                                       status="validated"), "Maraude", "69123"),
+                         volunteer_id)
+        async with unit_of_work(engine) as session:
+            assert not await still_inactive(session, person)  # an application counts too
+    finally:
+        await engine.dispose()
+    row = await db.fetchrow("SELECT first_name, anonymised_at FROM volunteers WHERE id = $1", volunteer_id)
+    assert row["first_name"] == "Ana" and row["anonymised_at"] is None

@@ -26,6 +26,7 @@ from app.campaigns.validation import FIELDS, TOO_BIG, CampaignInvalid, CampaignN
 from app.db.base import unit_of_work
 from app.deps import Db, Web
 from app.http import RowId
+from app.legal.consent import check_terms
 from app.missions import search
 from app.missions.validation import MissionInvalid
 from app.reference import DOMAINS
@@ -46,7 +47,9 @@ SEARCH_PARAMS = ("postal_code", "radius_km", "page")
 
 async def campaign_editor(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Administrators and national coordinators, with their roles as PostgreSQL holds them now."""
-    roles = (await require_current_account(connection)).roles
+    account = await require_current_account(connection)
+    await check_terms(connection, account)
+    roles = account.roles
     if not (roles.admin or roles.national_coordinator):
         raise RoleRequired
 

@@ -17,6 +17,7 @@ from app.accounts.controllers import PRIVATE
 from app.accounts.guards import RoleRequired, moderator, require_account, require_current_account
 from app.deps import Db
 from app.http import RowId
+from app.legal.consent import check_terms
 from app.missions import moderation, templates
 from app.missions.validation import TEXT_FIELDS, MissionInvalid
 from app.reference import DOMAINS
@@ -28,13 +29,17 @@ TEMPLATES = "/modeles-missions"
 
 async def template_editor(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Admins and coordinators, with their roles as PostgreSQL holds them now."""
-    if not templates.editor((await require_current_account(connection)).roles):
+    account = await require_current_account(connection)
+    await check_terms(connection, account)
+    if not templates.editor(account.roles):
         raise RoleRequired
 
 
 async def template_reader(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """The editors, and the national referents who validate (roles as PostgreSQL holds them now)."""
-    roles = (await require_current_account(connection)).roles
+    account = await require_current_account(connection)
+    await check_terms(connection, account)
+    roles = account.roles
     if not (templates.editor(roles) or templates.reviewer(roles)):
         raise RoleRequired
 

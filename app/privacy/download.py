@@ -165,6 +165,16 @@ async def forget(redis: Redis, token: str, user_id: int) -> None:
     await _release(redis, token, user_id)
 
 
+async def forget_user(redis: Redis, user_id: int) -> None:
+    """The person is anonymised: their file, ready or under way, goes (a job still building it finds no request)."""
+    raw = await redis.get(current_key(user_id))
+    token = raw.decode() if isinstance(raw, bytes) else raw
+    keys = [current_key(user_id), count_key(user_id)]
+    if token and TOKEN.fullmatch(token):
+        keys += [DownloadKeys(token).request, DownloadKeys(token).content]
+    await redis.delete(*keys)
+
+
 async def take(redis: Redis, token: str, user_id: int) -> bytes:
     """The file, once: raises `DownloadMissing` (not this person's), `NotReady` or `AlreadyTaken`."""
     request = await find(redis, token, user_id)

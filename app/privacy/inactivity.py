@@ -8,18 +8,28 @@ again without resetting anything. The anonymisation never comes sooner than 30 d
 days after the second, whenever the sweep first ran.
 
 Anonymising keeps the rows (applications, audit entries: their statistics and history stay true) and removes who
-they were: names, address, phone, free texts; the birth date keeps its year and the postal code its department.
+they were: names, address, phone, skills, free texts, the sign-up's receipt and the emergency it came through; the
+birth date keeps its year, the postal code its department and the commune becomes the department's most populous
+(the same for everyone there, so it says no more than the department). Domains and availability stay: alone they
+name nobody. The address becomes a placeholder with a random part (`anonyme-v…-<hex>@anonyme.invalid`), which
+nobody can take first: the sign-up refuses the reserved domains. The person's data-download file, ready or under
+way, is forgotten.
 A tombstone (app/volunteers/erasure.py) keeps a copy of the sign-up still queued from writing them back, their
 sessions end, and their roles and organisations go — an organisation left with no manager is suspended and its
 referents are told.
 
 Every step is a conditional UPDATE (`… WHERE anonymised_at IS NULL`, a warning only over an older one), so a second
 run changes nothing and queues no second e-mail; the e-mails' keys name the period too (the outbox sends a key
-once). People are handled in batches of `BATCH`, each its own transaction."""
+once). People are handled in batches of `BATCH`, each its own transaction, and each person in a savepoint: one
+that fails is logged by id, counted as `failed` and left for the next run, the others go on. Right before
+anonymising, the rows are locked and their activity read again: someone who came back since the batch was read
+is left alone."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -40,15 +50,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.accounts.models import CoordinatorScope, ReferentScope, RoleChange, User
 from app.accounts.sessions import SESSIONS_OF
 from app.applications.models import Application
 from app.db.after_commit import Clients, after_commit
+from app.geo.models import Commune
 from app.missions.cache import mark_changed
 from app.missions.models import Mission
 from app.organisations.models import ManagerInvitation, Organisation, OrganisationManager
 from app.organisations.notifications import stamp
+from app.privacy import download
 from app.volunteers.erasure import record_erasure
 from app.volunteers.models import Volunteer
 from app.volunteers.signup_queue import SignupQueue
@@ -66,6 +79,8 @@ SUSPENSION_REASON = ("La dernière personne qui gérait cette structure n'a plus
                      "gestionnaire ne la reprend.")
 WARNING = "inactivity_warning"
 SUSPENDED = "inactivity_organisation_suspended"
+
+log = logging.getLogger("renfort.privacy")
 
 
 class Step(StrEnum):
@@ -95,7 +110,7 @@ class Sweep:
     """What a run did, in counts only (for the log line), and the e-mails it queued."""
 
     counts: dict[str, int] = field(default_factory=lambda: {step.value: 0 for step in Step} | {
-        "organisations_suspended": 0, "kept_last_admin": 0})
+        "organisations_suspended": 0, "kept_last_admin": 0, "came_back": 0, "failed": 0})
     mails: list[list[Any]] = field(default_factory=list)
 
 
@@ -118,10 +133,19 @@ def _latest_application() -> Any:
             .where(Application.volunteer_id == Volunteer.id).scalar_subquery())
 
 
+def _volunteer_activity() -> ColumnElement[Any]:
+    """A volunteer's latest activity, over the account of the same address (outer-joined)."""
+    return func.greatest(Volunteer.accepted_at, Volunteer.saved_at, Volunteer.last_activity_at, User.created_at,
+                         User.last_sign_in_at, _latest_application())
+
+
+def _account_activity() -> ColumnElement[Any]:
+    return func.greatest(User.created_at, User.last_sign_in_at)
+
+
 async def volunteers_batch(session: AsyncSession, after: int, horizon: datetime) -> list[Person]:
     """Volunteers (past `after`, by id) whose activity is older than `horizon`: those a step may be due for."""
-    activity = func.greatest(Volunteer.accepted_at, Volunteer.saved_at, Volunteer.last_activity_at, User.created_at,
-                             User.last_sign_in_at, _latest_application())
+    activity = _volunteer_activity()
     rows = await session.execute(
         select(Volunteer.id, User.id, activity, Volunteer.inactivity_warned_30_at, Volunteer.inactivity_warned_7_at)
         .outerjoin(User, User.email_normalized == Volunteer.email_normalized)
@@ -133,7 +157,7 @@ async def volunteers_batch(session: AsyncSession, after: int, horizon: datetime)
 
 async def accounts_batch(session: AsyncSession, after: int, horizon: datetime) -> list[Person]:
     """Accounts without a volunteer row (managers, referents, coordinators…), as `volunteers_batch`."""
-    activity = func.greatest(User.created_at, User.last_sign_in_at)
+    activity = _account_activity()
     rows = await session.execute(
         select(literal(None, BigInteger), User.id, activity, User.inactivity_warned_30_at, User.inactivity_warned_7_at)
         .where(User.id > after, User.anonymised_at.is_(None), activity < horizon,
@@ -145,19 +169,35 @@ async def accounts_batch(session: AsyncSession, after: int, horizon: datetime) -
 
 async def handle(session: AsyncSession, people: list[Person], *, now: datetime, period: timedelta, secret: str,
                  sweep: Sweep) -> None:
-    """In the batch's transaction: the step due for each person."""
+    """In the batch's transaction: the step due for each person, each in its own savepoint (a failure undoes that
+    person's step only, and what it added to `sweep`)."""
     for person in people:
         step = next_step(person, now, period)
         if step is None:
             continue
-        kind, day = step
-        if kind is Step.ANONYMISE:
-            await anonymise(session, person, now=now, secret=secret, sweep=sweep)
-        elif await _record_warning(session, person, kind, now):
-            sweep.counts[kind.value] += 1
-            days = 30 if kind is Step.FIRST_WARNING else 7
-            key = f"{WARNING}:{days}:{person.target}:{int(person.activity.timestamp() * 1_000_000)}"
-            sweep.mails.append([WARNING, person.target, key, day.date().isoformat(), days])
+        counts, mails = dict(sweep.counts), len(sweep.mails)
+        try:
+            async with session.begin_nested():
+                await _step(session, person, step, now=now, secret=secret, sweep=sweep)
+        except Exception as error:  # one person's failure must not stop the sweep
+            sweep.counts.clear()
+            sweep.counts.update(counts)
+            del sweep.mails[mails:]
+            sweep.counts["failed"] += 1
+            # The ids and the error's type only: its message may quote the row's values.
+            log.error("inactivity step %s failed for %s: %s", step[0].value, person.target, type(error).__name__)
+
+
+async def _step(session: AsyncSession, person: Person, step: tuple[Step, datetime], *, now: datetime, secret: str,
+                sweep: Sweep) -> None:
+    kind, day = step
+    if kind is Step.ANONYMISE:
+        await anonymise(session, person, now=now, secret=secret, sweep=sweep)
+    elif await _record_warning(session, person, kind, now):
+        sweep.counts[kind.value] += 1
+        days = 30 if kind is Step.FIRST_WARNING else 7
+        key = f"{WARNING}:{days}:{person.target}:{int(person.activity.timestamp() * 1_000_000)}"
+        sweep.mails.append([WARNING, person.target, key, day.date().isoformat(), days])
 
 
 async def _record_warning(session: AsyncSession, person: Person, step: Step, now: datetime) -> bool:
@@ -174,12 +214,37 @@ async def _record_warning(session: AsyncSession, person: Person, step: Step, now
 
 
 def placeholder(kind: str, row_id: int) -> str:
-    return f"anonyme-{kind}{row_id}@{PLACEHOLDER_DOMAIN}"
+    """Unique by the row's id, unguessable by its random part (and in a domain the sign-up refuses)."""
+    return f"anonyme-{kind}{row_id}-{secrets.token_hex(8)}@{PLACEHOLDER_DOMAIN}"
+
+
+async def still_inactive(session: AsyncSession, person: Person) -> bool:
+    """Locks the person's rows (account first: a sign-in waits for the anonymisation) and tells whether their
+    activity, read again, is still the one the step was decided on."""
+    if person.user_id is not None:
+        account = await session.scalar(
+            select(User.id).where(User.id == person.user_id, _account_activity() <= person.activity)
+            .with_for_update()
+        )
+        if account is None and await session.scalar(select(User.id).where(User.id == person.user_id)) is not None:
+            return False
+    if person.volunteer_id is not None:
+        volunteer = await session.scalar(
+            select(Volunteer.id).outerjoin(User, User.email_normalized == Volunteer.email_normalized)
+            .where(Volunteer.id == person.volunteer_id, _volunteer_activity() <= person.activity)
+            .with_for_update(of=Volunteer)
+        )
+        if volunteer is None:
+            return False
+    return True
 
 
 async def anonymise(session: AsyncSession, person: Person, *, now: datetime, secret: str, sweep: Sweep) -> None:
     if person.user_id is not None and await _last_admin(session, person.user_id):
         sweep.counts["kept_last_admin"] += 1  # nobody would be left to administer the platform
+        return
+    if not await still_inactive(session, person):
+        sweep.counts["came_back"] += 1  # signed in, applied or saved their profile since the batch was read
         return
     addresses: list[str] = []
     if person.volunteer_id is not None:
@@ -202,6 +267,7 @@ async def anonymise(session: AsyncSession, person: Person, *, now: datetime, sec
             await queue.forget_person(address)  # dedupe mark and dead letters of the sign-up
         if user_id is not None:
             await end_sessions(clients, user_id)
+            await download.forget_user(clients.redis, user_id)
 
     after_commit(session, forget)
 
@@ -217,6 +283,15 @@ def _generalised_postal_code() -> ColumnElement[Any]:
                 else_=func.left(Volunteer.postal_code, 2) + "000")
 
 
+def _department_commune() -> Any:
+    """The most populous commune of the volunteer's department: chosen by the department alone, not the person."""
+    own, other = aliased(Commune), aliased(Commune)
+    home = (select(own.department_code).where(own.code == Volunteer.commune_code)
+            .correlate(Volunteer).scalar_subquery())
+    return (select(other.code).where(other.department_code == home)
+            .order_by(other.population.desc(), other.code).limit(1).correlate(Volunteer).scalar_subquery())
+
+
 async def _anonymise_volunteer(session: AsyncSession, volunteer_id: int, now: datetime, secret: str) -> str | None:
     """The address it had, or None when already anonymised."""
     address = await session.scalar(
@@ -230,8 +305,10 @@ async def _anonymise_volunteer(session: AsyncSession, volunteer_id: int, now: da
     await session.execute(update(Volunteer).where(Volunteer.id == volunteer_id).values(
         email=anonymous, email_normalized=anonymous, first_name=ANONYMOUS, last_name=ANONYMOUS, phone=None,
         birth_date=func.date_trunc("year", Volunteer.birth_date).cast(Date),
-        postal_code=_generalised_postal_code(), skills=[], mail_applications=False, mail_emergencies=False,
-        anonymised_at=now,
+        postal_code=_generalised_postal_code(),
+        commune_code=func.coalesce(_department_commune(), Volunteer.commune_code),
+        receipt=secrets.token_hex(16), emergency_slug=None, skills=[], mail_applications=False,
+        mail_emergencies=False, anonymised_at=now,
     ))
     # The rows stay; the words the person wrote with them go.
     await session.execute(update(Application).where(Application.volunteer_id == volunteer_id).values(message=None))
