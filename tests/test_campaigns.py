@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -18,12 +18,13 @@ from redis.asyncio import Redis
 from app.campaigns.images import ImageRefused, sniff
 from app.main import create_app
 from app.settings import Settings
+from app.volunteers import age
 from tests.test_missions import validated_organisation
 from tests.test_organisations import post_form, sign_in
 from tests.test_signin import csrf_token
 
 ADMIN_PAGE = "/administration/campagnes"
-TODAY = date.today()
+TODAY = age.today()  # France's day, as the pages count campaign windows (not the server's)
 
 
 def png(width: int = 3, height: int = 2) -> bytes:
