@@ -236,13 +236,13 @@ async def due(db: asyncpg.Connection, volunteer_id: int) -> None:
                      " inactivity_warned_7_at = now() - interval '10 days' WHERE id = $1", volunteer_id)
 
 
-def test_the_sign_up_refuses_the_reserved_domains_of_the_placeholders() -> None:
-    for address in ("anonyme-v1@anonyme.invalid", "Ana@Quelque.Part.INVALID", "ana@renfort.test",
-                    "ana@localhost.localhost"):
+def test_the_sign_up_refuses_the_domain_of_the_placeholders() -> None:
+    for address in ("anonyme-v1@anonyme.invalid", "Ana@ANONYME.invalid", "anonyme-u7-00ff@anonyme.invalid"):
         with pytest.raises(TextRefused) as refused:
             parse_email(address)
         assert refused.value.message == "Saisissez une adresse e-mail valide, par exemple nom@exemple.fr."
     assert parse_email("ana@example.org") == ("ana@example.org", "ana@example.org")
+    assert parse_email("run.1@rehearsal.invalid")[1] == "run.1@rehearsal.invalid"  # the rehearsals' people
 
 
 async def test_an_address_squatting_a_placeholder_blocks_nobody_and_a_failure_stops_no_one_else(

@@ -62,6 +62,7 @@ from app.missions.models import Mission
 from app.organisations.models import ManagerInvitation, Organisation, OrganisationManager
 from app.organisations.notifications import stamp
 from app.privacy import download
+from app.volunteers import validation
 from app.volunteers.erasure import record_erasure
 from app.volunteers.models import Volunteer
 from app.volunteers.signup_queue import SignupQueue
@@ -71,7 +72,7 @@ BATCH = 200
 FIRST_NOTICE = timedelta(days=30)
 LAST_NOTICE = timedelta(days=7)
 ANONYMOUS = "Anonyme"
-PLACEHOLDER_DOMAIN = "anonyme.invalid"  # RFC 2606: never delivered
+PLACEHOLDER_DOMAIN = validation.PLACEHOLDER_DOMAIN  # RFC 2606: never delivered, and refused at sign-up
 SESSION_NAMESPACE = "renfort:sessions:"  # the session store's (app/main.py registers it under this namespace)
 ACTOR = "anonymisation pour inactivité"
 SUSPENSION_REASON = ("La dernière personne qui gérait cette structure n'a plus d'activité sur Renfort depuis "

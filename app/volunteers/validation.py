@@ -18,9 +18,9 @@ EMAIL = re.compile(r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[a-z0-9](?:[a-z0-9-]{0,61
 NAME = re.compile(r"^[^\W\d_]+(?:[ '’.-]+[^\W\d_]+)*\.?$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 POSTAL_CODE = re.compile(r"^\d{5}$")
-# Reserved top-level domains (RFC 2606, RFC 6761): never anyone's mailbox; "invalid" holds the placeholders of
-# anonymised people. "example" stays accepted: the demo accounts (app/showcase.py) live under it.
-RESERVED_TLDS = frozenset({"invalid", "test", "localhost"})
+# The domain of anonymised people's placeholder addresses (app/privacy/inactivity.py): nobody signs up under it.
+# Other reserved domains stay accepted: rehearsal runs sign up as `…@rehearsal.invalid`, the demo under `.example`.
+PLACEHOLDER_DOMAIN = "anonyme.invalid"
 # Metropolitan numbers (0X…, +33) and the overseas country codes (Réunion, Guadeloupe, Guyane, Martinique, Mayotte…).
 PHONE = re.compile(r"^(?:(?:\+|00)(33|262|269|508|590|594|596|681|687|689)|0)([1-9]\d{8})$")
 
@@ -111,7 +111,7 @@ def parse_email(raw: object) -> tuple[str, str]:
     normalized = normalize_email(email)
     if len(normalized) > EMAIL_LENGTH or ".." in normalized or not EMAIL.match(normalized):
         raise TextRefused(MESSAGES["email"], "format")
-    if normalized.rsplit(".", 1)[-1] in RESERVED_TLDS:
+    if normalized.rsplit("@", 1)[-1] == PLACEHOLDER_DOMAIN:
         raise TextRefused(MESSAGES["email"], "reserved")
     return email, normalized
 
