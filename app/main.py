@@ -111,9 +111,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         csrf_config=CSRFConfig(
             secret=settings.secret_key.reveal(),
-            # The API never authenticates with cookies; the surge's public pages carry no form that posts. Anchored:
-            # Litestar searches the whole path, so "/api/" would also exempt /coordination/urgences/api/….
-            exclude=["^/api/", "^/$", "^/urgence/"],
+            # The API never authenticates with cookies, nor do the partners' routes (an `x-api-key`, or a public
+            # tracked link); the surge's public pages carry no form that posts. Anchored: Litestar searches the whole
+            # path, so "/api/" would also exempt /coordination/urgences/api/….
+            exclude=["^/api/", "^/$", "^/urgence/", "^/v0/", "^/v2/", "^/r/"],
             cookie_secure=secure,
             cookie_samesite="lax",
         ),

@@ -159,6 +159,11 @@ class Settings:
     legal_host: str = "L'hébergeur déclaré par l'opérateur de la plateforme"
     legal_host_address: str = "Adresse de l'hébergeur à compléter (LEGAL_HOST_ADDRESS)"
     legal_contact: str = "contact@renfort.example"
+    # Partner feeds (app/partners/feeds): fetched from public addresses only, unless PARTNER_FEEDS_ALLOW_LOOPBACK=on
+    # (tests and benchmarks serve their feeds on 127.0.0.1); a feed past these bytes or seconds is refused whole.
+    partner_feeds_allow_loopback: bool = False
+    partner_feed_max_bytes: int = 100_000_000
+    partner_feed_timeout_seconds: int = 120
 
     @property
     def sync_database_url(self) -> str:
@@ -238,6 +243,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         legal_host=env.get("LEGAL_HOST", "").strip() or Settings.legal_host,
         legal_host_address=env.get("LEGAL_HOST_ADDRESS", "").strip() or Settings.legal_host_address,
         legal_contact=env.get("LEGAL_CONTACT", "").strip() or Settings.legal_contact,
+        partner_feeds_allow_loopback=_switch(env, "PARTNER_FEEDS_ALLOW_LOOPBACK",
+                                             Settings.partner_feeds_allow_loopback),
+        partner_feed_max_bytes=_bounded(env, "PARTNER_FEED_MAX_BYTES", Settings.partner_feed_max_bytes, 1_000,
+                                        2_000_000_000),
+        partner_feed_timeout_seconds=_bounded(env, "PARTNER_FEED_TIMEOUT_SECONDS",
+                                              Settings.partner_feed_timeout_seconds, 1, 3_600),
     )
 
 

@@ -103,12 +103,13 @@ async def db() -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture(autouse=True)
 async def clean_state(database: str) -> None:
-    """Every test starts with no volunteer, user or organisation and an empty Redis database (geography stays)."""
+    """Every test starts with no volunteer, user, organisation or partner and an empty Redis database (geography
+    stays)."""
     client = Redis.from_url(REDIS_URL)
     await client.flushdb()
     await client.aclose()
     connection = await asyncpg.connect(DATABASE_URL)
-    await connection.execute("TRUNCATE volunteers, users, organisations, erasures RESTART IDENTITY CASCADE")
+    await connection.execute("TRUNCATE volunteers, users, organisations, erasures, partners RESTART IDENTITY CASCADE")
     await connection.close()
 
 

@@ -31,7 +31,7 @@ async def showcase(database: str) -> dict[str, Any]:
     await redis.flushdb()
     await redis.aclose()
     connection = await asyncpg.connect(DATABASE_URL)
-    await connection.execute("TRUNCATE volunteers, users, organisations, erasures RESTART IDENTITY CASCADE")
+    await connection.execute("TRUNCATE volunteers, users, organisations, erasures, partners RESTART IDENTITY CASCADE")
     await connection.close()
     loaded = subprocess.run([sys.executable, "-m", "app.showcase"], cwd=ROOT, capture_output=True, text=True,
                             check=False)

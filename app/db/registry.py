@@ -8,6 +8,7 @@ from app.geo import models as geo_models  # noqa: F401
 from app.legal import models as legal_models  # noqa: F401
 from app.missions import models as mission_models  # noqa: F401
 from app.organisations import models as organisation_models  # noqa: F401
+from app.partners import models as partner_models  # noqa: F401
 from app.switches import models as switch_models  # noqa: F401
 from app.territories import models as territory_models  # noqa: F401
 from app.volunteers import models as volunteer_models  # noqa: F401

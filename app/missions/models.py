@@ -26,6 +26,7 @@ from app.accounts import models as account_models  # noqa: F401  (maps `users`)
 from app.db.base import Base
 from app.geo import models as geo_models  # noqa: F401  (maps `communes`, the target of commune_code)
 from app.organisations import models as organisation_models  # noqa: F401  (maps `organisations`)
+from app.partners import models as partner_models  # noqa: F401  (maps `partners`, the target of partner_id)
 
 STATUSES = ("draft", "awaiting_validation", "published", "full", "finished", "cancelled", "suspended")
 TEMPLATE_STATUSES = ("draft", "validated", "archived")
@@ -48,6 +49,8 @@ class Mission(Base):
         CheckConstraint("places > 0", name="places"),
         Index("ix_missions_search_vector", "search_vector", postgresql_using="gin"),
         Index("ix_missions_activities", "activities", postgresql_using="gin"),
+        # A partner's mission is known by its own id on the partner's side.
+        Index("uq_missions_partner_id_client_id", "partner_id", "client_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -74,6 +77,14 @@ class Mission(Base):
     status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # A partner's mission (app/partners): applied to on the partner's site, at `application_url`, through a tracked
+    # link; it takes no part in our capacity, applications or dispatch. Deleted by the partner: cancelled, with
+    # `deleted_at`. `import_digest` tells an unchanged record from a changed one when its feed comes again.
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="RESTRICT"))
+    client_id: Mapped[str | None] = mapped_column(String(200))
+    application_url: Mapped[str | None] = mapped_column(String(1000))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    import_digest: Mapped[str | None] = mapped_column(String(32))
     # Written by PostgreSQL, read by the search only: never loaded with the mission.
     search_vector: Mapped[str | None] = mapped_column(TSVECTOR, Computed(SEARCH_VECTOR, persisted=True),
                                                       deferred=True)

@@ -8,6 +8,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     String,
     Text,
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
 from app.geo import models as geo_models  # noqa: F401  (maps `communes`, the target of commune_code)
+from app.partners import models as partner_models  # noqa: F401  (maps `partners`, the target of partner_id)
 
 TYPES = ("association", "collectivite", "organisation_publique", "organisation_privee")
 STATUSES = ("draft", "awaiting_validation", "validated", "refused", "suspended")
@@ -30,6 +32,7 @@ class Organisation(Base):
     __table_args__ = (
         CheckConstraint(f"type IN {TYPES}", name="type"),
         CheckConstraint(f"status IN {STATUSES}", name="status"),
+        Index("uq_organisations_partner_id_partner_key", "partner_id", "partner_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -51,6 +54,10 @@ class Organisation(Base):
     applications_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The version of the terms of use (app/legal) accepted when the organisation was registered.
     terms_version: Mapped[int | None] = mapped_column(Integer)
+    # The organisation behind a partner's missions (app/partners): keyed on the partner's own organisation id, or its
+    # RNA or SIRET ("id:…", "rna:…", "siret:…"); it has no managers here and is moderated with its missions.
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="RESTRICT"))
+    partner_key: Mapped[str | None] = mapped_column(String(120))
 
 
 class OrganisationManager(Base):

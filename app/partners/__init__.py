@@ -1,0 +1,1 @@
+"""Partner platforms exchanging missions in API Engagement's formats: keys, read and write APIs, feeds, tracking."""
