@@ -40,6 +40,7 @@ from app.organisations.service import (
     OwnOrganisationDecision,
     ReasonRequired,
 )
+from app.partners.errors import PartnerApiError, partner_api_error
 from app.switches import pages as switch_pages
 from app.volunteers.confirmation import ConfirmLinkExpired, ConfirmLinkInvalid
 from app.volunteers.service import IdempotencyKeyReused, SignupBacklogged
@@ -348,6 +349,7 @@ def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    PartnerApiError: partner_api_error,
     MissionInvalid: mission_invalid,
     SignupInvalid: signup_invalid,
     IdempotencyKeyReused: idempotency_key_reused,
