@@ -40,7 +40,7 @@ from app.organisations.service import (
     OwnOrganisationDecision,
     ReasonRequired,
 )
-from app.partners.errors import PartnerApiError, partner_api_error
+from app.partners.errors import PartnerApiError, failure, is_partner_path, partner_api_error
 from app.switches import pages as switch_pages
 from app.volunteers.confirmation import ConfirmLinkExpired, ConfirmLinkInvalid
 from app.volunteers.service import IdempotencyKeyReused, SignupBacklogged
@@ -91,6 +91,8 @@ def _respond(request: Request[Any, Any, Any], status: int, message: str, headers
              errors: dict[str, str] | None = None, action: tuple[str, str] | None = None) -> Response[Any]:
     """`action` is the page's way forward, (href, label), shown first on the error page; then the page the person
     came from, and their space (or the home page)."""
+    if is_partner_path(request.scope["path"]):
+        return failure(request, status, headers)
     if wants_json(request):
         body: dict[str, Any] = {"errors": errors} if errors else {"error": message}
         return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
@@ -334,6 +336,8 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
         429: "Trop de demandes. Réessayez dans une minute.",
     }
     status = error.status_code
+    if is_partner_path(request.scope["path"]):
+        return failure(request, status, error.headers, error.extra)
     return _respond(request, status, messages.get(status, "La requête n'a pas pu aboutir."), headers=error.headers)
 
 

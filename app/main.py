@@ -36,6 +36,14 @@ from app.observability import configure_logging, flush_access_log, init_sentry
 from app.organisations.controllers import ModerationPages, OrganisationPages
 from app.organisations.manager_pages import ManagerPages, MyOrganisationsPages
 from app.organisations.onboarding_pages import InvitationPages, OrganisationSignupPages
+from app.partners.activity import ActivityApi
+from app.partners.admin_pages import PartnerAdministrationPages
+from app.partners.auth import PartnerPing, rate_limit_headers
+from app.partners.dashboard import PartnerDashboardPage
+from app.partners.import_api import PartnerImportApi
+from app.partners.redirects import TrackedLinks
+from app.partners.v0 import PARTNER_OPENAPI_COMPONENTS, PartnerMissionApi
+from app.partners.v2 import PartnerMissionWriteApi
 from app.privacy.controllers import DataDownloadPages
 from app.reference import ACTIVITIES
 from app.rehearsal.controllers import RehearsalController
@@ -98,13 +106,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ApplyPages, VolunteerApplicationPages, ExportPages, DataDownloadPages,
             HealthController, MetricsController, ConsoleController, RehearsalController, DispatchPages, ProposalPages,
             StatisticsPages, LegalPages, LegalAdministrationPages,
-            EmailConfirmationPages, CampaignPages, CampaignAdministrationPages, MissionCampaignPages, *static
+            EmailConfirmationPages, CampaignPages, CampaignAdministrationPages, MissionCampaignPages, *static,
+            PartnerAdministrationPages, PartnerPing, PartnerImportApi,
+            TrackedLinks, ActivityApi, PartnerDashboardPage, PartnerMissionApi, PartnerMissionWriteApi,
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
         # The switch gate first: a closed path costs no session, CSRF or handler work.
         middleware=[SwitchGate, session_config(secure=secure, idle_days=settings.session_idle_days).middleware],
         lifespan=[lifespan],
-        before_send=[private_when_signed_in],
+        before_send=[private_when_signed_in, rate_limit_headers],
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=TemplateConfig(
             directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=template_globals
@@ -118,7 +128,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_secure=secure,
             cookie_samesite="lax",
         ),
-        openapi_config=OpenAPIConfig(title="Renfort API", version="1", path="/api/schema"),
+        openapi_config=OpenAPIConfig(title="Renfort API", version="1", path="/api/schema",
+                                     components=PARTNER_OPENAPI_COMPONENTS),
         request_max_body_size=MAX_BODY,
         # Logging is configure_logging's (JSON, above): Litestar's default config would replace the root handler.
         logging_config=None,

@@ -198,6 +198,36 @@ def expire_proposals(connection: Redis) -> Job:
     )
 
 
+# Above the feed's fetch time limit (PARTNER_FEED_TIMEOUT_SECONDS, 120 s by default) plus parsing and writing
+# 20,000 missions; app/partners/imports.py fails a run left "running" past it (a killed worker).
+PARTNER_FEED_JOB_TIMEOUT = 1800
+
+
+def import_partner_feed(connection: Redis, partner_id: int, import_id: int) -> Job:
+    # No retry: the run's row says why it failed, and the next schedule tick (or the partner's request) starts a
+    # fresh run; a retry would find its row already ended.
+    return job_queue(connection).enqueue(
+        "queues.partner_feeds.import_partner_feed",
+        partner_id=partner_id,
+        import_id=import_id,
+        job_timeout=PARTNER_FEED_JOB_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * DAY,
+        description="import a partner's mission feed",
+    )
+
+
+def schedule_partner_feeds(connection: Redis) -> Job:
+    # No retry: the next tick (every minute) schedules again.
+    return job_queue(connection).enqueue(
+        "queues.partner_feeds.schedule_partner_feeds",
+        job_timeout=120,
+        result_ttl=600,
+        failure_ttl=DAY,
+        description="start the partner feed imports that are due",
+    )
+
+
 def connect(redis_url: str) -> Redis:
     """The synchronous connection RQ enqueues through."""
     return sync_redis(redis_url)

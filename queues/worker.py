@@ -35,6 +35,7 @@ EXPIRE_PROPOSALS_LOCK = "renfort:dispatch:expire-lock"
 PURGE_UNCONFIRMED_LOCK = "renfort:volunteers:purge-lock"
 PURGE_ORGANISATIONS_LOCK = "renfort:organisations:purge-lock"
 CLOSING_SWEEP_LOCK = "renfort:missions:closing-sweep-lock"
+PARTNER_FEEDS_LOCK = "renfort:partners:feeds-tick-lock"
 # The daily e-mails (reminders to organisations, the referents' digest) leave from this hour on, Paris time.
 DAILY_HOUR = 8
 NEARLY_FULL = 0.95
@@ -80,6 +81,8 @@ class RenfortWorker(Worker):
             schedule_application_reminders(self.connection)
             schedule_referent_digests(self.connection)
             schedule_inactivity_sweep(self.connection)
+            # Not in a burst either: it fetches partners' feeds over the network.
+            schedule_partner_feeds(self.connection)
 
 
 def nearly_full(connection: Redis, threshold: float) -> bool:
@@ -143,6 +146,11 @@ def schedule_unclaimed_organisations_purge(connection: Redis) -> bool:
 def schedule_statistics_refresh(connection: Redis) -> bool:
     return _schedule_once(connection, STATISTICS_KEYS.scheduled, REFRESH_SECONDS, enqueue.refresh_statistics,
                           "the refresh of the public statistics")
+
+
+def schedule_partner_feeds(connection: Redis) -> bool:
+    return _schedule_once(connection, PARTNER_FEEDS_LOCK, 60, enqueue.schedule_partner_feeds,
+                          "the partner feed imports")
 
 
 def _schedule_daily(connection: Redis, name: str, enqueue_job: Callable[[Redis], object], what: str,

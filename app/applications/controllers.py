@@ -30,6 +30,7 @@ from app.confirm import page as confirmation_page
 from app.db.base import unit_of_work
 from app.deps import Db, Web
 from app.http import RowId
+from app.partners import tracking
 from app.state import WebState
 from app.volunteers.profile import volunteer_and_adult_on
 from queues import enqueue
@@ -107,7 +108,7 @@ class ApplyPages(Controller):
     include_in_schema = False
 
     @post("/candidater", guards=[signed_in], request_max_body_size=MAX_BODY)
-    async def apply(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect:
+    async def apply(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web) -> Redirect | Template:
         """The rush path: the session (Redis), one Lua call, no SQL while the mission is unchanged."""
         volunteer = await _volunteer(request, web)
         if volunteer is None:
@@ -118,7 +119,17 @@ class ApplyPages(Controller):
                                       adult_on=adult_on)
         if outcome.drain_needed:
             await web.request_drain(enqueue.drain_applications)
-        return Redirect(f"/mon-espace/candidatures?mission={mission_id}&resultat={outcome.outcome}", status_code=303)
+        if outcome.outcome == "closed":
+            elsewhere = await tracking.applied_elsewhere(web.engine, mission_id)  # a partner's mission?
+            if elsewhere is not None:
+                return elsewhere
+        # A visitor a partner sent us (its click's cookie): the partner is credited with this application, once.
+        credited = await tracking.credit_inbound(web.engine, web.settings.secret_key.reveal(),
+                                                 request.cookies.get(tracking.CLICK_COOKIE), mission_id
+                                                 ) if outcome.outcome in (Status.PENDING, Status.WAITLISTED) else False
+        secure = web.settings.base_url.startswith("https://")
+        return Redirect(f"/mon-espace/candidatures?mission={mission_id}&resultat={outcome.outcome}", status_code=303,
+                        cookies=[tracking.forget(secure)] if credited else None)
 
     @get("/candidatures", guards=[privileged])
     async def applicants(self, request: Request[Any, Any, Any], mission_id: RowId, web: Web, db: Db,

@@ -69,7 +69,8 @@ async def seed(places: Places, engine: AsyncEngine, mission_id: int) -> bool:
     knows = await places.knows(mission_id)
     async with unit_of_work(engine) as session:
         row = (await session.execute(
-            select(Mission.places, Mission.status, Organisation.status, Mission.open_to_minors, Mission.start_date)
+            select(Mission.places, Mission.status, Organisation.status, Mission.open_to_minors, Mission.start_date,
+                   Mission.partner_id)
             .join(Organisation, Organisation.id == Mission.organisation_id).where(Mission.id == mission_id)
         )).first()
         if row is None:
@@ -85,8 +86,9 @@ async def seed(places: Places, engine: AsyncEngine, mission_id: int) -> bool:
                                 Volunteer.birth_date)
                          .join(Volunteer, Volunteer.id == Application.volunteer_id)
                          .where(Application.mission_id == mission_id))]
-    places_count, mission_status, organisation_status, open_to_minors, start_date = row
-    state = mission_state(mission_status, organisation_status)
+    places_count, mission_status, organisation_status, open_to_minors, start_date, partner_id = row
+    # A partner's mission is applied to on the partner's site: closed to our applications and proposals.
+    state = "0" if partner_id is not None else mission_state(mission_status, organisation_status)
     return await places.seed(mission_id, capacity=places_count, state=state, epoch=epoch, highest_version=highest,
                              saved=saved, open_to_minors=open_to_minors, start_date=start_date)
 

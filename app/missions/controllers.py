@@ -31,6 +31,7 @@ from app.missions import moderation, publishing, search, search_links, service, 
 from app.missions.exceptions import MissionTransitionRefused
 from app.missions.schemas import MissionPage, MissionRead
 from app.missions.validation import FIELDS, MAX_ADDRESSES, TEXT_FIELDS, MissionInvalid
+from app.partners import tracking
 from app.reference import DOMAINS
 from app.state import WebState
 from app.volunteers import age
@@ -184,7 +185,8 @@ class MissionPages(Controller):
 
     @get("/{reference:str}")
     async def show(self, request: Request[Any, Any, Any], reference: FromPath[str], web: Web, db: Db,
-                   info: FromQuery[str | None] = None, refus: FromQuery[str | None] = None) -> Template | Redirect:
+                   info: FromQuery[str | None] = None, refus: FromQuery[str | None] = None,
+                   apiengagement_id: FromQuery[str | None] = None) -> Template | Redirect:
         number, _, slug = reference.partition("-")
         if not (number.isascii() and number.isdecimal()) or len(number) > 18:
             raise NotFoundException
@@ -199,7 +201,12 @@ class MissionPages(Controller):
         mission = view.mission
         if slug != mission.slug:
             return Redirect(mission.path, status_code=301)
-        taken = await applications.taken_places(web.places, web.engine, mission.id)  # live, from Redis
+        if apiengagement_id is not None:  # sent by a partner's tracked link (app/partners/tracking.py)
+            return tracking.landing(web.settings.secret_key.reveal(), apiengagement_id, mission.path,
+                                    secure=web.settings.base_url.startswith("https://"))
+        # A partner's mission has no places of ours: its page links to the partner's site instead.
+        taken = 0 if mission.partner_id is not None else await applications.taken_places(web.places, web.engine,
+                                                                                         mission.id)
         account = current_account(request)
         own = (await applications.own_application(db, web.redis, mission.id, account.volunteer_id)
                if account is not None and account.volunteer_id is not None else None)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
@@ -19,7 +20,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts import models as account_models  # noqa: F401  (maps `users`)
@@ -85,6 +86,8 @@ class Mission(Base):
     application_url: Mapped[str | None] = mapped_column(String(1000))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     import_digest: Mapped[str | None] = mapped_column(String(32))
+    # The record the partner last sent (app/partners/upsert.py), for partial updates and /v2 answers.
+    partner_record: Mapped[dict[str, Any] | None] = mapped_column(JSONB, deferred=True)
     # Written by PostgreSQL, read by the search only: never loaded with the mission.
     search_vector: Mapped[str | None] = mapped_column(TSVECTOR, Computed(SEARCH_VECTOR, persisted=True),
                                                       deferred=True)

@@ -53,10 +53,18 @@ class MissionRead(msgspec.Struct, frozen=True, kw_only=True):
     online: bool
     addresses: list[AddressRead]
     distance_km: float | None = None  # from the searched point, to the nearest of the mission's addresses
+    # A partner's mission (app/partners): applied to on its site through the tracked link, outside our capacity.
+    partner_id: int | None = None
+    partner_name: str | None = None
 
     @property
     def path(self) -> str:
         return f"/missions/{self.id}-{self.slug}"
+
+    @property
+    def partner_link(self) -> str | None:
+        """The tracked link to the partner's application page (app/partners/redirects.py)."""
+        return None if self.partner_id is None else f"/r/{self.id}/{self.partner_id}"
 
 
 class MissionPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,7 +24,7 @@ from app.geo.models import Commune
 from app.missions import cache, search_links
 from app.missions.models import Mission, MissionAddress
 from app.missions.schemas import MissionPage
-from app.missions.service import ONLINE_STATUSES, _addresses, read, taken
+from app.missions.service import ONLINE_STATUSES, _addresses, partner_names, read, taken
 from app.missions.validation import MissionInvalid
 from app.organisations.models import STATUSES as ORGANISATION_STATUSES
 from app.organisations.models import Organisation
@@ -323,8 +323,9 @@ async def _run(session: AsyncSession, query: SearchQuery) -> MissionPage:
     )).all()
     ids = [mission.id for mission, _, _ in rows]
     addresses, held = await _addresses(session, ids), await taken(session, ids)
-    items = [read(mission, organisation, addresses[mission.id], km, held.get(mission.id, 0))
-             for mission, organisation, km in rows]
+    names = await partner_names(session, [mission for mission, _, _ in rows])
+    items = [read(mission, organisation, addresses[mission.id], km, held.get(mission.id, 0),
+                  names.get(mission.partner_id or 0)) for mission, organisation, km in rows]
     pages = max(1, math.ceil(total / query.per_page))
     links = search_links.pagination(API_PATH, query, pages, MAX_PAGE)
     return MissionPage(items=items, total=total, page=query.page, per_page=query.per_page, pages=pages,

@@ -31,6 +31,7 @@ from app.missions.validation import TEXT_FIELDS, MissionInvalid, ValidMission, v
 from app.organisations.models import Organisation
 from app.organisations.service import is_online as organisation_is_online
 from app.organisations.service import slugify
+from app.partners.models import Partner
 from app.reference import DOMAINS
 from app.volunteers import age
 from queues import enqueue
@@ -93,8 +94,16 @@ async def _addresses(session: AsyncSession, mission_ids: Sequence[int]) -> dict[
     return found
 
 
+async def partner_names(session: AsyncSession, missions: Iterable[Mission]) -> dict[int, str]:
+    """The names of the partners whose missions these are: no query when they are all ours."""
+    ids = {mission.partner_id for mission in missions if mission.partner_id is not None}
+    if not ids:
+        return {}
+    return dict((await session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(ids)))).tuples().all())
+
+
 def read(mission: Mission, organisation: Organisation, addresses: list[AddressRead],
-         distance_km: float | None = None, taken: int = 0) -> MissionRead:
+         distance_km: float | None = None, taken: int = 0, partner_name: str | None = None) -> MissionRead:
     return MissionRead(
         id=mission.id,
         slug=slugify(mission.title),
@@ -120,6 +129,8 @@ def read(mission: Mission, organisation: Organisation, addresses: list[AddressRe
         online=is_online(mission.status, organisation.status),
         addresses=addresses,
         distance_km=None if distance_km is None else round(distance_km, 1),
+        partner_id=mission.partner_id,
+        partner_name=partner_name,
     )
 
 
@@ -134,7 +145,9 @@ async def load(session: AsyncSession, mission_id: int, *, lock: bool = False) ->
 
 async def read_one(session: AsyncSession, mission: Mission, organisation: Organisation) -> MissionRead:
     held = (await taken(session, [mission.id])).get(mission.id, 0)
-    return read(mission, organisation, (await _addresses(session, [mission.id]))[mission.id], taken=held)
+    names = await partner_names(session, [mission])
+    return read(mission, organisation, (await _addresses(session, [mission.id]))[mission.id], taken=held,
+                partner_name=names.get(mission.partner_id or 0))
 
 
 def _fields(valid: ValidMission) -> dict[str, Any]:

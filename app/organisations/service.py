@@ -220,7 +220,8 @@ async def moderate(
 
 async def moderation_queue(session: AsyncSession, roles: Roles) -> dict[str, list[OrganisationRead]]:
     """The organisations a moderator decides on, by status: awaiting first, then the live and suspended ones."""
-    query = _query().where(Organisation.status.in_(("awaiting_validation", "validated", "suspended")))
+    query = _query().where(Organisation.status.in_(("awaiting_validation", "validated", "suspended")),
+                           Organisation.partner_id.is_(None))  # a partner answers for its own organisations
     if not (roles.admin or roles.national_referent):
         query = query.where(Commune.department_code.in_(roles.referent_departments))
     rows = (await session.execute(query.order_by(Organisation.status_changed_at, Organisation.id)))

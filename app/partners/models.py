@@ -30,6 +30,7 @@ from app.db.base import Base
 IMPORT_STATUSES = ("running", "succeeded", "failed")
 # inbound: a partner sent a visitor to one of our missions; outbound: we sent one to a partner's mission.
 DIRECTIONS = ("inbound", "outbound")
+ACTIVITY_TYPES = ("apply", "account")  # what a partner reports after a click (`POST /v2/activity`)
 DEFAULT_RATE_LIMIT = 1200  # requests per minute, per partner, across every web process
 
 
@@ -114,7 +115,8 @@ class PartnerApplication(Base):
     through our own apply flow (inbound). One per click."""
 
     __tablename__ = "partner_applications"
-    __table_args__ = (CheckConstraint(f"direction IN {DIRECTIONS}", name="direction"),)
+    __table_args__ = (CheckConstraint(f"direction IN {DIRECTIONS}", name="direction"),
+                      CheckConstraint(f"activity_type IN {ACTIVITY_TYPES}", name="activity_type"))
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     click_id: Mapped[int] = mapped_column(ForeignKey("partner_clicks.id", ondelete="CASCADE"), unique=True)
@@ -122,5 +124,6 @@ class PartnerApplication(Base):
     mission_id: Mapped[int | None] = mapped_column(ForeignKey("missions.id", ondelete="SET NULL"))
     direction: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(24))
+    activity_type: Mapped[str] = mapped_column(String(8), server_default="apply")  # what the partner reported
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

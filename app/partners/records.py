@@ -10,6 +10,11 @@ import msgspec
 Flag = bool | str | None  # true/false, or "yes"/"no"/"true"/"1"… (XML)
 
 
+class RecordLocation(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    lat: float | None = None
+    lon: float | None = None
+
+
 class RecordAddress(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=False):
     street: str | None = None
     postal_code: str | None = None
@@ -20,6 +25,12 @@ class RecordAddress(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown
     country: str | None = None
     lat: float | None = None  # from <location><lat>, <lonlat>…: degrees, WGS 84
     lon: float | None = None
+    location: RecordLocation | None = None  # JSON's `{"lat": …, "lon": …}`; `lat`/`lon` above win when both are set
+
+    def point(self) -> tuple[float | None, float | None]:
+        if self.lat is not None or self.lon is not None or self.location is None:
+            return self.lat, self.lon
+        return self.location.lat, self.location.lon
 
 
 class PartnerRecord(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=False):

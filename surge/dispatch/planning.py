@@ -97,7 +97,7 @@ async def _targets(session: AsyncSession, slug: str, mission_ids: list[int]) -> 
         .join(Commune, Commune.code == first_address.c.commune_code)
         .join(Department, Department.code == Commune.department_code)
         .where(Mission.id.in_(mission_ids), Mission.emergency_slug == slug, Mission.status == "published",
-               Organisation.status == "validated")
+               Organisation.status == "validated", Mission.partner_id.is_(None))  # partners' missions apply elsewhere
         .order_by(Mission.priority.desc(), Mission.id)
     )
     return [Target(*row) for row in rows]

@@ -128,7 +128,8 @@ async def mission_choices(session: AsyncSession, slug: str) -> list[MissionChoic
         .join(Organisation, Organisation.id == Mission.organisation_id)
         .join(first_address, first_address.c.mission_id == Mission.id)
         .join(Commune, Commune.code == first_address.c.commune_code)
-        .where(Mission.emergency_slug == slug, Mission.status == "published", Organisation.status == "validated")
+        .where(Mission.emergency_slug == slug, Mission.status == "published", Organisation.status == "validated",
+               Mission.partner_id.is_(None))  # a partner's mission takes its applications on its own site
         .order_by(Mission.priority.desc(), Mission.id)
     )
     return [MissionChoice(*row) for row in rows]

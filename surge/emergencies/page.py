@@ -71,7 +71,9 @@ async def counters(session: AsyncSession, slug: str) -> Counters:
     volunteers = await session.scalar(select(func.count()).where(Volunteer.emergency_slug == slug,
                                                                  ~Volunteer.unconfirmed))
     missions = dict((await session.execute(
-        select(Mission.id, Mission.places).where(Mission.emergency_slug == slug, Mission.status.in_(ONLINE_STATUSES))
+        # A partner's missions take their applications on its site: our places counters leave them out.
+        select(Mission.id, Mission.places).where(Mission.emergency_slug == slug, Mission.status.in_(ONLINE_STATUSES),
+                                                 Mission.partner_id.is_(None))
     )).all())
     held = await taken(session, list(missions))  # the places held on these missions only
     filled = sum(min(held.get(mission_id, 0), places) for mission_id, places in missions.items())

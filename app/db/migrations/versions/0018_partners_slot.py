@@ -1,4 +1,5 @@
-"""Reserved for the partner exchange's follow-up changes (filled in, or removed, before release).
+"""A partner's mission keeps the record it was last sent (API Engagement's names, cleaned of control characters): a
+partial `PUT /v2/mission` merges into it, and `/v2` answers with the partner's own values.
 
 Revision ID: 0018
 Revises: 0017
@@ -7,6 +8,10 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
 revision = "0018"
 down_revision = "0017"
 branch_labels = None
@@ -14,8 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column("missions", sa.Column("partner_record", JSONB, nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column("missions", "partner_record")

@@ -1,4 +1,4 @@
-"""Reserved for the partner exchange's follow-up changes (filled in, or removed, before release).
+"""What a partner reported after a click: an application ("apply") or only an account ("account").
 
 Revision ID: 0019
 Revises: 0018
@@ -7,6 +7,9 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0019"
 down_revision = "0018"
 branch_labels = None
@@ -14,8 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column("partner_applications",
+                  sa.Column("activity_type", sa.String(8), server_default="apply", nullable=False))
+    op.create_check_constraint(op.f("ck_partner_applications_activity_type"), "partner_applications",
+                               "activity_type IN ('apply', 'account')")
 
 
 def downgrade() -> None:
-    pass
+    op.drop_constraint(op.f("ck_partner_applications_activity_type"), "partner_applications", type_="check")
+    op.drop_column("partner_applications", "activity_type")
