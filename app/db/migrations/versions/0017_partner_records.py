@@ -1,8 +1,8 @@
 """A partner's mission keeps the record it was last sent (API Engagement's names, cleaned of control characters): a
 partial `PUT /v2/mission` merges into it, and `/v2` answers with the partner's own values.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0018"
-down_revision = "0017"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
