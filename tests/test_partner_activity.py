@@ -126,5 +126,8 @@ async def test_bad_bodies_get_invalid_body_and_no_key_gets_401(client: AsyncTest
     broken = await client.post("/v2/activity", content=b"{pas du json", headers={"x-api-key": key,
                                                                                  "content-type": "application/json"})
     assert broken.status_code == 400 and broken.json()["code"] == "INVALID_BODY"
+    nested = await client.post("/v2/activity", content=b"[" * 8000 + b"]" * 8000,
+                               headers={"x-api-key": key, "content-type": "application/json"})
+    assert nested.status_code == 400 and nested.json()["code"] == "INVALID_BODY"
     anonymous = await client.post("/v2/activity", json={"clickId": click_id})
     assert anonymous.status_code == 401

@@ -165,7 +165,7 @@ def test_loopback_is_refused_unless_allowed(feed_server: FeedServer) -> None:
 @pytest.mark.parametrize("address", [
     "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1",  # noqa: S104 - data, not a bind
     "240.0.0.1", "255.255.255.255", "127.0.0.1", "::1", "::", "fc00::1", "fe80::1", "ff02::1",
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:7f00:1::1", "2002:a00:1::1", "64:ff9b:1::1",
+    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:7f00:1::1", "2002:a00:1::1", "64:ff9b:1::1", "fec0::1",
 ])
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert not is_allowed(ipaddress.ip_address(address), allow_loopback=False)

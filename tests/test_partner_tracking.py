@@ -102,6 +102,28 @@ async def test_bots_and_empty_user_agents_are_redirected_but_not_counted(
     assert await clicks(db) == []
 
 
+async def test_an_image_or_frame_pointing_at_a_tracked_link_is_not_a_click(
+    client: AsyncTestClient, db: asyncpg.Connection
+) -> None:
+    partner = await create_partner(db)
+    ours = await mission(db, await organisation(db))
+    for destination in ("image", "iframe", "script", "empty"):
+        response = await client.get(f"/r/{ours}/{partner}", headers={**BROWSER, "sec-fetch-dest": destination},
+                                    follow_redirects=False)
+        assert response.status_code == 302, destination
+    assert await clicks(db) == []
+    followed = await client.get(f"/r/{ours}/{partner}", headers={**BROWSER, "sec-fetch-dest": "document"},
+                                follow_redirects=False)
+    assert followed.status_code == 302 and len(await clicks(db)) == 1
+
+
+def test_an_ipv6_client_is_one_client_across_its_64_block() -> None:
+    assert tracking.client_block("2001:db8:1:2:aaaa::1") == tracking.client_block("2001:db8:1:2:ffff::9")
+    assert tracking.client_block("2001:db8:1:2::1") != tracking.client_block("2001:db8:1:3::1")
+    assert tracking.client_block("::ffff:203.0.113.7") == tracking.client_block("203.0.113.7") == "203.0.113.7"
+    assert tracking.client_block("not an address") == "not an address"
+
+
 async def test_one_address_cannot_inflate_the_clicks_past_its_window(
     client: AsyncTestClient, db: asyncpg.Connection
 ) -> None:

@@ -62,7 +62,7 @@ def _invalid(message: str) -> PartnerApiError:
 async def _body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
         body = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # deep nesting: msgspec's decoder recurses
         raise _invalid("Le corps de la requête doit être un objet JSON valide.") from None
     if not isinstance(body, dict):
         raise _invalid("Le corps de la requête doit être un objet JSON.")

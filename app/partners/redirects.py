@@ -33,6 +33,7 @@ class TrackedLinks(Controller):
             raise MissionNotFound
         secret = web.settings.secret_key.reveal()
         counted = target.direction is not None and not tracking.is_bot(request.headers.get("user-agent", "")) and (
+            tracking.is_navigation(request.headers.get("sec-fetch-dest"))) and (
             await tracking.within_limit(web.redis, secret, client_ip(request, web.settings.trusted_proxy_hops),
                                         time.time()))
         location = await tracking.follow(db, target, secret=secret, counted=counted)

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.geo.models import Department
+from app.missions.cache import mark_changed
 from app.organisations.models import Organisation
 from app.partners.directory import mark_partners_changed
 from app.partners.keys import new_key
@@ -28,6 +29,7 @@ MIN_INTERVAL, MAX_INTERVAL = 15, 10_080  # a quarter of an hour to a week
 MAX_LIST_ITEMS = 200
 IMPORTS_SHOWN = 20
 REFUSALS_SHOWN = 10
+PARTNER_DEACTIVATED = "Le partenaire qui publie ces missions a été désactivé."
 
 
 class PartnerNotFound(Exception):
@@ -169,9 +171,29 @@ async def get_partner(session: AsyncSession, *, partner_id: int) -> Partner:
 
 async def update_partner(session: AsyncSession, *, partner_id: int, form: PartnerForm) -> None:
     partner = await get_partner(session, partner_id=partner_id)
+    was_active = partner.active
     _apply(partner, form)
     partner.updated_at = datetime.now(UTC)
+    if partner.active != was_active:
+        await _set_missions_online(session, partner_id, online=partner.active)
     mark_partners_changed(session)
+
+
+async def _set_missions_online(session: AsyncSession, partner_id: int, *, online: bool) -> None:
+    """A deactivated partner's missions leave our pages, our search and every partner's diffusion at once: its
+    organisations are suspended (the online rule everything already applies), and validated again on reactivation
+    — only those this rule suspended."""
+    before, after = ("suspended", "validated") if online else ("validated", "suspended")
+    changed = (await session.execute(
+        update(Organisation)
+        .where(Organisation.partner_id == partner_id, Organisation.status == before,
+               Organisation.status_reason.is_(None) if not online
+               else Organisation.status_reason == PARTNER_DEACTIVATED)
+        .values(status=after, status_reason=None if online else PARTNER_DEACTIVATED, status_changed_at=func.now())
+        .returning(Organisation.id)
+    )).scalars().all()
+    if changed:
+        mark_changed(session)
 
 
 async def list_partners(session: AsyncSession) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
@@ -81,11 +82,31 @@ def row_id(raw: str) -> int | None:
     return int(raw) if ID.fullmatch(raw) else None
 
 
+def client_block(address: str) -> str:
+    """What one client can hold: its IPv4 address, or its IPv6 /64 (a client picks any address inside at will)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
+def is_navigation(fetch_dest: str | None) -> bool:
+    """A person following the link: a browser says `Sec-Fetch-Dest: document`. An image, script or (hidden) frame
+    pointing at a tracked link is not a click; clients that send no such header are judged by the rest."""
+    return fetch_dest is None or fetch_dest == "document"
+
+
 class ClickKeys:
     """The Redis keys of the per-address click window."""
 
     def __init__(self, secret: str, address: str, window: int) -> None:
-        digest = hmac.new(secret.encode(), address.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:24]
+        digest = hmac.new(secret.encode(), client_block(address).encode("utf-8", "surrogatepass"),
+                          hashlib.sha256).hexdigest()[:24]
         self.window = f"renfort:partners:clicks:{digest}:{window}"
 
 

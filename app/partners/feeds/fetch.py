@@ -49,6 +49,8 @@ def is_allowed(address: IPAddress, *, allow_loopback: bool) -> bool:
             return is_allowed(embedded, allow_loopback=allow_loopback)
     if address.is_loopback:
         return allow_loopback
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:  # fec0::/10, still routed here and there
+        return False
     return address.is_global and not (address.is_private or address.is_link_local or address.is_multicast
                                       or address.is_reserved or address.is_unspecified)
 
