@@ -21,6 +21,7 @@ from app.db.after_commit import Clients
 from app.db.base import make_engine
 from app.geo.index import PostcodeIndex, publish_snapshot, read_snapshot_and_digest, snapshot_digest
 from app.geo.service import build_postcode_index
+from app.partners.nearby import Nearby
 from app.redis_memory import MemoryGuard, warn_if_unsafe
 from app.settings import Settings
 from app.switches.board import SwitchBoard
@@ -49,6 +50,7 @@ class WebState:
     pages: PageCache
     memory_guard: MemoryGuard
     switches: SwitchBoard  # this process's copy of the runtime switches and its load-shedding signals
+    nearby: Nearby  # the partner read API's snapshot of the online missions and its small asyncpg pool
     postcodes_digest: str | None = None
     postcodes_watch: asyncio.Task[None] | None = None
     postcodes_stopping: bool = False
@@ -97,6 +99,7 @@ class WebState:
 
     async def close(self) -> None:
         await self.switches.stop()
+        await self.nearby.close()
         if self.postcodes_watch is not None:
             self.postcodes_stopping = True
             await stop_background(self.postcodes_watch, grace=2.0)
@@ -166,6 +169,7 @@ async def build_state(settings: Settings) -> WebState:
         switches=SwitchBoard(SwitchStore(redis), SignupQueue(redis, secret).oldest_age_seconds,
                              queue_age_limit=settings.shed_queue_age_seconds,
                              loop_lag_limit=settings.shed_loop_lag_ms / 1000),
+        nearby=Nearby(settings.database_url, redis),
     )
     state.postcodes_watch = asyncio.create_task(state.watch_postcodes())
     await state.switches.start()

@@ -221,3 +221,25 @@ async def test_schedule_imports_the_feeds_that_are_due_once(client: AsyncTestCli
     assert [(row["partner_id"], row["status"]) for row in runs] == [(recent, "succeeded"), (due, "succeeded")]
     assert await live_missions(db, due) == ["m-1"]
     connection.close()
+
+
+async def test_schedule_tick_restarts_the_feeds_whose_interval_has_passed(
+        client: AsyncTestClient, db: asyncpg.Connection, feed_server: FeedServer) -> None:
+    # The real tick, through a real worker, past the clock comparisons: a feed last imported longer ago than its
+    # interval, and one whose run a dead worker left "running".
+    overdue, _ = await partner_with_feed(db, feed_server, feed_interval_minutes=60)
+    await db.execute("INSERT INTO partner_imports (partner_id, status, started_at, finished_at) "
+                     "VALUES ($1, 'succeeded', now() - interval '2 hours', now() - interval '2 hours')", overdue)
+    stuck = await create_partner(db, "Bloqué", feed_url=feed_server.url("/feed.xml"), feed_interval_minutes=60)
+    await db.execute("INSERT INTO partner_imports (partner_id, status, started_at) "
+                     "VALUES ($1, 'running', now() - interval '3 hours')", stuck)
+    feed_server.serve("/feed.xml", feed("m-1"))
+    connection = sync_redis(REDIS_URL)
+    enqueue.schedule_partner_feeds(connection)
+    run_worker(OPEN)
+    connection.close()
+    runs = await db.fetch("SELECT partner_id, status, error FROM partner_imports ORDER BY id")
+    assert [(row["partner_id"], row["status"]) for row in runs] == [
+        (overdue, "succeeded"), (stuck, "failed"), (overdue, "succeeded"), (stuck, "succeeded")]
+    assert "interrompu" in runs[1]["error"]
+    assert await live_missions(db, overdue) == ["m-1"] and await live_missions(db, stuck) == ["m-1"]

@@ -7,6 +7,7 @@ reason, never online — so the partner reads the verdict back from `/v2`. Our r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -153,6 +154,26 @@ def _day(raw: str | None, label: str, verdict: _Verdict) -> date | None:
         return None
 
 
+def _domain(raw: str) -> str | None:
+    return _cached_domain(raw) if len(raw) <= 100 else domains.to_ours(raw)
+
+
+# A feed uses a few dozen domain and activity spellings, again and again: mapped once each.
+_cached_domain = functools.lru_cache(maxsize=1_024)(domains.to_ours)
+
+
+def _activities(raw: tuple[str, ...]) -> tuple[str, ...]:
+    cacheable = all(isinstance(item, str) for item in raw) and sum(map(len, raw)) <= 300
+    return _cached_activities(raw) if cacheable else _mapped_activities(raw)
+
+
+def _mapped_activities(raw: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(domains.activities_to_ours(list(raw))[:MAX_ACTIVITIES])
+
+
+_cached_activities = functools.lru_cache(maxsize=4_096)(_mapped_activities)
+
+
 def digest_of(encoded: bytes) -> str:
     """What tells an unchanged record (its JSON, as `msgspec.json.encode` gives it) from a changed one."""
     return hashlib.blake2b(encoded + RULES_VERSION, digest_size=16).hexdigest()
@@ -207,7 +228,7 @@ def normalise(record: PartnerRecord, placer: Placer) -> Normalised:
         verdict.refuse("Valeur remote non valide (no, possible, full ou local)")
         remote = "no"
     places = _places(record.places, verdict)
-    domain = domains.to_ours(record.domain) if record.domain and record.domain.strip() else FALLBACK_DOMAIN
+    domain = _domain(record.domain) if record.domain and record.domain.strip() else FALLBACK_DOMAIN
     if domain is None:
         verdict.refuse(f'Domaine non valide : "{LINE_CONTROL.sub("", record.domain or "")[:60]}"')
         domain = FALLBACK_DOMAIN
@@ -234,7 +255,7 @@ def normalise(record: PartnerRecord, placer: Placer) -> Normalised:
         "title": (title or "Mission sans titre")[:MAX_TITLE],
         "description": description or "(sans description)",
         "domain": domain,
-        "activities": domains.activities_to_ours(record.activities or [])[:MAX_ACTIVITIES],
+        "activities": list(_activities(tuple(record.activities or ()))),
         "remote": remote == "full",
         "start_date": start,
         "end_date": end if not (start and end and end < start) else None,

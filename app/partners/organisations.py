@@ -5,13 +5,15 @@ mission's address, and renamed when the partner renames it."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,6 +52,7 @@ def _key(prefix: str, value: str) -> str:
     return key if len(key) <= MAX_KEY else f"{prefix}:#{hashlib.blake2b(value.encode(), digest_size=20).hexdigest()}"
 
 
+@functools.lru_cache(maxsize=1_024)  # a feed spells its organisation types a handful of ways
 def _type(raw: str | None) -> str:
     text = slugify(raw or "")
     if "collectivite" in text or "commune" in text or "mairie" in text:
@@ -59,6 +62,9 @@ def _type(raw: str | None) -> str:
     if any(word in text for word in ("prive", "entreprise", "societe", "company")):
         return "organisation_privee"
     return "association"
+
+
+_slug = functools.lru_cache(maxsize=16_384)(slugify)  # names are at most MAX_NAME characters
 
 
 def draft_of(record: PartnerRecord) -> OrganisationDraft | None:
@@ -75,13 +81,34 @@ def draft_of(record: PartnerRecord) -> OrganisationDraft | None:
         key = f"rna:{valid_rna}"
     elif valid_siret:
         key = f"siret:{valid_siret}"
-    elif name and slugify(name) != "structure":
-        key = f"name:{slugify(name)}"
+    elif name and _slug(name) != "structure":
+        key = f"name:{_slug(name)}"
     else:
         return None
     description = CONTROL.sub("", (record.organization_description or "").strip())[:MAX_DESCRIPTION]
     return OrganisationDraft(partner_key=key, name=name or "Structure partenaire", type=_type(record.organization_type),
                              rna=valid_rna, siret=valid_siret, description=description or DEFAULT_DESCRIPTION)
+
+
+def _upsert() -> Any:
+    # One statement for every call, on the table (a Core executemany): compiled once, not per batch.
+    table = cast(Table, Organisation.__table__)
+    statement = insert(table)
+    excluded = statement.excluded
+    changed = (
+        table.c.name.is_distinct_from(excluded.name) | table.c.type.is_distinct_from(excluded.type)
+        | table.c.rna.is_distinct_from(excluded.rna) | table.c.siret.is_distinct_from(excluded.siret)
+        | table.c.description.is_distinct_from(excluded.description)
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.partner_id, table.c.partner_key],
+        set_={"name": excluded.name, "type": excluded.type, "rna": excluded.rna, "siret": excluded.siret,
+              "description": excluded.description, "updated_at": func.now()},
+        where=changed,
+    )
+
+
+_UPSERT = _upsert()
 
 
 async def upsert_organisations(session: AsyncSession, *, partner_id: int,
@@ -97,20 +124,8 @@ async def upsert_organisations(session: AsyncSession, *, partner_id: int,
         "siret": draft.siret, "description": draft.description, "status": "validated",
         "address_line": place.address_line, "postal_code": place.postal_code, "commune_code": place.commune_code,
     } for key, (draft, place) in sorted(latest.items())]
-    for start in range(0, len(rows), 1_000):
-        statement = insert(Organisation).values(rows[start:start + 1_000])
-        excluded = statement.excluded
-        changed = (
-            Organisation.name.is_distinct_from(excluded.name) | Organisation.type.is_distinct_from(excluded.type)
-            | Organisation.rna.is_distinct_from(excluded.rna) | Organisation.siret.is_distinct_from(excluded.siret)
-            | Organisation.description.is_distinct_from(excluded.description)
-        )
-        await session.execute(statement.on_conflict_do_update(
-            index_elements=[Organisation.partner_id, Organisation.partner_key],
-            set_={"name": excluded.name, "type": excluded.type, "rna": excluded.rna, "siret": excluded.siret,
-                  "description": excluded.description, "updated_at": func.now()},
-            where=changed,
-        ))
+    if rows:
+        await session.execute(_UPSERT, rows)
     found: dict[str, int] = {}
     keys = sorted(latest)
     for start in range(0, len(keys), 5_000):

@@ -1,6 +1,9 @@
-"""`GET /v0/mission`: the query string checked into a `MissionQuery`, then one SQL statement that finds the page (the
-radius candidates from the GiST index on `point(longitude, latitude)` inside a box, then the exact great-circle
-distance), counts every match (`count(*) OVER ()`) and joins the names only onto the returned rows."""
+"""`GET /v0/mission`: the query string checked into a `MissionQuery`. A radius query finds its page and total in this
+process's snapshot of the online missions (app/partners/nearby.py), then one SQL statement reads the page's details
+with the diffusion rules applied again. Other queries (keywords, activities, no point) take one SQL statement that
+finds the page (the radius candidates from the GiST index on `point(longitude, latitude)` inside a box, then the
+exact great-circle distance), counts every match (`count(*) OVER ()`) and joins the names only onto the returned
+rows."""
 
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ from app.partners.dates import InvalidDate, parse_iso
 from app.partners.diffusion import shared_with
 from app.partners.errors import PartnerApiError
 from app.partners.models import Partner
+from app.partners.nearby import Around, Nearby, around, fold_city, microseconds
 from app.partners.placing import fold
 from app.partners.wire import MissionV0, Rendering
 from app.reference import DOMAINS
@@ -509,6 +513,13 @@ def total_statement(query: MissionQuery, partner: PartnerContext) -> Select[Any]
     return select(func.count()).select_from(counted)
 
 
+def page_statement(partner: PartnerContext) -> Select[Any]:
+    """The details of the ids the snapshot found, still diffused to the partner now (a mission taken offline since
+    the snapshot is left out)."""
+    ids = select(func.unnest(_value("ids", ARRAY(BigInteger()))).label("id")).subquery("page")
+    return with_details(ids).where(shared_with(partner))
+
+
 def one_statement(partner: PartnerContext) -> Select[Any]:
     ids = (select(Mission.id.label("id")).join(Organisation, Organisation.id == Mission.organisation_id)
            .where(Mission.id == _value("mission_id", BigInteger()), shared_with(partner)).subquery("one"))
@@ -533,11 +544,13 @@ def _compile(key: Any, build: Callable[[], Select[Any]]) -> tuple[str, tuple[str
     return found
 
 
-async def fetch(engine: AsyncEngine, key: Any, build: Callable[[], Select[Any]],
+async def fetch(engine: AsyncEngine | Nearby, key: Any, build: Callable[[], Select[Any]],
                 values: dict[str, Any]) -> list[Record]:
     """The rows of a statement compiled once per `key`, on the driver's connection (its prepared statement cache)."""
     sql, names, defaults = _compile(key, build)
     params = {**defaults, **values}
+    if isinstance(engine, Nearby):
+        return await engine.fetch(sql, *(params[name] for name in names))
     # The driver's own call opens no transaction (asyncpg autocommits): no BEGIN/ROLLBACK around one read.
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
@@ -546,16 +559,51 @@ async def fetch(engine: AsyncEngine, key: Any, build: Callable[[], Select[Any]],
         return rows
 
 
+def around_of(query: MissionQuery) -> Around | None:
+    """The query in the snapshot's terms, or None when only SQL can answer it."""
+    if query.lat is None or query.lon is None or query.keywords or query.activities or query.benevolat is False:
+        return None
+    cities = tuple(fold_city(city) for city in query.cities)
+    if None in cities:
+        return None
+    created_above = max((microseconds(b.instant) for b in query.created_at if b.above), default=None)
+    created_below = min((microseconds(b.instant) for b in query.created_at if not b.above), default=None)
+    start_after = max((b.instant.date().toordinal() for b in query.start_at if b.above), default=None)
+    start_before = min((b.instant.date().toordinal() for b in query.start_at
+                        if not b.above and b.instant.timetz() == MIDNIGHT), default=None)
+    start_until = min((b.instant.date().toordinal() for b in query.start_at
+                       if not b.above and b.instant.timetz() != MIDNIGHT), default=None)
+    return Around(lat=query.lat, lon=query.lon, radius_km=query.distance_km, skip=query.skip, limit=query.limit,
+                  domains=query.domains, remote=query.remote, open_to_minors=query.open_to_minors,
+                  cities=tuple(city for city in cities if city is not None), departments=query.departments,
+                  created_above=created_above, created_below=created_below, start_after=start_after,
+                  start_before=start_before, start_until=start_until)
+
+
+async def find_nearby(nearby: Nearby, asked: Around, partner: PartnerContext,
+                      render: Rendering) -> tuple[int, list[MissionV0]]:
+    # The total is the snapshot's, up to about a second behind PostgreSQL; the page is re-checked against it.
+    total, page = around(await nearby.snapshot(), asked, partner)
+    if not page:
+        return total, []
+    rows = await fetch(nearby, ("page", partner), lambda: page_statement(partner), {"ids": page})
+    by_id = {row["id"]: row for row in rows}
+    return total, [render.mission(by_id[mission_id]) for mission_id in page if mission_id in by_id]
+
+
 async def find(engine: AsyncEngine, query: MissionQuery, partner: PartnerContext,
-               render: Rendering) -> tuple[int, list[MissionV0]]:
+               render: Rendering, nearby: Nearby | None = None) -> tuple[int, list[MissionV0]]:
+    if nearby is not None and (asked := around_of(query)) is not None:
+        return await find_nearby(nearby, asked, partner, render)
     shape = _shape(query)
     values = _values_of(query)
-    rows = await fetch(engine, ("list", shape, partner), lambda: list_statement(query, partner), values)
+    rows = await fetch(nearby or engine, ("list", shape, partner), lambda: list_statement(query, partner), values)
     if rows:
         return int(rows[0]["total"]), [render.mission(row) for row in rows]
     if query.skip == 0 and query.limit > 0:
         return 0, []
-    counted = await fetch(engine, ("total", shape, partner), lambda: total_statement(query, partner), values)
+    counted = await fetch(nearby or engine, ("total", shape, partner), lambda: total_statement(query, partner),
+                          values)
     return int(counted[0][0]), []
 
 

@@ -4,12 +4,13 @@ after its commit."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import msgspec
-from sqlalchemy import ARRAY, String, all_, bindparam, case, delete, func, literal_column, select, update
+from sqlalchemy import ARRAY, String, Table, all_, bindparam, case, delete, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,9 +21,9 @@ from app.partners.organisations import OrganisationDraft, upsert_organisations
 from app.partners.placing import Placed, Placer
 from app.partners.records import PartnerRecord, RecordAddress
 
-MISSION_CHUNK = 500  # rows per INSERT: ~20 parameters each, far below PostgreSQL's 32,767
-ADDRESS_CHUNK = 2_000
 LOOKUP_CHUNK = 5_000
+MISSIONS = cast(Table, Mission.__table__)
+ADDRESSES = cast(Table, MissionAddress.__table__)
 # The organisation of a record that names none (refused, but stored so the partner reads why).
 UNKNOWN_ORGANISATION = OrganisationDraft(partner_key="unknown", name="Structure non identifiée", type="association",
                                          rna=None, siret=None,
@@ -95,17 +96,17 @@ async def upsert_records(session: AsyncSession, *, partner_id: int, records: Seq
     ])
     written: dict[str, int] = {}
     inserted: set[str] = set()
-    for start in range(0, len(to_write), MISSION_CHUNK):
-        chunk = to_write[start:start + MISSION_CHUNK]
-        rows = [{
-            **normalised.mission, "partner_id": partner_id, "client_id": normalised.client_id,
-            "organisation_id": organisations[(normalised.organisation or UNKNOWN_ORGANISATION).partner_key],
-            "partner_record": normalised.record, "deleted_at": None, "priority": False,
-        } for normalised in chunk]
-        for mission_id, client_id, was_inserted in await session.execute(_write(rows, create_only)):
-            written[client_id] = mission_id
-            if was_inserted:
-                inserted.add(client_id)
+    rows = [{
+        **normalised.mission, "partner_id": partner_id, "client_id": normalised.client_id,
+        "organisation_id": organisations[(normalised.organisation or UNKNOWN_ORGANISATION).partner_key],
+        "partner_record": normalised.record, "deleted_at": None, "priority": False,
+    } for normalised in to_write]
+    # One statement compiled once (cached), sent as executemany: SQLAlchemy batches the rows into multi-row INSERTs
+    # itself ("insertmanyvalues"), where `.values(rows)` compiled a new statement for every chunk.
+    for mission_id, client_id, was_inserted in await session.execute(_write(tuple(rows[0]), create_only), rows):
+        written[client_id] = mission_id
+        if was_inserted:
+            inserted.add(client_id)
     if create_only:
         result.conflicts += [normalised.client_id for normalised in to_write if normalised.client_id not in written
                              and normalised.client_id is not None]
@@ -151,20 +152,22 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _write(rows: list[dict[str, Any]], create_only: bool) -> Any:
-    statement = insert(Mission).values(rows)
+@functools.cache
+def _write(columns: tuple[str, ...], create_only: bool) -> Any:
+    # On the table, not the mapped class: a Core executemany, without the ORM's per-row bulk bookkeeping.
+    table = MISSIONS
+    statement = insert(table)
     inserted: Any = literal_column("xmax = 0")  # PostgreSQL's tell for a row this INSERT created rather than updated
     if create_only:
-        return statement.on_conflict_do_nothing(index_elements=[Mission.partner_id, Mission.client_id]).returning(
-            Mission.id, Mission.client_id, inserted)
+        return statement.on_conflict_do_nothing(index_elements=[table.c.partner_id, table.c.client_id]).returning(
+            table.c.id, table.c.client_id, inserted)
     excluded = statement.excluded
-    columns = [name for name in rows[0] if name not in ("partner_id", "client_id")]
-    updates: dict[str, Any] = {name: getattr(excluded, name) for name in columns}
+    updates: dict[str, Any] = {name: excluded[name] for name in columns if name not in ("partner_id", "client_id")}
     updates["updated_at"] = func.now()
-    updates["status_changed_at"] = case((Mission.status.is_distinct_from(excluded.status), func.now()),
-                                        else_=Mission.status_changed_at)
-    return statement.on_conflict_do_update(index_elements=[Mission.partner_id, Mission.client_id],
-                                           set_=updates).returning(Mission.id, Mission.client_id, inserted)
+    updates["status_changed_at"] = case((table.c.status.is_distinct_from(excluded.status), func.now()),
+                                        else_=table.c.status_changed_at)
+    return statement.on_conflict_do_update(index_elements=[table.c.partner_id, table.c.client_id],
+                                           set_=updates).returning(table.c.id, table.c.client_id, inserted)
 
 
 async def _replace_addresses(session: AsyncSession, missions: list[tuple[int, list[Placed]]]) -> None:
@@ -175,8 +178,8 @@ async def _replace_addresses(session: AsyncSession, missions: list[tuple[int, li
     rows = [{"mission_id": mission_id, "address_line": place.address_line, "postal_code": place.postal_code,
              "commune_code": place.commune_code, "latitude": place.latitude, "longitude": place.longitude}
             for mission_id, places in missions for place in places]
-    for start in range(0, len(rows), ADDRESS_CHUNK):
-        await session.execute(insert(MissionAddress).values(rows[start:start + ADDRESS_CHUNK]))
+    if rows:
+        await session.execute(insert(ADDRESSES), rows)
 
 
 async def delete_absent(session: AsyncSession, *, partner_id: int, present: Collection[str]) -> int:

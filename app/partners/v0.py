@@ -102,7 +102,8 @@ class PartnerMissionApi(Controller):
         web = provide_web(request.app.state)
         places = await read.prepared_geography(web.engine)
         query = read.parse(request.query_params, places)
-        total, missions = await read.find(web.engine, query, partner, _rendering(request, places, partner))
+        total, missions = await read.find(web.engine, query, partner, _rendering(request, places, partner),
+                                          web.nearby)
         return MissionListV0(ok=True, total=total, limit=query.limit, skip=query.skip, data=missions)
 
     @get("/{mission_id:str}", responses=_errors(401, 404, 429), summary="Une mission qui vous est diffusée")

@@ -3,6 +3,7 @@ and its addresses, built from plain rows (never ORM objects) and encoded by msgs
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -93,9 +94,11 @@ class ErrorV0(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same creation and update instants come back request after request
 def iso_instant(value: datetime) -> str:
     """`2026-06-01T08:30:00.000Z`, as API Engagement writes its dates."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat truncates to the millisecond, as API Engagement does; about twice as fast as strftime.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def iso_day(value: date | None) -> str | None:
