@@ -305,6 +305,10 @@ def run_import(client: httpx.Client, db: Postgres, feed: FeedServer, key: str, t
     fetched = len(feed.fetches)
     posted = time.monotonic()
     response = client.post("/v2/import", headers={"x-api-key": key})
+    while response.status_code == 429:  # the platform's pause between two runs asked by a partner: wait as told
+        time.sleep(float(response.headers.get("retry-after", "1")))
+        posted = time.monotonic()
+        response = client.post("/v2/import", headers={"x-api-key": key})
     if response.status_code != 202:
         raise RuntimeError(f"POST /v2/import answered {response.status_code}: {response.text[:300]}")
     import_id = response.json()["data"]["id"]

@@ -9,9 +9,9 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from tests.partner_fixtures import create_key, create_partner
+from tests.test_organisations import post_form, sign_in
 from tests.test_partners_admin import PAGE, partner_form
 from tests.test_partners_v2 import body
-from tests.test_organisations import post_form, sign_in
 
 
 async def search_ids(client: AsyncTestClient[Litestar]) -> list[int]:

@@ -9,7 +9,16 @@ import time
 import pytest
 
 from app.partners.feeds import FeedError
-from app.partners.feeds.parse import DUPLICATE, MAX_DEPTH, NO_CLIENT_ID, ParsedFeed, parse_feed
+from app.partners.feeds.parse import (
+    DUPLICATE,
+    MAX_DEPTH,
+    MAX_ELEMENTS_PER_MISSION,
+    MAX_MISSIONS,
+    MAX_REFUSALS,
+    NO_CLIENT_ID,
+    ParsedFeed,
+    parse_feed,
+)
 
 MINIMAL = b"""<?xml version="1.0" encoding="UTF-8"?>
 <source>
@@ -120,6 +129,23 @@ def test_duplicates_and_missing_client_ids_are_reported_not_lost() -> None:
         {"clientId": None, "reason": NO_CLIENT_ID},
     ]
     assert "double" in DUPLICATE and "clientId" in NO_CLIENT_ID
+
+
+def test_a_feed_whose_missions_have_no_client_id_is_refused_whole() -> None:
+    message = refused(feed("<id>a-1</id><title>Renommé</title>", "<id>a-2</id><title>Aussi</title>"))
+    assert "clientId" in message and "rien n'a été importé ni supprimé" in message
+
+
+def test_a_mission_with_too_many_elements_and_a_feed_with_too_many_missions_are_refused() -> None:
+    crowded = feed("<clientId>a</clientId>" + "<tag>x</tag>" * (MAX_ELEMENTS_PER_MISSION + 1))
+    assert f"plus de {MAX_ELEMENTS_PER_MISSION} éléments" in refused(crowded)
+    assert f"plus de {MAX_MISSIONS} missions" in refused(
+        "<source>" + "<mission><clientId>a</clientId></mission>" * (MAX_MISSIONS + 1) + "</source>")
+
+
+def test_refusals_are_all_counted_but_only_the_first_are_kept() -> None:
+    result = parsed(feed("<clientId>kept</clientId>", *["<title>Sans identifiant</title>"] * (MAX_REFUSALS + 50)))
+    assert result.refused == MAX_REFUSALS + 50 and len(result.refusals) == MAX_REFUSALS
 
 
 def test_markup_outside_cdata_is_kept_as_text() -> None:

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from app.partners import imports
 from app.volunteers.age import today
 from queues import enqueue
 from queues.connection import sync_redis
@@ -52,6 +53,16 @@ def feed_server() -> Iterator[FeedServer]:
     server = FeedServer().start()
     yield server
     server.stop()
+
+
+PAUSE = imports.ASK_AGAIN_AFTER
+
+
+@pytest.fixture(autouse=True)
+def no_pause_between_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests run a feed several times in a row; the pause a partner waits between two runs it asks for has
+    its own test."""
+    monkeypatch.setattr(imports, "ASK_AGAIN_AFTER", timedelta(0))
 
 
 async def partner_with_feed(db: asyncpg.Connection, server: FeedServer, **columns: Any) -> tuple[int, str]:
@@ -243,3 +254,17 @@ async def test_schedule_tick_restarts_the_feeds_whose_interval_has_passed(
         (overdue, "succeeded"), (stuck, "failed"), (overdue, "succeeded"), (stuck, "succeeded")]
     assert "interrompu" in runs[1]["error"]
     assert await live_missions(db, overdue) == ["m-1"] and await live_missions(db, stuck) == ["m-1"]
+
+
+async def test_a_partner_asking_again_right_after_a_run_is_told_when_it_may(
+        client: AsyncTestClient, db: asyncpg.Connection, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(imports, "ASK_AGAIN_AFTER", PAUSE)
+    _, key = await partner_with_feed(db, feed_server)
+    feed_server.serve("/feed.xml", feed("m-1"))
+    assert (await run(client, key))["status"] == "succeeded"
+    again = await client.post("/v2/import", headers={"x-api-key": key})
+    assert again.status_code == 429 and again.json()["code"] == "TOO_MANY_REQUESTS"
+    assert 0 < int(again.headers["retry-after"]) <= 60
+    await db.execute("UPDATE partner_imports SET finished_at = finished_at - interval '61 seconds'")
+    assert (await client.post("/v2/import", headers={"x-api-key": key})).status_code == 202

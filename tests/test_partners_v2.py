@@ -109,6 +109,21 @@ async def test_a_partial_update_changes_only_the_fields_sent_and_moderates_again
     assert await db.fetchval("SELECT domain FROM missions") == "sante-pour-tous"
 
 
+async def test_a_referents_suspension_and_a_coordinators_priority_survive_the_partners_updates(
+    client: AsyncTestClient, key: str, db: asyncpg.Connection,
+) -> None:
+    headers = {"x-api-key": key}
+    await client.post("/v2/mission", json=body(), headers=headers)
+    await db.execute("UPDATE missions SET status = 'suspended', status_reason = 'Contenu à vérifier', priority = true")
+    changed = await client.put("/v2/mission/m-1", json={"places": 7}, headers=headers)
+    assert changed.status_code == 200, changed.text
+    row = await db.fetchrow("SELECT status, status_reason, priority, places FROM missions")
+    assert tuple(row) == ("suspended", "Contenu à vérifier", True, 7)
+    refused = await client.put("/v2/mission/m-1", json={"domain": "mobilite"}, headers=headers)
+    assert refused.json()["data"]["statusCode"] == "REFUSED"
+    assert await db.fetchval("SELECT status FROM missions") == "draft"  # refused: offline whatever it was
+
+
 async def test_updating_an_absent_or_deleted_mission_is_a_404(client: AsyncTestClient, key: str) -> None:
     headers = {"x-api-key": key}
     absent = await client.put("/v2/mission/inconnue", json={"places": 2}, headers=headers)

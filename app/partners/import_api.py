@@ -60,6 +60,10 @@ class PartnerImportApi(Controller):
 
     @post("/", status_code=202)
     async def start(self, partner: PartnerContext, db: Db) -> Response[ImportStartedBody]:
+        wait = await imports.cooldown_left(db, partner.id)
+        if wait:
+            raise PartnerApiError(429, "TOO_MANY_REQUESTS", f"Le dernier import de votre flux vient de se terminer : "
+                                  f"vous pourrez en demander un autre dans {wait} s.", {"Retry-After": str(wait)})
         try:
             import_id = await imports.request_import(db, partner.id)
         except imports.NoFeed:

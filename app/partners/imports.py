@@ -10,6 +10,7 @@ the next request or schedule tick finds it older than the job timeout and fails 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from queues import enqueue
 BATCH = 500  # missions per transaction: a 20,000-mission feed never holds its locks for long
 MAX_REFUSALS = 500  # kept on the row; the counts are complete
 STALE_AFTER = timedelta(seconds=enqueue.PARTNER_FEED_JOB_TIMEOUT + 300)
+ASK_AGAIN_AFTER = timedelta(minutes=1)  # after a run ends, before a partner may ask for the next one
 INTERRUPTED = ("Import interrompu avant la fin (le traitement s'est arrêté) : aucune mission n'a été supprimée. "
                "Relancez-le ou attendez le prochain import programmé.")
 UNEXPECTED = ("Erreur interne pendant l'enregistrement des missions : celles déjà traitées sont enregistrées, aucune "
@@ -67,6 +69,18 @@ async def request_import(session: AsyncSession, partner_id: int) -> int:
 
     after_commit(session, send, key=f"partner_import:{import_id}")
     return import_id
+
+
+async def cooldown_left(session: AsyncSession, partner_id: int) -> int:
+    """Seconds before the partner may ask for another run (`POST /v2/import`): a feed asked for again and again
+    would keep a worker busy for everyone."""
+    finished = (await session.execute(
+        select(func.max(PartnerImport.finished_at)).where(PartnerImport.partner_id == partner_id)
+    )).scalar_one_or_none()
+    if finished is None:
+        return 0
+    left = ASK_AGAIN_AFTER - (datetime.now(UTC) - finished)
+    return max(0, math.ceil(left.total_seconds()))
 
 
 async def fail_stale(session: AsyncSession, *, partner_id: int | None = None) -> int:
@@ -128,7 +142,7 @@ async def run_import(engine: AsyncEngine, clients: Clients, settings: Settings, 
         await _finish(engine, import_id, tally, error=error.message)
         return "failed"
     tally.received = parsed.received
-    tally.refuse(parsed.refusals, len(parsed.refusals))
+    tally.refuse(parsed.refusals, parsed.refused)
     try:
         await _write(engine, clients, feed.partner_id, parsed, tally)
     except Exception:

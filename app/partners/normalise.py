@@ -26,6 +26,7 @@ from app.partners.records import PartnerRecord, RecordAddress
 RULES_VERSION = b"1"
 MAX_TITLE = 150
 MAX_DESCRIPTION = 20_000
+MAX_RAW_DESCRIPTION = 5 * MAX_DESCRIPTION  # as sent, markup included
 MAX_CLIENT_ID = 200
 MAX_URL = 1_000
 MAX_SCHEDULE = 300
@@ -35,7 +36,7 @@ MAX_ACTIVITIES = 20
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tabs and line breaks are allowed in texts
 LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # none at all in one-line fields
 ESCAPED_CONTROL = re.compile(rb"\\u00[01][0-9a-fA-F]|\\[bf]")
-TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
+TAG = re.compile(r"<\s*(?:/\s*)?[a-zA-Z!][^<>]*>")
 URL = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
 REMOTE = {
     "": "no", "no": "no", "non": "no", "false": "no", "0": "no",
@@ -65,14 +66,16 @@ class Normalised:
 
 
 # Regular expressions rather than an HTML parser: 20,000 descriptions convert in well under a second, and the result
-# is plain text (escaped wherever it is shown), so only the words need to survive, never the markup.
+# is plain text (escaped wherever it is shown), so only the words need to survive, never the markup. A tag's inside
+# is `[^<>]*`, never `[^>]*`: each attempt then stops at the next `<`, so "<p<p<p…" costs linear time, not quadratic;
+# and an optional slash between spaces is `\s*(?:/\s*)?`, never `\s*/?\s*` (two ways to split the same spaces).
 SKIPPED = re.compile(r"<\s*(script|style|template|noscript|iframe|object|svg|head|title)\b.*?(?:<\s*/\s*\1\s*>|\Z)",
                      re.IGNORECASE | re.DOTALL)
 COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
-ITEM = re.compile(r"<\s*li\b[^>]*>", re.IGNORECASE)
-BLOCK = re.compile(r"<\s*/?\s*(?:p|div|br|ul|ol|li|h[1-6]|tr|table|section|article|blockquote|hr)\b[^>]*>",
+ITEM = re.compile(r"<\s*li\b[^<>]*>", re.IGNORECASE)
+BLOCK = re.compile(r"<\s*(?:/\s*)?(?:p|div|br|ul|ol|li|h[1-6]|tr|table|section|article|blockquote|hr)\b[^<>]*>",
                    re.IGNORECASE)
-ANY_TAG = re.compile(r"<[^>]*>")
+ANY_TAG = re.compile(r"<[^<>]*>")
 
 
 def plain_text(raw: str) -> str:
@@ -206,7 +209,11 @@ def normalise(record: PartnerRecord, placer: Placer) -> Normalised:
         verdict.refuse("ClientId manquant")
     elif len(client_id) > MAX_CLIENT_ID or client_id != (record.client_id or "").strip():
         verdict.refuse(f"ClientId invalide (au plus {MAX_CLIENT_ID} caractères, sans caractère de contrôle)")
-    description = plain_text(CONTROL.sub("", record.description)) if isinstance(record.description, str) else ""
+    raw_description = record.description if isinstance(record.description, str) else ""
+    if len(raw_description) > MAX_RAW_DESCRIPTION:  # refused before any conversion: bounded work per record
+        verdict.refuse(f"La description est trop longue (plus de {MAX_DESCRIPTION} caractères)")
+        raw_description = raw_description[:MAX_RAW_DESCRIPTION]
+    description = plain_text(CONTROL.sub("", raw_description))
     if not description:
         verdict.refuse("Description manquante")
     if "&#" in description:

@@ -162,9 +162,16 @@ def _write(columns: tuple[str, ...], create_only: bool) -> Any:
         return statement.on_conflict_do_nothing(index_elements=[table.c.partner_id, table.c.client_id]).returning(
             table.c.id, table.c.client_id, inserted)
     excluded = statement.excluded
-    updates: dict[str, Any] = {name: excluded[name] for name in columns if name not in ("partner_id", "client_id")}
+    # The partner owns its text; our side owns a referent's suspension (it stays, with its reason, until a referent
+    # reinstates the mission) and a coordinator's priority flag.
+    updates: dict[str, Any] = {name: excluded[name] for name in columns
+                               if name not in ("partner_id", "client_id", "priority")}
+    held = (table.c.status == "suspended") & (excluded.status == "published")
+    status = case((held, table.c.status), else_=excluded.status)
+    updates["status"] = status
+    updates["status_reason"] = case((held, table.c.status_reason), else_=excluded.status_reason)
     updates["updated_at"] = func.now()
-    updates["status_changed_at"] = case((table.c.status.is_distinct_from(excluded.status), func.now()),
+    updates["status_changed_at"] = case((table.c.status.is_distinct_from(status), func.now()),
                                         else_=table.c.status_changed_at)
     return statement.on_conflict_do_update(index_elements=[table.c.partner_id, table.c.client_id],
                                            set_=updates).returning(table.c.id, table.c.client_id, inserted)
@@ -185,6 +192,8 @@ async def _replace_addresses(session: AsyncSession, missions: list[tuple[int, li
 async def delete_absent(session: AsyncSession, *, partner_id: int, present: Collection[str]) -> int:
     """Soft-deletes (cancelled, `deleted_at` now) the partner's live missions whose clientId is not in `present`;
     returns how many."""
+    if not present:  # a feed that named none of its missions says nothing about which ones went away
+        return 0
     kept = bindparam("present", value=list(present), type_=ARRAY(String))
     deleted = (await session.execute(
         update(Mission)

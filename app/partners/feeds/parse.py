@@ -19,6 +19,11 @@ from app.partners.records import PartnerRecord, RecordAddress
 
 MAX_DEPTH = 12  # <source><mission><addresses><address><location><lat> is 6: deeper is no feed of this format
 MAX_ADDRESSES = 50  # per mission: beyond, the rest is ignored (a mission is not in 50 places)
+# Memory stays a few times the feed's useful size: a mission's elements are held until it ends, the records until
+# the feed is written, so both are bounded (an element costs ~100 bytes however small its text).
+MAX_ELEMENTS_PER_MISSION = 1_000
+MAX_MISSIONS = 200_000
+MAX_REFUSALS = 1_000
 DUPLICATE = "clientId en double dans le flux : seule la première mission portant ce clientId est prise en compte."
 NO_CLIENT_ID = "Mission sans clientId : elle ne peut pas être identifiée, elle est ignorée."
 
@@ -46,8 +51,9 @@ NUMBER = re.compile(r"^\s*[-+]?\d+(?:[.,]\d+)?\s*$")
 @dataclass
 class ParsedFeed:
     records: list[PartnerRecord] = field(default_factory=list)
-    # {"clientId": …, "reason": …}: missions of the feed not passed on (no clientId, duplicates).
+    # {"clientId": …, "reason": …}: missions of the feed not passed on (no clientId, duplicates), the first ones.
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    refused: int = 0  # all of them
     received: int = 0  # <mission> elements seen
 
 
@@ -55,12 +61,16 @@ def parse_feed(source: IO[bytes]) -> ParsedFeed:
     """Raises FeedError (French) for a feed that is not XML, hostile, not `<source>`, or holds no `<mission>`."""
     feed = ParsedFeed()
     seen: set[str] = set()
-    depth = 0
+    depth = elements = 0
     root: ET.Element | None = None
     try:
         for event, element in iterparse(source, events=("start", "end"), forbid_dtd=True):
             if event == "start":
                 depth += 1
+                elements = 0 if depth == 2 else elements + 1
+                if elements > MAX_ELEMENTS_PER_MISSION:
+                    raise FeedError(f"Une mission du flux compte plus de {MAX_ELEMENTS_PER_MISSION} éléments : le flux "
+                                    "est refusé, rien n'a été importé ni supprimé.")
                 if depth > MAX_DEPTH:
                     raise FeedError(f"Le flux imbrique ses éléments trop profondément (plus de {MAX_DEPTH} niveaux).")
                 if root is None:
@@ -72,6 +82,9 @@ def parse_feed(source: IO[bytes]) -> ParsedFeed:
             if depth == 1 and root is not None:
                 if _name(element) == "mission":
                     feed.received += 1
+                    if feed.received > MAX_MISSIONS:
+                        raise FeedError(f"Le flux compte plus de {MAX_MISSIONS} missions : découpez-le, rien n'a été "
+                                        "importé ni supprimé.")
                     _take(feed, seen, _record(element))
                 root.clear()  # the mission (or any other child of <source>) is done with
     except FeedError:
@@ -87,14 +100,23 @@ def parse_feed(source: IO[bytes]) -> ParsedFeed:
     if not feed.received:
         raise FeedError("Le flux ne contient aucune mission (aucun élément <mission> sous <source>) : "
                         "rien n'a été importé ni supprimé.")
+    if not feed.records:  # else every live mission would be "absent from the feed", and deleted
+        raise FeedError("Aucune mission du flux n'a de clientId (élément <clientId>) : rien n'a été importé ni "
+                        "supprimé.")
     return feed
+
+
+def _refuse(feed: ParsedFeed, client_id: str | None, reason: str) -> None:
+    feed.refused += 1
+    if len(feed.refusals) < MAX_REFUSALS:
+        feed.refusals.append({"clientId": client_id, "reason": reason})
 
 
 def _take(feed: ParsedFeed, seen: set[str], record: PartnerRecord) -> None:
     if not record.client_id:
-        feed.refusals.append({"clientId": None, "reason": NO_CLIENT_ID})
+        _refuse(feed, None, NO_CLIENT_ID)
     elif record.client_id in seen:
-        feed.refusals.append({"clientId": record.client_id, "reason": DUPLICATE})
+        _refuse(feed, record.client_id, DUPLICATE)
     else:
         seen.add(record.client_id)
         feed.records.append(record)
