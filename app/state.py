@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from redis import Redis as SyncRedis
@@ -70,6 +71,16 @@ class WebState:
             await asyncio.to_thread(drain, self.rq_connection)
         except RedisError as error:
             log.warning("could not enqueue a drain (%s); workers will schedule it", type(error).__name__)
+
+    async def enqueue_quietly(self, enqueue_job: Callable[..., object], *args: Any) -> bool:
+        """Enqueues a job off the event loop; False (logged) when Redis refuses, for work that may be lost rather
+        than fail the request it follows."""
+        try:
+            await asyncio.to_thread(enqueue_job, self.rq_connection, *args)
+        except RedisError as error:
+            log.warning("could not enqueue %s (%s)", getattr(enqueue_job, "__name__", "a job"), type(error).__name__)
+            return False
+        return True
 
     async def watch_postcodes(self, every: float = POSTCODES_RECHECK_SECONDS) -> None:
         """Takes up the postcode snapshot `release` publishes after this process started, without a restart: the

@@ -406,6 +406,21 @@ def refresh_statistics(connection: Redis) -> Job:
     )
 
 
+def credit_partner_click(connection: Redis, token: str, mission_id: int) -> Job:
+    """An application through our flow by a visitor a partner sent: `token` is the click's random id (no personal
+    data); idempotent, so retries are safe."""
+    return job_queue(connection).enqueue(
+        "queues.partner_clicks.credit_inbound_click",
+        token=token,
+        mission_id=mission_id,
+        job_timeout=60,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=8, interval=[10, 30, 60, 120, 300, 600, 1800, 3600]),  # through a PostgreSQL outage
+        description="credit a partner with an application it sent",
+    )
+
+
 def build_data_download(connection: Redis, token: str) -> Job:
     """"Télécharger mes données": `token` names the request in Redis (whose it is); no personal data here."""
     return job_queue(connection).enqueue(

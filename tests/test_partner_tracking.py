@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from app.partners import tracking
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, run_worker
 from tests.helpers import wait_for_fresh_minute
 from tests.partner_fixtures import create_partner
 from tests.test_applications import add_volunteers, apply
@@ -224,6 +224,8 @@ async def test_a_visitor_sent_by_a_partner_who_applies_credits_that_partner_once
     await client.get(location, follow_redirects=False)  # the landing keeps the click in the visitor's cookie
     assert await apply(client, ours) == "pending"
     assert await apply(client, ours) == "exists"
+    assert await db.fetchval("SELECT count(*) FROM partner_applications") == 0  # a job credits it, not the request
+    run_worker()
     rows = await db.fetch("SELECT partner_id, mission_id, direction, status, click_id FROM partner_applications")
     assert [(row["partner_id"], row["mission_id"], row["direction"], row["status"]) for row in rows] == [
         (partner, ours, "inbound", "PENDING")]
@@ -241,4 +243,5 @@ async def test_a_click_on_one_mission_credits_nothing_on_another(
     location = (await client.get(f"/r/{first}/{partner}", headers=BROWSER, follow_redirects=False)).headers["location"]
     await client.get(location, follow_redirects=False)
     assert await apply(client, second) == "pending"
+    run_worker()
     assert await db.fetchval("SELECT count(*) FROM partner_applications") == 0

@@ -123,10 +123,11 @@ class ApplyPages(Controller):
             elsewhere = await tracking.applied_elsewhere(web.engine, mission_id)  # a partner's mission?
             if elsewhere is not None:
                 return elsewhere
-        # A visitor a partner sent us (its click's cookie): the partner is credited with this application, once.
-        credited = await tracking.credit_inbound(web.engine, web.settings.secret_key.reveal(),
-                                                 request.cookies.get(tracking.CLICK_COOKIE), mission_id
-                                                 ) if outcome.outcome in (Status.PENDING, Status.WAITLISTED) else False
+        # A visitor a partner sent us (its click's cookie): the partner is credited with this application, once, by
+        # a job (no SQL here).
+        token = tracking.inbound_token(web.settings.secret_key.reveal(), request.cookies.get(tracking.CLICK_COOKIE))
+        credited = token is not None and outcome.outcome in (Status.PENDING, Status.WAITLISTED) and (
+            await web.enqueue_quietly(enqueue.credit_partner_click, token, mission_id))
         secure = web.settings.base_url.startswith("https://")
         return Redirect(f"/mon-espace/candidatures?mission={mission_id}&resultat={outcome.outcome}", status_code=303,
                         cookies=[tracking.forget(secure)] if credited else None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from litestar.response import Redirect, Template
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db.base import unit_of_work
@@ -34,8 +32,6 @@ from app.organisations.models import Organisation
 from app.organisations.service import is_online as organisation_is_online
 from app.organisations.service import slugify
 from app.partners.models import Partner, PartnerClick
-
-logger = logging.getLogger(__name__)
 
 CLICK_COOKIE = "renfort_partner_click"
 CLICK_COOKIE_SECONDS = 30 * 86_400  # as API Engagement's own tracker keeps its click id
@@ -218,24 +214,21 @@ def forget(secure: bool) -> Cookie:
     return Cookie(key=CLICK_COOKIE, value="", max_age=0, path="/", httponly=True, secure=secure, samesite="lax")
 
 
-async def credit_inbound(engine: AsyncEngine, secret: str, signed: object, mission_id: int) -> bool:
-    """After an application through our flow: credits the inbound click the visitor arrived with, once per click and
-    only on that click's mission. A database outage loses the credit, never the application (already accepted)."""
-    token = unsign(secret, signed)
-    if token is None:
-        return False
-    try:
-        async with unit_of_work(engine) as session:
-            result = await session.execute(text(
-                "INSERT INTO partner_applications (click_id, partner_id, mission_id, direction, status)"
-                " SELECT id, partner_id, mission_id, 'inbound', 'PENDING' FROM partner_clicks"
-                " WHERE token = :token AND mission_id = :mission_id AND direction = 'inbound'"
-                " ON CONFLICT (click_id) DO NOTHING RETURNING id"
-            ), {"token": token, "mission_id": mission_id})
-            return result.first() is not None
-    except (SQLAlchemyError, OSError):
-        logger.warning("partner_inbound_credit_failed", extra={"mission_id": mission_id})
-        return False
+def inbound_token(secret: str, signed: object) -> str | None:
+    """The click id an inbound visitor's cookie carries, when its signature holds."""
+    return unsign(secret, signed)
+
+
+async def credit_inbound(session: AsyncSession, token: str, mission_id: int) -> bool:
+    """Credits the inbound click a visitor arrived with for their application through our flow: once per click, and
+    only on that click's mission. Run by a job (queues/partner_clicks.py), so the apply path stays free of SQL."""
+    result = await session.execute(text(
+        "INSERT INTO partner_applications (click_id, partner_id, mission_id, direction, status)"
+        " SELECT id, partner_id, mission_id, 'inbound', 'PENDING' FROM partner_clicks"
+        " WHERE token = :token AND mission_id = :mission_id AND direction = 'inbound'"
+        " ON CONFLICT (click_id) DO NOTHING RETURNING id"
+    ), {"token": token, "mission_id": mission_id})
+    return result.first() is not None
 
 
 async def partner_of(engine: AsyncEngine, mission_id: int) -> tuple[int, str] | None:
