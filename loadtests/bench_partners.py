@@ -520,7 +520,7 @@ def bench(stack: ExitStack, tmp: Path, args: argparse.Namespace) -> dict[str, An
         return Window(web, workers, tmp)
 
     db.execute("UPDATE partners SET feed_url = $1 WHERE id = $2", feed.url, feed_id)
-    result: dict[str, Any] = {"missions": args.missions, "our_missions": ours.missions}
+    result: dict[str, Any] = {"import_missions": args.missions, "our_missions": ours.missions}
     with httpx.Client(base_url=base, timeout=30, trust_env=False) as client:
         run = run_import(client, db, feed, feed_key, args.import_timeout, window())
         log(f"import: {run.status} in {run.seconds} s, {run.counts}, phases {run.phases}")
