@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -10,9 +11,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.main import create_app
-from app.partners.rate_limit import PartnerKeys
+from app.partners.rate_limit import PartnerKeys, RateLimiter
 from app.settings import Settings
 from tests.partner_fixtures import create_key, create_partner
 
@@ -77,3 +79,28 @@ async def test_a_new_limit_applies_within_a_second(client: AsyncTestClient[Lites
     await client.get(PING, headers={"x-api-key": key})
     response = await client.get(PING, headers={"x-api-key": key})
     assert response.status_code == 429 and response.headers["x-ratelimit-limit"] == "1"
+
+
+async def test_requests_of_one_tick_share_a_round_trip_and_each_gets_its_own_count(redis: Redis) -> None:
+    limiter = RateLimiter(redis)
+    await redis.delete(PartnerKeys(71).requests, PartnerKeys(72).requests)
+    await redis.set(PartnerKeys.version, "7")
+    before = int((await redis.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0))
+    hits = await asyncio.gather(*(limiter.hit(71, 5) for _ in range(7)), *(limiter.hit(72, 100) for _ in range(3)))
+    after = int((await redis.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0))
+    assert after - before == 1
+    assert {version for version, _ in hits} == {"7"}
+    assert [quota.used for _, quota in hits] == [1, 2, 3, 4, 5, 6, 7, 1, 2, 3]
+    assert [quota.exceeded for _, quota in hits[:7]] == [False] * 5 + [True] * 2
+    assert all(0 < quota.reset_seconds <= 60 for _, quota in hits)
+    # The next tick goes on from there.
+    (_, quota), = await asyncio.gather(limiter.hit(71, 5))
+    assert quota.used == 8 and int(await redis.get(PartnerKeys(71).requests) or 0) == 8
+
+
+async def test_a_redis_failure_reaches_every_request_of_the_tick(redis: Redis) -> None:
+    broken = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    limiter = RateLimiter(broken)
+    outcomes = await asyncio.gather(*(limiter.hit(73, 5) for _ in range(3)), return_exceptions=True)
+    assert len(outcomes) == 3 and all(isinstance(outcome, RedisConnectionError) for outcome in outcomes), outcomes
+    await broken.aclose()

@@ -92,7 +92,7 @@ def session_config(*, secure: bool, idle_days: int) -> SessionConfig:
         samesite="lax",
         # The surge paths (sign-up API, static files, probes) never load a session: not one Redis call more. The API
         # is exempt from CSRF, so it must never authenticate with the session cookie either.
-        exclude=["^/api/", "^/static/", "^/health$", "^/ready$", "^/metrics$", "^/$", "^/urgence/"],
+        exclude=["^/api/", "^/static/", "^/health$", "^/ready$", "^/metrics$", "^/$", "^/urgence/", "^/v0/", "^/v2/"],
         store="sessions",
     )
 

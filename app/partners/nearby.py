@@ -1,11 +1,14 @@
 """Radius queries of `GET /v0/mission` answered from memory: this process's snapshot of every online mission (status
 published or full, organisation online, not deleted: app/partners/diffusion.py's notion minus the per-partner part)
-as numpy arrays. numpy (installed for ortools) is used by the web process for this.
+as numpy arrays, and each of those missions encoded once as the JSON partners read (a `wire.Fragment`, the caller's
+tracked link put in per request). numpy (installed for ortools) is used by the web process for this.
 
-A data index, not a result cache: each request still computes its own page, and the page's details come from
-PostgreSQL with the diffusion condition applied again, so a mission taken offline never shows. The snapshot is
-checked against the missions' version in Redis at most a second old and rebuilt in the background when it changed
-(requests keep the previous one meanwhile): a `total` may lag the truth by about a second."""
+A data index, not a result cache: each request computes its own page and total from the arrays, with its own
+filters and diffusion rules. The snapshot is checked against the missions' version in Redis at most a second old and
+rebuilt in the background when it changed (requests keep the previous one meanwhile), so a mission taken offline
+leaves the answers within about a second. A rebuild encodes again only the missions whose rows changed: each carries
+a stamp, a hash of the row versions (`xmin`) of the mission, its organisation, its partner and its addresses, which
+PostgreSQL changes on every update, whichever code path wrote it."""
 
 from __future__ import annotations
 
@@ -29,13 +32,17 @@ from app.db.errors import Failure, classify
 from app.missions.cache import VERSION_KEY
 from app.missions.search import EARTH_RADIUS_KM, ONLINE_ORGANISATIONS
 from app.missions.service import ONLINE_STATUSES
+from app.partners import details
 from app.partners.context import PartnerContext
+from app.partners.wire import Fragment, Rendering
 
 log = logging.getLogger("renfort.partners.nearby")
 MAX_AGE_SECONDS = 1.0
 # A version bump lost (Redis briefly away right after a commit) is made up for by rebuilding this often anyway.
 REBUILD_SECONDS = 60.0
 POOL_SIZE = 4
+DETAILS_CHUNK = 1000  # missions whose details one statement reads when a snapshot is built
+ENCODE_SLICE = 100  # missions encoded between two yields to the event loop (a few milliseconds)
 ACQUIRE_TIMEOUT_SECONDS = 10.0  # then a TimeoutError, answered 503 like the engine's pool timeout
 MAX_MASKS = 256  # diffusion masks kept per snapshot (one per partner's rules, ~25 kB each)
 NO_DAY = -1  # a mission without a start date: no start bound matches it, as NULL compares in SQL
@@ -51,8 +58,11 @@ SNAPSHOT_SQL = """
 WITH online AS MATERIALIZED (
   SELECT m.id, coalesce(m.partner_id, 0) AS partner_id, m.organisation_id, m.domain, m.remote, m.open_to_minors,
          coalesce(m.start_date - DATE '0001-01-01' + 1, -1) AS start_day,
-         (extract(epoch FROM m.created_at) * 1000000)::bigint AS created
-  FROM missions m JOIN organisations o ON o.id = m.organisation_id
+         (extract(epoch FROM m.created_at) * 1000000)::bigint AS created,
+         hashtextextended(concat_ws(':', m.xmin, o.xmin, p.xmin, (
+           SELECT string_agg(a.id || '.' || a.xmin, ',' ORDER BY a.id) FROM mission_addresses a
+           WHERE a.mission_id = m.id)), 0) AS stamp
+  FROM missions m JOIN organisations o ON o.id = m.organisation_id LEFT JOIN partners p ON p.id = m.partner_id
   WHERE m.status = ANY($1::text[]) AND m.deleted_at IS NULL AND o.status = ANY($2::text[])
 ), placed AS MATERIALIZED (
   SELECT a.id, a.mission_id, a.latitude, a.longitude, a.commune_code, c.department_code,
@@ -63,7 +73,8 @@ SELECT * FROM (
   SELECT array_agg(id ORDER BY id) AS ids, array_agg(partner_id ORDER BY id) AS partners,
          array_agg(organisation_id ORDER BY id) AS organisations, array_agg(domain ORDER BY id) AS domains,
          array_agg(remote ORDER BY id) AS remote, array_agg(open_to_minors ORDER BY id) AS minors,
-         array_agg(start_day ORDER BY id) AS starts, array_agg(created ORDER BY id) AS created
+         array_agg(start_day ORDER BY id) AS starts, array_agg(created ORDER BY id) AS created,
+         array_agg(stamp ORDER BY id) AS stamps
   FROM online
 ) AS missions, (
   SELECT array_agg(mission_id ORDER BY latitude, id) AS address_missions,
@@ -109,6 +120,7 @@ class Snapshot:
     lon: Floats
     cos_lat: Floats
     row: Ints  # its mission's index in the per-mission arrays
+    shares_a_mission: Masks  # its mission has other addresses
     department: Ints
     commune: Ints
     # Per mission.
@@ -120,9 +132,11 @@ class Snapshot:
     minors: Masks
     start: Ints  # date ordinal, NO_DAY when none
     created: Ints  # microseconds since the epoch
+    stamps: Ints  # changes whenever what a partner reads of the mission does
     domain_codes: dict[str, int]
     department_codes: dict[str, int]
     communes_by_city: dict[str, list[int]]  # lower(unaccent(name)) → commune indexes
+    fragments: dict[int, Fragment] = field(default_factory=dict)  # mission id → its JSON, for any caller
     _shared: dict[PartnerContext, Masks] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -155,7 +169,17 @@ class Snapshot:
         return np.array([codes[value] for value in values if value in codes], dtype=np.int64)
 
 
-def _build(row: asyncpg.Record, version: str, built_at: float) -> Snapshot:
+def _carried(snapshot: Snapshot, previous: Snapshot | None) -> dict[int, Fragment]:
+    """The previous snapshot's fragments of the missions whose stamp is unchanged."""
+    if previous is None or not len(previous) or not len(snapshot):
+        return {}
+    at = np.minimum(np.searchsorted(previous.ids, snapshot.ids), len(previous) - 1)
+    unchanged = (previous.ids[at] == snapshot.ids) & (previous.stamps[at] == snapshot.stamps)
+    old = previous.fragments
+    return {key: old[key] for key in snapshot.ids[unchanged].tolist() if key in old}
+
+
+def _build(row: asyncpg.Record, version: str, built_at: float, previous: Snapshot | None = None) -> Snapshot:
     def column(name: str, kind: type) -> npt.NDArray[Any]:
         return np.array(row[name] or [], dtype=kind)
 
@@ -169,13 +193,16 @@ def _build(row: asyncpg.Record, version: str, built_at: float) -> Snapshot:
         if commune_codes[code] not in indexes:
             indexes.append(commune_codes[code])
     latitudes = np.radians(column("latitudes", np.float64))
-    return Snapshot(
+    rows = np.searchsorted(ids, column("address_missions", np.int64)).astype(np.int64)
+    addresses_of = np.bincount(rows, minlength=len(ids))
+    snapshot = Snapshot(
         version=version,
         built_at=built_at,
         lat=latitudes,
         lon=np.radians(column("longitudes", np.float64)),
         cos_lat=np.cos(latitudes),
-        row=np.searchsorted(ids, column("address_missions", np.int64)).astype(np.int64),
+        row=rows,
+        shares_a_mission=addresses_of[rows] > 1,
         department=np.array(department_index, dtype=np.int64),
         commune=np.array(commune_index, dtype=np.int64),
         ids=ids,
@@ -186,10 +213,13 @@ def _build(row: asyncpg.Record, version: str, built_at: float) -> Snapshot:
         minors=column("minors", np.bool_),
         start=column("starts", np.int64),
         created=column("created", np.int64),
+        stamps=column("stamps", np.int64),
         domain_codes=domain_codes,
         department_codes=department_codes,
         communes_by_city=communes_by_city,
     )
+    snapshot.fragments = _carried(snapshot, previous)
+    return snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,34 +243,49 @@ class Around:
     start_until: int | None = None  # day ordinal, inclusive
 
 
+def _longitude_reach(phi: float, band: float) -> float | None:
+    """How far in longitude (radians) a circle of angular radius `band` around latitude `phi` reaches, a hair wider;
+    None when it takes in a pole (every longitude)."""
+    if abs(phi) + band >= math.pi / 2:
+        return None
+    return math.asin(min(1.0, math.sin(band) / math.cos(phi))) + BAND_MARGIN
+
+
 def around(snapshot: Snapshot, query: Around, partner: PartnerContext) -> tuple[int, list[int]]:
     """The number of matching missions and the page's ids, nearest first (then by id), as read.py's SQL orders."""
     phi, lam = math.radians(query.lat), math.radians(query.lon)
     band = query.radius_km / EARTH_RADIUS_KM + BAND_MARGIN
     low = int(np.searchsorted(snapshot.lat, phi - band, side="left"))
     high = int(np.searchsorted(snapshot.lat, phi + band, side="right"))
-    lat, lon = snapshot.lat[low:high], snapshot.lon[low:high]
+    picked = np.arange(low, high)
+    reach = _longitude_reach(phi, band)
+    if reach is not None and -math.pi < lam - reach and lam + reach < math.pi:
+        # The longitudes of the band first (cheap), then the exact distance on the few left.
+        picked = picked[np.abs(snapshot.lon[low:high] - lam) <= reach]
+    lat, lon = snapshot.lat[picked], snapshot.lon[picked]
     # The haversine of app/missions/search.py, term for term.
-    h = np.sin((lat - phi) / 2) ** 2 + math.cos(phi) * snapshot.cos_lat[low:high] * np.sin((lon - lam) / 2) ** 2
+    h = np.sin((lat - phi) / 2) ** 2 + math.cos(phi) * snapshot.cos_lat[picked] * np.sin((lon - lam) / 2) ** 2
     km = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h)))
     keep = km <= query.radius_km
     if query.cities:
         chosen = [index for city in query.cities for index in snapshot.communes_by_city.get(city, ())]
-        keep &= np.isin(snapshot.commune[low:high], np.array(chosen, dtype=np.int64))
+        keep &= np.isin(snapshot.commune[picked], np.array(chosen, dtype=np.int64))
     if query.departments is not None:
         codes = Snapshot._known(snapshot.department_codes, query.departments)
-        keep &= np.isin(snapshot.department[low:high], codes)
-    rows, km = snapshot.row[low:high][keep], km[keep]
+        keep &= np.isin(snapshot.department[picked], codes)
+    picked, km = picked[keep], km[keep]
+    rows = snapshot.row[picked]
     keep = snapshot.shared_with(partner)[rows] & _mission_filters(snapshot, rows, query)
-    rows, km = rows[keep], km[keep]
+    picked, rows, km = picked[keep], rows[keep], km[keep]
     if not len(rows):
         return 0, []
-    by_mission = np.lexsort((km, rows))  # each mission's nearest address first
-    rows, km = rows[by_mission], km[by_mission]
-    first = np.empty(len(rows), dtype=np.bool_)
-    first[0] = True
-    np.not_equal(rows[1:], rows[:-1], out=first[1:])
-    rows, km = rows[first], km[first]
+    if snapshot.shares_a_mission[picked].any():
+        by_mission = np.lexsort((km, rows))  # each mission's nearest address first
+        rows, km = rows[by_mission], km[by_mission]
+        first = np.empty(len(rows), dtype=np.bool_)
+        first[0] = True
+        np.not_equal(rows[1:], rows[:-1], out=first[1:])
+        rows, km = rows[first], km[first]
     ids = snapshot.ids[rows]
     if query.limit == 0 or query.skip >= len(ids):
         return len(ids), []
@@ -353,11 +398,28 @@ class Nearby:
         started = time.perf_counter()
         rows = await self.fetch(SNAPSHOT_SQL, list(ONLINE_STATUSES), list(ONLINE_ORGANISATIONS))
         fetched = time.perf_counter()
-        snapshot = _build(rows[0], version, self._clock())
-        log.info("partner missions snapshot built: %d missions, %d addresses in %.0f ms (%.0f ms of SQL)",
-                 len(snapshot), len(snapshot.row), (time.perf_counter() - started) * 1000,
-                 (fetched - started) * 1000)
+        # In a thread: tens of milliseconds of Python and numpy that would otherwise stall this process's requests.
+        snapshot = await asyncio.to_thread(_build, rows[0], version, self._clock(), self._snapshot)
+        encoded = await self._encode(snapshot)
+        log.info("partner missions snapshot built: %d missions (%d encoded again), %d addresses in %.0f ms "
+                 "(%.0f ms of SQL for the arrays)", len(snapshot), encoded, len(snapshot.row),
+                 (time.perf_counter() - started) * 1000, (fetched - started) * 1000)
         return snapshot
+
+    async def _encode(self, snapshot: Snapshot) -> int:
+        """Reads and encodes the fragments `_build` could not carry over. A mission gone meanwhile has none, and is
+        left out of the pages (its total lags, as the rest does). Returns how many were encoded."""
+        missing = [key for key in snapshot.ids.tolist() if key not in snapshot.fragments]
+        if not missing:
+            return 0
+        render = Rendering((await details.fetch_geography(self.fetch)).departments, "", None)
+        sql = details.of_ids_sql()
+        for start in range(0, len(missing), DETAILS_CHUNK):
+            for number, row in enumerate(await self.fetch(sql, missing[start:start + DETAILS_CHUNK]), 1):
+                snapshot.fragments[row["id"]] = render.fragment(row)
+                if number % ENCODE_SLICE == 0:
+                    await asyncio.sleep(0)  # requests go on between slices of a large build
+        return len(missing)
 
     async def close(self) -> None:
         if self._rebuild is not None and not self._rebuild.done():

@@ -1,6 +1,6 @@
 """`GET /v0/mission`: the query string checked into a `MissionQuery`. A radius query finds its page and total in this
-process's snapshot of the online missions (app/partners/nearby.py), then one SQL statement reads the page's details
-with the diffusion rules applied again. Other queries (keywords, activities, no point) take one SQL statement that
+process's snapshot of the online missions (app/partners/nearby.py), which also holds each mission already encoded:
+no SQL at all. Other queries (keywords, activities, no point) take one SQL statement that
 finds the page (the radius candidates from the GiST index on `point(longitude, latitude)` inside a box, then the
 exact great-circle distance), counts every match (`count(*) OVER ()`) and joins the names only onto the returned
 rows."""
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -34,20 +34,19 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.geo.models import Commune, Department, Region
+from app.geo.models import Commune
 from app.missions.models import Mission, MissionAddress
 from app.missions.search import EARTH_RADIUS_KM, KM_PER_DEGREE, _unsafe, _words
 from app.organisations.models import Organisation
-from app.partners import domains
+from app.partners import details, domains
 from app.partners.context import PartnerContext
 from app.partners.dates import InvalidDate, parse_iso
+from app.partners.details import Geography, with_details
 from app.partners.diffusion import shared_with
 from app.partners.errors import PartnerApiError
-from app.partners.models import Partner
 from app.partners.nearby import Around, Nearby, around, fold_city, microseconds
 from app.partners.placing import fold
 from app.partners.wire import MissionV0, Rendering
@@ -101,27 +100,10 @@ class MissionQuery:
     distance_km: float = DEFAULT_DISTANCE_KM
 
 
-@dataclass(frozen=True, slots=True)
-class Geography:
-    """Department and region names, read once per process: they change only with a new reference dataset."""
-
-    departments: Mapping[str, tuple[str, str | None]]  # code → (name, region name)
-    by_name: dict[str, str] = field(default_factory=dict)  # folded name → code
-
-
-_geography: Geography | None = None
-
-
 async def geography(connection: AsyncConnection) -> Geography:
-    global _geography
-    if _geography is None:
-        rows = (await connection.execute(
-            select(Department.code, Department.name, Region.name)
-            .outerjoin(Region, Region.code == Department.region_code)
-        )).all()
-        departments: dict[str, tuple[str, str | None]] = {code: (name, region) for code, name, region in rows}
-        _geography = Geography(departments, {fold(name): code for code, (name, _) in departments.items()})
-    return _geography
+    if (known := details.known_geography()) is not None:
+        return known
+    return details.geography_of(list((await connection.execute(details.GEOGRAPHY)).all()))
 
 
 # Parsing
@@ -330,9 +312,8 @@ def parse(params: MultiDict[str], places: Geography) -> MissionQuery:
 # SQL: each statement is built and compiled once per shape (which filters are present, and the caller's diffusion
 # rules), with the values as parameters; a request then costs asyncpg one prepared statement and its rows.
 
-DIALECT = asyncpg_dialect()
 MIDNIGHT = time(tzinfo=UTC)
-_compiled: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+_compiled: dict[Any, details.Compiled] = {}
 MAX_COMPILED = 2000
 
 
@@ -471,36 +452,6 @@ def _hits(query: MissionQuery, partner: PartnerContext) -> Select[Any]:
             .limit(_value("limit", Integer())).offset(_value("skip", Integer())))
 
 
-def _addresses_json() -> ColumnElement[Any]:
-    row = func.json_build_array(MissionAddress.address_line, MissionAddress.postal_code, Commune.name,
-                                Commune.department_code, MissionAddress.latitude, MissionAddress.longitude)
-    # Left as JSON text: decoded by msgspec (wire.ADDRESSES), faster than the driver's json.loads.
-    return (
-        select(func.json_agg(aggregate_order_by(row, MissionAddress.id)))
-        .join(Commune, Commune.code == MissionAddress.commune_code)
-        .where(MissionAddress.mission_id == Mission.id)
-        .scalar_subquery()
-    )
-
-
-MISSION_COLUMNS = (
-    Mission.id, Mission.client_id, Mission.partner_id, Mission.title, Mission.description, Mission.domain,
-    Mission.activities, Mission.remote, Mission.open_to_minors, Mission.places, Mission.schedule,
-    Mission.start_date, Mission.end_date, Mission.created_at, Mission.updated_at, Mission.organisation_id,
-    Organisation.name.label("organisation_name"), Organisation.rna, Organisation.siret, Organisation.partner_key,
-    Partner.name.label("partner_name"),
-)
-
-
-def with_details(ids: Any) -> Select[Any]:
-    """Names and addresses joined onto the given rows only."""
-    columns: list[Any] = [*MISSION_COLUMNS, _addresses_json().label("addresses")]
-    return (select(*columns)
-            .select_from(ids).join(Mission, Mission.id == ids.c.id)
-            .join(Organisation, Organisation.id == Mission.organisation_id)
-            .outerjoin(Partner, Partner.id == Mission.partner_id))
-
-
 def list_statement(query: MissionQuery, partner: PartnerContext) -> Select[Any]:
     hits = _hits(query, partner).subquery("hits")
     order = [hits.c.km, Mission.id] if _located(query) else [Mission.start_date.desc().nulls_last(), Mission.id]
@@ -511,13 +462,6 @@ def total_statement(query: MissionQuery, partner: PartnerContext) -> Select[Any]
     """The count alone, for a page past the last match (it has no row to carry the total)."""
     counted = _hits(query, partner).limit(None).offset(None).order_by(None).subquery("counted")
     return select(func.count()).select_from(counted)
-
-
-def page_statement(partner: PartnerContext) -> Select[Any]:
-    """The details of the ids the snapshot found, still diffused to the partner now (a mission taken offline since
-    the snapshot is left out)."""
-    ids = select(func.unnest(_value("ids", ARRAY(BigInteger()))).label("id")).subquery("page")
-    return with_details(ids).where(shared_with(partner))
 
 
 def one_statement(partner: PartnerContext) -> Select[Any]:
@@ -533,11 +477,10 @@ def shared_statement(partner: PartnerContext) -> Select[Any]:
     return with_details(ids).order_by(Mission.id)
 
 
-def _compile(key: Any, build: Callable[[], Select[Any]]) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+def _compile(key: Any, build: Callable[[], Select[Any]]) -> details.Compiled:
     found = _compiled.get(key)
     if found is None:
-        compiled = build().compile(dialect=DIALECT, compile_kwargs={"render_postcompile": True})
-        found = (compiled.string, tuple(compiled.positiontup or ()), dict(compiled.construct_params(_check=False)))
+        found = details.compiled(build())
         if len(_compiled) >= MAX_COMPILED:
             _compiled.clear()  # partners' rules changed many times: start again rather than grow
         _compiled[key] = found
@@ -581,25 +524,25 @@ def around_of(query: MissionQuery) -> Around | None:
 
 
 async def find_nearby(nearby: Nearby, asked: Around, partner: PartnerContext,
-                      render: Rendering) -> tuple[int, list[MissionV0]]:
-    # The total is the snapshot's, up to about a second behind PostgreSQL; the page is re-checked against it.
-    total, page = around(await nearby.snapshot(), asked, partner)
-    if not page:
-        return total, []
-    rows = await fetch(nearby, ("page", partner), lambda: page_statement(partner), {"ids": page})
-    by_id = {row["id"]: row for row in rows}
-    return total, [render.mission(by_id[mission_id]) for mission_id in page if mission_id in by_id]
+                      render: Rendering) -> tuple[int, list[bytes]]:
+    """From the snapshot alone, up to about a second behind PostgreSQL: the page's missions are the snapshot's
+    fragments, with the caller's links."""
+    snapshot = await nearby.snapshot()
+    total, page = around(snapshot, asked, partner)
+    fragments = snapshot.fragments
+    return total, [render.joined(key, fragments[key]) for key in page if key in fragments]
 
 
 async def find(engine: AsyncEngine, query: MissionQuery, partner: PartnerContext,
-               render: Rendering, nearby: Nearby | None = None) -> tuple[int, list[MissionV0]]:
+               render: Rendering, nearby: Nearby | None = None) -> tuple[int, list[bytes]]:
+    """The total and the page's missions, each encoded as JSON (`MissionV0`)."""
     if nearby is not None and (asked := around_of(query)) is not None:
         return await find_nearby(nearby, asked, partner, render)
     shape = _shape(query)
     values = _values_of(query)
     rows = await fetch(nearby or engine, ("list", shape, partner), lambda: list_statement(query, partner), values)
     if rows:
-        return int(rows[0]["total"]), [render.mission(row) for row in rows]
+        return int(rows[0]["total"]), [render.encoded(row) for row in rows]
     if query.skip == 0 and query.limit > 0:
         return 0, []
     counted = await fetch(nearby or engine, ("total", shape, partner), lambda: total_statement(query, partner),
@@ -614,8 +557,8 @@ async def find_one(engine: AsyncEngine, mission_id: int, partner: PartnerContext
 
 
 async def prepared_geography(engine: AsyncEngine) -> Geography:
-    if _geography is not None:
-        return _geography
+    if (known := details.known_geography()) is not None:
+        return known
     async with engine.connect() as connection:
         return await geography(connection)
 

@@ -17,7 +17,7 @@ from app.partners import export, read
 from app.partners.auth import provide_partner
 from app.partners.context import PartnerContext
 from app.partners.errors import PartnerApiError
-from app.partners.wire import ErrorV0, MissionListV0, MissionOneV0, Rendering
+from app.partners.wire import ErrorV0, MissionListV0, MissionOneV0, Rendering, list_body
 
 SECURITY_SCHEME = "x-api-key"
 NOT_FOUND = "Mission introuvable : elle n'existe pas, n'est plus en ligne ou ne vous est pas diffusée."
@@ -94,17 +94,20 @@ class PartnerMissionApi(Controller):
     dependencies = {"partner": Provide(provide_partner)}  # noqa: RUF012  (Litestar reads it as a class attribute)
     security = ({SECURITY_SCHEME: []},)
 
-    @get("/", operation_class=ListOperation, responses=_errors(400, 401, 429),
+    @get("/", operation_class=ListOperation,
+         responses={200: ResponseSpec(MissionListV0, description="La page demandée et le total."),
+                    **_errors(400, 401, 429)},
          summary="Les missions qui vous sont diffusées",
          description="Filtres d'API Engagement ; triées par distance si lat/lon sont donnés, sinon par date de début "
                      "décroissante.")
-    async def list_missions(self, request: Request[Any, Any, Any], partner: PartnerContext) -> MissionListV0:
+    async def list_missions(self, request: Request[Any, Any, Any], partner: PartnerContext) -> Response[bytes]:
         web = provide_web(request.app.state)
         places = await read.prepared_geography(web.engine)
         query = read.parse(request.query_params, places)
         total, missions = await read.find(web.engine, query, partner, _rendering(request, places, partner),
                                           web.nearby)
-        return MissionListV0(ok=True, total=total, limit=query.limit, skip=query.skip, data=missions)
+        # The missions come encoded (the snapshot keeps them so): the envelope is written around them.
+        return Response(list_body(total, query.limit, query.skip, missions), media_type=MediaType.JSON)
 
     @get("/{mission_id:str}", responses=_errors(401, 404, 429), summary="Une mission qui vous est diffusée")
     async def one_mission(self, request: Request[Any, Any, Any], partner: PartnerContext,

@@ -4,9 +4,9 @@ and its addresses, built from plain rows (never ORM objects) and encoded by msgs
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -164,13 +164,38 @@ def mission_v0(row: Any, addresses: list[AddressV0], *, application_url: str, do
 ADDRESSES = msgspec.json.Decoder(list[tuple[str | None, str | None, str | None, str | None, float, float]] | None)
 
 
-class Rendering:
-    """Turns rows of app/partners/read.py into `MissionV0` for one caller: its tracked links, and department and
-    region names from the process's copy (code → (name, region name))."""
+ENCODER = msgspec.json.Encoder()
+APPLICATION_URL = b'"applicationUrl":""'  # a key cannot occur inside a JSON string: its quotes would be escaped
 
-    def __init__(self, departments: Mapping[str, tuple[str, str | None]], base_url: str, partner_id: int) -> None:
+
+class Fragment(NamedTuple):
+    """A mission encoded as JSON for any caller, cut where the caller's `applicationUrl` goes."""
+
+    head: bytes  # up to the opening quote of the link
+    tail: bytes  # from its closing quote on
+
+
+def cut(encoded: bytes) -> Fragment:
+    at = encoded.index(APPLICATION_URL) + len(APPLICATION_URL) - 1
+    return Fragment(encoded[:at], encoded[at:])
+
+
+def list_body(total: int, limit: int, skip: int, missions: Iterable[bytes]) -> bytes:
+    """`MissionListV0` as msgspec encodes it, around missions already encoded."""
+    return b'{"ok":true,"total":%d,"limit":%d,"skip":%d,"data":[%s]}' % (total, limit, skip, b",".join(missions))
+
+
+class Rendering:
+    """Turns rows of app/partners/details.py into `MissionV0` for one caller: its tracked links, and department and
+    region names from the process's copy (code → (name, region name)). With `partner_id` None, the missions are
+    rendered for nobody in particular (`fragment`), their links put in per caller by `joined`."""
+
+    def __init__(self, departments: Mapping[str, tuple[str, str | None]], base_url: str,
+                 partner_id: int | None) -> None:
         self._departments = departments
         self._link = f"{base_url}/r/{{}}/{partner_id}"
+        # The link as it reads inside a JSON string, for `joined`.
+        self._escaped = ENCODER.encode(base_url)[1:-1].replace(b"%", b"%%") + b"/r/%d/" + str(partner_id).encode()
         self._domains: dict[str, str] = {}
 
     def address(self, street: str | None, postal_code: str | None, city: str | None, department: str | None,
@@ -179,11 +204,21 @@ class Rendering:
         return AddressV0(street=street, postal_code=postal_code, department_name=name, department_code=department,
                          city=city, region=region, location=Location(lat, lon))
 
-    def mission(self, row: Any) -> MissionV0:
+    def mission(self, row: Any, *, application_url: str | None = None) -> MissionV0:
         raw = row["addresses"]
         items = ADDRESSES.decode(raw) if isinstance(raw, str | bytes) else raw
         domain = self._domains.get(row["domain"])
         if domain is None:
             domain = self._domains[row["domain"]] = domains.to_engagement(row["domain"])
-        return mission_v0(row, [self.address(*item) for item in items or ()],
-                          application_url=self._link.format(row["id"]), domain=domain)
+        link = self._link.format(row["id"]) if application_url is None else application_url
+        return mission_v0(row, [self.address(*item) for item in items or ()], application_url=link, domain=domain)
+
+    def encoded(self, row: Any) -> bytes:
+        return ENCODER.encode(self.mission(row))
+
+    def fragment(self, row: Any) -> Fragment:
+        return cut(ENCODER.encode(self.mission(row, application_url="")))
+
+    def joined(self, mission_id: int, fragment: Fragment) -> bytes:
+        """The fragment with this caller's tracked link: what `encoded` writes for the same row."""
+        return fragment.head + self._escaped % mission_id + fragment.tail
