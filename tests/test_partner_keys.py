@@ -22,7 +22,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import event
 
 from app.main import create_app
+from app.db.base import make_engine
 from app.partners.auth import directory_of
+from app.partners.directory import PartnerDirectory
+from app.partners.keys import digest_of
+from app.partners.rate_limit import PartnerKeys
 from app.settings import Settings
 from tests.partner_fixtures import create_key, create_partner
 from tests.test_organisations import post_form, sign_in
@@ -263,3 +267,28 @@ async def test_redis_down_on_a_key_authenticated_route_is_a_503_envelope(
             web.redis = alive
     assert_envelope(response, 503, "SERVICE_UNAVAILABLE")
     assert response.headers["retry-after"]
+
+
+async def test_the_minute_refresh_runs_in_the_background_and_a_version_change_is_waited_for(
+    db: asyncpg.Connection, redis: Redis, settings: Settings
+) -> None:
+    now = [1000.0]
+    engine = make_engine(settings.database_url, pool_size=1)
+    directory = PartnerDirectory(engine, redis, clock=lambda: now[0])
+    try:
+        first = await create_key(db, await create_partner(db, "Première"))
+        await redis.set(PartnerKeys.version, "41")
+        assert await directory.find(digest_of(first)) is not None
+        # A key a script wrote, with no version bump: the copy learns it with the minute's refresh.
+        later = await create_key(db, await create_partner(db, "Scriptée"))
+        now[0] += 61
+        await directory.saw("41")  # returns at once: the refresh goes on in the background
+        await directory.settled()
+        assert await directory.find(digest_of(later)) is not None
+        # A version change is waited for: the key revoked before it never passes after it.
+        await db.execute("UPDATE partner_api_keys SET revoked_at = now()")
+        await directory.saw("42")
+        assert await directory.find(digest_of(first)) is None and await directory.find(digest_of(later)) is None
+    finally:
+        await directory.settled()
+        await engine.dispose()

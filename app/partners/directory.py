@@ -7,6 +7,7 @@ nothing and costs at most one reload a second."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from app.partners.context import PartnerContext
 from app.partners.models import Partner, PartnerApiKey
 from app.partners.rate_limit import PartnerKeys
 
+log = logging.getLogger("renfort.partners.directory")
 MAX_AGE_SECONDS = 1.0
 # A version bump lost (Redis briefly away right after a commit) is made up for by reloading this often anyway.
 RELOAD_SECONDS = 60.0
@@ -65,6 +67,7 @@ class PartnerDirectory:
         self._checked_at = -math.inf
         self._loaded_at = -math.inf
         self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -93,14 +96,34 @@ class PartnerDirectory:
         return partner
 
     async def saw(self, version: str) -> None:
-        """Redis holds `version` now: reload the copy if it is another one (or too old)."""
+        """Redis holds `version` now: reload the copy if it is another one (requests wait for it: a revoked key must
+        not pass), or in the background if it is only old (requests go on with it meanwhile)."""
         now = self._clock()
-        if version != self._version or now - self._loaded_at >= RELOAD_SECONDS:
+        if version != self._version:
             async with self._lock:
                 # Another request may have reloaded for this very version while this one waited.
-                if version != self._version or self._clock() - self._loaded_at >= RELOAD_SECONDS:
-                    # The version was read before the keys: a change committed meanwhile bumps it again.
-                    self._by_digest = await load_active_keys(self._engine)
-                    self._version = version
-                    self._loaded_at = self._clock()
+                if version != self._version:
+                    await self._reload(version)
+        elif now - self._loaded_at >= RELOAD_SECONDS and (self._refresh is None or self._refresh.done()):
+            self._loaded_at = now  # one refresh at a time; a failed one is tried again a minute later
+            self._refresh = asyncio.create_task(self._refreshed(version))
         self._checked_at = now
+
+    async def _reload(self, version: str) -> None:
+        # The version was read before the keys: a change committed meanwhile bumps it again.
+        self._by_digest = await load_active_keys(self._engine)
+        self._version = version
+        self._loaded_at = self._clock()
+
+    async def _refreshed(self, version: str) -> None:
+        try:
+            async with self._lock:
+                if version == self._version:
+                    await self._reload(version)
+        except Exception:  # the copy stays as it was; PostgreSQL away is logged, not raised into a request
+            log.exception("could not refresh the partners' keys")
+
+    async def settled(self) -> None:
+        """Waits for the background refresh under way, if any (for tests)."""
+        if self._refresh is not None:
+            await asyncio.gather(self._refresh, return_exceptions=True)
