@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import event
 
-from app.main import create_app
 from app.db.base import make_engine
+from app.main import create_app
 from app.partners.auth import directory_of
 from app.partners.directory import PartnerDirectory
 from app.partners.keys import digest_of

@@ -59,7 +59,7 @@ def fill(admin: sync_redis.Redis, fraction: float) -> float:
     limit = int(admin.info("memory")["maxmemory"])
     number = 0
     for _ in range(200):
-        while (used := int(admin.info("memory")["used_memory"])) / limit < fraction:
+        while int(admin.info("memory")["used_memory"]) / limit < fraction:
             with admin.pipeline(transaction=False) as pipe:
                 for _ in range(4):
                     pipe.set(f"fill:{number}", b"x" * 8_192)
