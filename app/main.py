@@ -56,6 +56,9 @@ from app.switches.gate import SwitchGate
 from app.territories.controllers import CityPageModeration, OrganisationDirectory, TerritoryPages
 from app.volunteers.confirmation_pages import EmailConfirmationPages
 from app.volunteers.controllers import SignupPages, VolunteerApi
+from app.youth.admin_pages import CohortAdministrationPages, ReferentInvitationPages
+from app.youth.consent_pages import GuardianConsentPages
+from app.youth.controllers import YouthPages
 from surge.coordination.controllers import CoordinationDashboard
 from surge.dispatch.controllers import DispatchPages, ProposalPages
 from surge.emergencies.controllers import EmergencyCoordinationPages, EmergencyPublicPages
@@ -109,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EmailConfirmationPages, CampaignPages, CampaignAdministrationPages, MissionCampaignPages, *static,
             PartnerAdministrationPages, PartnerPing, PartnerImportApi,
             TrackedLinks, ActivityApi, PartnerDashboardPage, PartnerMissionApi, PartnerMissionWriteApi,
+            CohortAdministrationPages, ReferentInvitationPages, YouthPages, GuardianConsentPages,
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
         # The switch gate first: a closed path costs no session, CSRF or handler work.

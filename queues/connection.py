@@ -24,7 +24,7 @@ QUEUE_NAME = "renfort"
 # them from the head, so the oldest waiting are there (at_front jobs, newer, do not hide them).
 SCAN = 1_000
 MAIL_MODULES = ("queues.mail.", "queues.organisation_mail.", "queues.mission_mail.", "queues.referent_digest.",
-                "queues.manager_notifications.")
+                "queues.manager_notifications.", "queues.youth_mail.")
 
 
 class RenfortQueue(Queue):

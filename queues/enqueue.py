@@ -458,3 +458,47 @@ def send_inactivity_mails(connection: Redis, items: list[list[Any]], *, delay: i
         retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
         description="send the inactivity warnings and suspension notices",
     )
+
+
+def send_youth_signup_mail(connection: Redis, key: str, *, delay: int = 0) -> Job:
+    """`key` names the youth sign-up in Redis (app/youth/service.py): no personal data here."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.youth_mail.send_youth_signup_mail",
+        key=key,
+        job_timeout=60,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        at_front=True,  # someone waits for it to confirm their address
+        description="send a youth sign-up e-mail",
+    )
+
+
+def send_youth_invitation_mail(connection: Redis, invitation_id: int, *, delay: int = 0) -> Job:
+    return _mail_job(
+        connection,
+        delay,
+        "queues.youth_mail.send_youth_invitation_mail",
+        invitation_id=invitation_id,
+        job_timeout=60,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="send an invitation to the SNU youth space",
+    )
+
+
+def send_guardian_consent_mail(connection: Redis, consent_id: int, *, delay: int = 0) -> Job:
+    return _mail_job(
+        connection,
+        delay,
+        "queues.youth_mail.send_guardian_consent_mail",
+        consent_id=consent_id,
+        job_timeout=60,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="send a guardian's consent request",
+    )

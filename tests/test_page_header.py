@@ -32,6 +32,7 @@ def test_a_page_belongs_to_the_section_with_the_longest_area() -> None:
     assert current_of("/mon-espace/profil", links) == "/mon-espace"
     assert current_of("/missionsx", links) is None
     assert current_of("/", links) is None
+    assert current_of("/snu/inscription/confirmer", links) == current_of("/snu", links) == "/snu/inscription"
 
 
 async def test_signed_out_header_offers_to_sign_in_and_marks_the_section(client: AsyncTestClient) -> None:

@@ -29,6 +29,7 @@ SECTIONS = (
     Link("/missions", "Missions", "/missions"),
     Link("/inscription", "Devenir bénévole", "/inscription"),
     Link("/inscription/structure", "Inscrire ma structure", "/inscription/structure"),
+    Link("/snu/inscription", "Jeunes (SNU)", "/snu"),
 )
 MY_SPACE = Link("/mon-espace", "Mon espace", "/mon-espace")
 SIGN_IN = Link("/connexion", "Se connecter", "/connexion")

@@ -12,6 +12,7 @@ from app.partners import models as partner_models  # noqa: F401
 from app.switches import models as switch_models  # noqa: F401
 from app.territories import models as territory_models  # noqa: F401
 from app.volunteers import models as volunteer_models  # noqa: F401
+from app.youth import models as youth_models  # noqa: F401
 from surge.dispatch import models as dispatch_models  # noqa: F401
 from surge.emergencies import models as emergency_models  # noqa: F401
 
