@@ -31,6 +31,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 
 from app.geo.dataset import communes
@@ -45,7 +46,8 @@ def log(message: str) -> None:
     print(f"[bench_dispatch] {message}", file=sys.stderr, flush=True)
 
 
-def generate(args: argparse.Namespace) -> tuple[list[Volunteer], list[Mission]]:
+def populated_communes() -> tuple[list[Any], npt.NDArray[np.float64]]:
+    """The communes with a town-hall point and people, and each one's share of the population (to draw from)."""
     # Two communes come out of the dataset with NaN coordinates (an empty town-hall point): they are left out.
     places = [
         c
@@ -57,6 +59,11 @@ def generate(args: argparse.Namespace) -> tuple[list[Volunteer], list[Mission]]:
     ]
     weights = np.array([c.population for c in places], dtype=np.float64)
     weights /= weights.sum()
+    return places, weights
+
+
+def generate(args: argparse.Namespace) -> tuple[list[Volunteer], list[Mission]]:
+    places, weights = populated_communes()
     rng = np.random.default_rng(args.seed)
     domains = DOMAINS[: args.domains]
 

@@ -26,7 +26,6 @@ most 10, `placed` == `placed_max`, `rank_maximal` true, the plan valid.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections import Counter
@@ -37,7 +36,7 @@ import numpy as np
 from ortools.graph.python.max_flow import SimpleMaxFlow
 from ortools.linear_solver import pywraplp
 
-from app.geo.dataset import communes
+from loadtests.bench_dispatch import populated_communes
 from loadtests.harness import run_benchmark
 from surge.youth import MAX_CHOICES, Allocation, Offer, Young, allocate
 
@@ -56,17 +55,7 @@ def unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 
 
 def generate(args: argparse.Namespace) -> tuple[list[Young], list[Offer]]:
-    # Two communes come out of the dataset with NaN coordinates (an empty town-hall point): they are left out.
-    places = [
-        c
-        for c in communes()
-        if c.latitude is not None
-        and c.longitude is not None
-        and math.isfinite(c.latitude + c.longitude)
-        and c.population > 0
-    ]
-    weights = np.array([c.population for c in places], dtype=np.float64)
-    weights /= weights.sum()
+    places, weights = populated_communes()
     lat = np.array([c.latitude for c in places], dtype=np.float64)
     lon = np.array([c.longitude for c in places], dtype=np.float64)
     rng = np.random.default_rng(args.seed)
