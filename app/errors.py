@@ -276,7 +276,8 @@ def emergency_transition_refused(request: Request[Any, Any, Any], error: Emergen
 
 
 def export_missing(request: Request[Any, Any, Any], _: ExportMissing) -> Response[Any]:
-    message = "Cet export n'existe pas ou plus (il reste disponible une heure) : relancez-le depuis la mission."
+    message = ("Cet export n'existe pas ou plus (il reste disponible une heure) : relancez-le depuis la page d'où "
+               "vous l'avez demandé.")
     return _respond(request, 404, message, action=("/mon-espace", "Revenir à mon espace"))
 
 

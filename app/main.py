@@ -57,8 +57,13 @@ from app.territories.controllers import CityPageModeration, OrganisationDirector
 from app.volunteers.confirmation_pages import EmailConfirmationPages
 from app.volunteers.controllers import SignupPages, VolunteerApi
 from app.youth.admin_pages import CohortAdministrationPages, ReferentInvitationPages
+from app.youth.agreement_pages import AgreementPages, CertificatePages, HoursPages
+from app.youth.allocation_pages import AllocationPages
+from app.youth.choice_pages import ChoicePages
 from app.youth.consent_pages import GuardianConsentPages
 from app.youth.controllers import YouthPages
+from app.youth.offer_pages import MissionOfferPages, ReferentOfferPages
+from app.youth.referent_pages import ReferentPages
 from surge.coordination.controllers import CoordinationDashboard
 from surge.dispatch.controllers import DispatchPages, ProposalPages
 from surge.emergencies.controllers import EmergencyCoordinationPages, EmergencyPublicPages
@@ -112,7 +117,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EmailConfirmationPages, CampaignPages, CampaignAdministrationPages, MissionCampaignPages, *static,
             PartnerAdministrationPages, PartnerPing, PartnerImportApi,
             TrackedLinks, ActivityApi, PartnerDashboardPage, PartnerMissionApi, PartnerMissionWriteApi,
-            CohortAdministrationPages, ReferentInvitationPages, YouthPages, GuardianConsentPages,
+            CohortAdministrationPages, ReferentInvitationPages, YouthPages, GuardianConsentPages, ReferentPages,
+            AllocationPages, MissionOfferPages, ReferentOfferPages, ChoicePages,
+            AgreementPages, HoursPages, CertificatePages,
         ],
         dependencies={"web": Provide(provide_web, sync_to_thread=False), "db": Provide(provide_db)},
         # The switch gate first: a closed path costs no session, CSRF or handler work.

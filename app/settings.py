@@ -110,6 +110,9 @@ class Settings:
     mail_budget_account: int = 5
     mail_budget_application: int = 5
     mail_budget_dispatch: int = 5
+    # The SNU's follow-up (agreements, placements, reminders): a tutor or guardian of several young people gets one
+    # e-mail per agreement, so 4 × MAILS_PER_RECIPIENT_PER_HOUR unless set.
+    mail_budget_youth: int = 20
     mail_budget_window_seconds: int = 3600
     # First wait before an e-mail a server refused is tried again (doubling at each refusal).
     mail_retry_seconds: int = 300
@@ -213,6 +216,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         mail_budget_account=_int(env, "MAIL_BUDGET_ACCOUNT", per_hour),
         mail_budget_application=_int(env, "MAIL_BUDGET_APPLICATION", per_hour),
         mail_budget_dispatch=_int(env, "MAIL_BUDGET_DISPATCH", per_hour),
+        mail_budget_youth=_int(env, "MAIL_BUDGET_YOUTH", 4 * per_hour),
         mail_budget_window_seconds=max(1, _int(env, "MAIL_BUDGET_WINDOW_SECONDS", Settings.mail_budget_window_seconds)),
         mail_retry_seconds=max(1, _int(env, "MAIL_RETRY_SECONDS", Settings.mail_retry_seconds)),
         signin_link_ttl_seconds=_int(env, "SIGNIN_LINK_TTL_SECONDS", Settings.signin_link_ttl_seconds),

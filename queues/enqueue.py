@@ -127,6 +127,47 @@ def export_applicants(connection: Redis, token: str, organisation_id: int) -> Jo
     )
 
 
+def export_youth(connection: Redis, token: str) -> Job:
+    """The cohort and department are in the export's request in Redis (app/applications/exports.py)."""
+    return job_queue(connection).enqueue(
+        "queues.exports.export_youth",
+        token=token,
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=DAY,
+        retry=Retry(max=2, interval=[5, 30]),
+        description="export an SNU cohort's young people of one department as CSV",
+    )
+
+
+def send_youth_reminders(connection: Redis, cohort_id: int, department_code: str) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.youth_reminders.send_youth_reminders",
+        cohort_id=cohort_id,
+        department_code=department_code,
+        job_timeout=600,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="send a referent's SNU reminders",
+    )
+
+
+def send_youth_reminder_letters(connection: Redis, items: list[list[object]], *, delay: int = 0) -> Job:
+    """`items` are ids, a party and a day (queues/youth_reminders.py): no personal data."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.youth_reminders.send_youth_reminder_letters",
+        items=items,
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="send SNU reminders put off",
+    )
+
+
 def finish_past_missions(connection: Redis) -> Job:
     return job_queue(connection).enqueue(
         "queues.missions.finish_past_missions",
@@ -501,4 +542,75 @@ def send_guardian_consent_mail(connection: Redis, consent_id: int, *, delay: int
         failure_ttl=7 * DAY,
         retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
         description="send a guardian's consent request",
+    )
+
+
+def solve_youth_allocation(connection: Redis, allocation_id: int) -> Job:
+    # Retried once at once: the job leaves a run that is no longer `running` alone, and marks it failed only on its
+    # last attempt.
+    return job_queue(connection).enqueue(
+        "queues.youth_allocation.solve_youth_allocation",
+        allocation_id=allocation_id,
+        job_timeout=600,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=1),
+        description="solve an SNU allocation run",
+    )
+
+
+def notify_youth_allocation(connection: Redis, allocation_id: int) -> Job:
+    return job_queue(connection).enqueue(
+        "queues.youth_allocation.notify_youth_allocation",
+        allocation_id=allocation_id,
+        job_timeout=600,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="tell the young people, guardians and tutors of a confirmed SNU allocation",
+    )
+
+
+def send_youth_allocation_letters(connection: Redis, items: list[list[object]], *, delay: int = 0) -> Job:
+    """`items` are (kind, row id, allocation id) (queues/youth_allocation.py): no personal data."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.youth_allocation.send_youth_allocation_letters",
+        items=items,
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="send SNU allocation e-mails put off",
+    )
+
+
+def send_youth_offer_decision_mail(connection: Redis, offer_id: int, *, delay: int = 0) -> Job:
+    """Tells a MIG offer's tutor its referent's decision; the payload is the offer's id only."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.youth_offers.send_youth_offer_decision_mail",
+        offer_id=offer_id,
+        job_timeout=60,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="tell a MIG offer's tutor the referent's decision",
+    )
+
+
+def send_youth_agreement_letters(connection: Redis, items: list[list[object]], *, delay: int = 0) -> Job:
+    """`items` are (kind, row id[, party]) (queues/youth_agreements.py): no personal data."""
+    return _mail_job(
+        connection,
+        delay,
+        "queues.youth_agreements.send_youth_agreement_letters",
+        items=items,
+        job_timeout=300,
+        result_ttl=600,
+        failure_ttl=7 * DAY,
+        retry=Retry(max=len(MAIL_RETRY), interval=MAIL_RETRY),
+        description="send SNU agreement, hours and certificate e-mails",
     )

@@ -58,6 +58,17 @@ FAMILIES = {
     # Anyone may type an address to invite: a flood of invitations never holds back that person's own e-mails.
     "organisation_invitation": "invitation",
     "referent_digest": "moderation",
+    # The SNU's follow-up, to young people, guardians and tutors: a budget of its own (MAIL_BUDGET_YOUTH).
+    "youth_agreement_request": "youth",
+    "youth_agreement_signed": "youth",
+    "youth_certificate": "youth",
+    "youth_signature_reminder": "youth",
+    "youth_choice_reminder": "youth",
+    "youth_placed": "youth",
+    "youth_placed_guardian": "youth",
+    "youth_unplaced": "youth",
+    "youth_tutor_placements": "youth",
+    "youth_offer_decision": "organisation",
 }
 # Refusals before an e-mail is given up: a few 5xx (the address does not exist), more when temporary (4xx).
 MAX_PERMANENT_REFUSALS = 3
@@ -116,6 +127,7 @@ def family_budget(settings: Settings, family: str) -> int:
         "organisation": settings.mail_budget_application,
         "moderation": settings.mail_budget_account,
         "invitation": settings.mail_budget_account,
+        "youth": settings.mail_budget_youth,
     }[family]
 
 

@@ -1,5 +1,5 @@
-"""Applicant exports: a CSV built by a worker (never inside the request), kept in Redis for an hour and handed
-only to the person who asked for it."""
+"""CSV exports built by a worker (never inside the request), kept in Redis for an hour and handed only to the person
+who asked for it: a mission's applicants, and an SNU cohort's young people of one department (app/youth/export.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import csv
 import io
 import re
 import secrets
+from collections.abc import Iterable, Sequence
 
 import msgspec
 from redis.asyncio import Redis
@@ -21,10 +22,18 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ("Prénom", "Nom", "E-mail", "Téléphone", "Commune", "Statut", "Candidature le (heure de Paris)", "Message")
 
 
+APPLICANTS = "applicants"
+YOUTH = "youth"
+DOWNLOADS = {APPLICANTS: "/exports/{token}/candidatures.csv", YOUTH: "/snu/referent/exports/{token}/jeunes.csv"}
+
+
 class ExportRequest(msgspec.Struct, frozen=True):
     user_id: int
-    mission_id: int
+    mission_id: int  # 0 for an export that is not a mission's
     status: str = "queued"  # queued | ready
+    kind: str = APPLICANTS  # a key of DOWNLOADS
+    cohort_id: int = 0
+    department_code: str = ""
 
 
 class ExportProgress(msgspec.Struct, frozen=True):
@@ -44,7 +53,11 @@ def new_token() -> str:
 
 
 async def register(redis: Redis, token: str, user_id: int, mission_id: int) -> None:
-    await redis.set(PREFIX + token, msgspec.json.encode(ExportRequest(user_id, mission_id)), ex=TTL_SECONDS)
+    await register_request(redis, token, ExportRequest(user_id, mission_id))
+
+
+async def register_request(redis: Redis, token: str, request: ExportRequest) -> None:
+    await redis.set(PREFIX + token, msgspec.json.encode(request), ex=TTL_SECONDS)
 
 
 async def find_any(redis: Redis, token: str) -> ExportRequest | None:
@@ -54,9 +67,9 @@ async def find_any(redis: Redis, token: str) -> ExportRequest | None:
     return msgspec.json.decode(raw, type=ExportRequest) if raw else None
 
 
-async def find(redis: Redis, token: str, user_id: int) -> ExportRequest:
+async def find(redis: Redis, token: str, user_id: int, kind: str = APPLICANTS) -> ExportRequest:
     request = await find_any(redis, token)
-    if request is None or request.user_id != user_id:
+    if request is None or request.user_id != user_id or request.kind != kind:
         raise ExportMissing
     return request
 
@@ -72,7 +85,7 @@ async def store(redis: Redis, token: str, request: ExportRequest, content: bytes
 def progress(token: str, request: ExportRequest) -> ExportProgress:
     if request.status == "ready":
         return ExportProgress(True, "Votre fichier est prêt. Il reste disponible une heure.",
-                              f"/exports/{token}/candidatures.csv")
+                              DOWNLOADS[request.kind].format(token=token))
     return ExportProgress(False, "Le fichier est en préparation.")
 
 
@@ -84,16 +97,19 @@ async def content(redis: Redis, token: str) -> bytes:
 
 
 def to_csv(applications: list[ApplicationRead]) -> bytes:
+    return spreadsheet(COLUMNS, ((
+        application.first_name, application.last_name, application.email, application.phone or "",
+        application.commune, application.status_label, when(application.applied_at, "csv"), application.message or "",
+    ) for application in applications))
+
+
+def spreadsheet(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
     """Semicolon-separated with a byte-order mark: what a French spreadsheet opens without an import dialog."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";")
-    writer.writerow(COLUMNS)
-    for application in applications:
-        writer.writerow([_cell(value) for value in (
-            application.first_name, application.last_name, application.email, application.phone or "",
-            application.commune, application.status_label, when(application.applied_at, "csv"),
-            application.message or "",
-        )])
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(value) for value in row])
     return ("\ufeff" + buffer.getvalue()).encode()
 
 

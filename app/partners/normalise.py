@@ -21,6 +21,8 @@ from app.partners import dates, domains
 from app.partners.organisations import OrganisationDraft, draft_of
 from app.partners.placing import Placed, Placer
 from app.partners.records import PartnerRecord, RecordAddress
+from app.text_rules import TextRefused
+from app.volunteers.validation import parse_email
 
 # Bumped when the rules change, so that every record is written again on its next import.
 RULES_VERSION = b"1"
@@ -33,6 +35,8 @@ MAX_SCHEDULE = 300
 MAX_PLACES = 100_000
 MAX_ADDRESSES = 50
 MAX_ACTIVITIES = 20
+MAX_SNU_PLACES = 500  # youth_offers.places' bound
+MAX_CONTACT_NAME = 200
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tabs and line breaks are allowed in texts
 LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # none at all in one-line fields
 ESCAPED_CONTROL = re.compile(rb"\\u00[01][0-9a-fA-F]|\\[bf]")
@@ -52,6 +56,17 @@ UNSAFE = "contient des caractères de contrôle non autorisés"
 
 
 @dataclass(frozen=True, slots=True)
+class SnuOffer:
+    """A mission sent with `snu` true, `snuPlaces` and both dates: the SNU offer (app/youth) written beside it."""
+
+    places: int
+    start_date: date
+    end_date: date
+    tutor_name: str | None
+    tutor_email: str | None  # normalised, or None when absent or not an address
+
+
+@dataclass(frozen=True, slots=True)
 class Normalised:
     """A record as we store it. `refusal` None: published; else a draft with that reason. `client_id` None: it
     cannot even be stored (no clientId), only reported."""
@@ -63,6 +78,7 @@ class Normalised:
     addresses: list[Placed]
     record: dict[str, Any]  # the record as received, cleaned: kept in missions.partner_record
     digest: str
+    snu: SnuOffer | None = None
 
 
 # Regular expressions rather than an HTML parser: 20,000 descriptions convert in well under a second, and the result
@@ -113,7 +129,8 @@ def flag(value: bool | str | None) -> bool | None:
 
 def _has_control(record: PartnerRecord) -> bool:
     for name in ("title", "application_url", "domain", "type", "remote", "start_at", "end_at", "organization_name",
-                 "organization_client_id", "organization_rna", "organization_siret", "schedule"):
+                 "organization_client_id", "organization_rna", "organization_siret", "schedule", "contact_name",
+                 "contact_email"):
         value = getattr(record, name)
         if isinstance(value, str) and LINE_CONTROL.search(value):
             return True
@@ -145,6 +162,27 @@ def _places(raw: int | str | None, verdict: _Verdict) -> int:
         verdict.refuse(f"Nombre de places invalide ({MAX_PLACES} au plus)")
         return MAX_PLACES
     return value
+
+
+def _snu(record: PartnerRecord, start: date | None, end: date | None, verdict: _Verdict) -> SnuOffer | None:
+    if not flag(record.snu):
+        return None
+    raw = record.snu_places
+    value: int | None = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if isinstance(raw, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", raw):
+        value = int(raw)
+    if value is None or value <= 0:
+        verdict.refuse("Nombre de places SNU invalide (snuPlaces doit être un entier supérieur à 0)")
+        return None
+    if start is None or end is None or end < start:  # an offer has dates: without them, none
+        return None
+    name = LINE_CONTROL.sub("", _line(record.contact_name))[:MAX_CONTACT_NAME] or None
+    try:
+        email: str | None = parse_email(record.contact_email)[1] if record.contact_email else None
+    except TextRefused:
+        email = None
+    return SnuOffer(places=min(value, MAX_SNU_PLACES), start_date=start, end_date=end, tutor_name=name,
+                    tutor_email=email)
 
 
 def _day(raw: str | None, label: str, verdict: _Verdict) -> date | None:
@@ -246,6 +284,7 @@ def normalise(record: PartnerRecord, placer: Placer) -> Normalised:
     end = _day(record.end_at, "Date de fin", verdict)
     if start and end and end < start:
         verdict.refuse("La date de fin précède la date de début")
+    snu = _snu(record, start, end, verdict)
     addresses = [placed for address in (record.addresses or [])[:MAX_ADDRESSES]
                  if isinstance(address, RecordAddress) and (placed := placer.place(address)) is not None]
     if remote != "full" and not addresses:
@@ -277,4 +316,5 @@ def normalise(record: PartnerRecord, placer: Placer) -> Normalised:
         "import_digest": digest,
     }
     return Normalised(client_id=client_key(record), refusal=verdict.reason, mission=mission,
-                      organisation=organisation, addresses=addresses, record=cleaned, digest=digest)
+                      organisation=organisation, addresses=addresses, record=cleaned, digest=digest,
+                      snu=snu if verdict.reason is None else None)  # a refused draft offers nothing

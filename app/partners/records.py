@@ -59,3 +59,8 @@ class PartnerRecord(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown
     organization_description: str | None = None
     organization_post_code: str | None = None
     organization_city: str | None = None
+    # The SNU (app/youth/offers.py): a mission open to its young people, with its own places, and whom they meet.
+    snu: Flag = None
+    snu_places: int | str | None = None
+    contact_name: str | None = None
+    contact_email: str | None = None

@@ -10,7 +10,20 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import msgspec
-from sqlalchemy import ARRAY, String, Table, all_, bindparam, case, delete, func, literal_column, select, update
+from sqlalchemy import (
+    ARRAY,
+    String,
+    Table,
+    all_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,10 +33,13 @@ from app.partners.normalise import Normalised, client_key, digest_of, normalise
 from app.partners.organisations import OrganisationDraft, upsert_organisations
 from app.partners.placing import Placed, Placer
 from app.partners.records import PartnerRecord, RecordAddress
+from app.youth.models import OfferSource, OfferStatus, YouthOffer
 
 LOOKUP_CHUNK = 5_000
 MISSIONS = cast(Table, Mission.__table__)
 ADDRESSES = cast(Table, MissionAddress.__table__)
+OFFERS = cast(Table, YouthOffer.__table__)
+SNU_HOURS = 84
 # The organisation of a record that names none (refused, but stored so the partner reads why).
 UNKNOWN_ORGANISATION = OrganisationDraft(partner_key="unknown", name="Structure non identifiée", type="association",
                                          rna=None, siret=None,
@@ -113,6 +129,7 @@ async def upsert_records(session: AsyncSession, *, partner_id: int, records: Seq
     result.created, result.updated = len(inserted), len(written) - len(inserted)
     result.written = written
     await _replace_addresses(session, [(written[key], latest_normalised[key].addresses) for key in written])
+    await _write_offers(session, [(written[key], latest_normalised[key]) for key in written], placer)
     if written:
         mark_changed(session)
     return result
@@ -189,6 +206,62 @@ async def _replace_addresses(session: AsyncSession, missions: list[tuple[int, li
         await session.execute(insert(ADDRESSES), rows)
 
 
+async def _write_offers(session: AsyncSession, missions: list[tuple[int, Normalised]], placer: Placer) -> None:
+    """The SNU offers of the missions just written, in two set-based statements: an upsert of those sent with `snu`
+    (places, dates, tutor) and the withdrawal of the others' partner offers."""
+    rows = [{"mission_id": mission_id, "department_code": _department(normalised, placer),
+             "places": normalised.snu.places, "start_date": normalised.snu.start_date,
+             "end_date": normalised.snu.end_date, "hours": SNU_HOURS, "tutor_name": normalised.snu.tutor_name,
+             "tutor_email": normalised.snu.tutor_email, "source": OfferSource.PARTNER.value,
+             "status": OfferStatus.AWAITING_VALIDATION.value}
+            for mission_id, normalised in missions if normalised.snu is not None]
+    if rows:
+        await session.execute(_offer_write(), rows)
+    others = [mission_id for mission_id, normalised in missions if normalised.snu is None]
+    if others:
+        await _withdraw_offers(session, others)
+
+
+def _department(normalised: Normalised, placer: Placer) -> str:
+    """As app/missions/scope.py: the first address's department, else the organisation's."""
+    place = normalised.addresses[0] if normalised.addresses else _organisation_place(normalised, placer)
+    return place.department_code
+
+
+@functools.cache
+def _offer_write() -> Any:
+    table = OFFERS
+    statement = insert(table)
+    excluded = statement.excluded
+    # A withdrawn offer sent again, or one whose terms changed, goes back to the referents; an unchanged one keeps
+    # their decision.
+    again = or_(table.c.status == OfferStatus.WITHDRAWN.value,
+                *(table.c[name].is_distinct_from(excluded[name])
+                  for name in ("places", "start_date", "end_date", "department_code", "tutor_email")))
+    awaiting = OfferStatus.AWAITING_VALIDATION.value
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.mission_id],
+        set_={**{name: excluded[name] for name in ("department_code", "places", "start_date", "end_date",
+                                                   "tutor_name", "tutor_email")},
+              "status": case((again, awaiting), else_=table.c.status),
+              "status_reason": case((again, None), else_=table.c.status_reason),
+              "decided_by": case((again, None), else_=table.c.decided_by),
+              "decided_at": case((again, None), else_=table.c.decided_at),
+              "updated_at": func.now()},
+        where=table.c.source == OfferSource.PARTNER.value,
+    )
+
+
+async def _withdraw_offers(session: AsyncSession, mission_ids: list[int]) -> None:
+    for start in range(0, len(mission_ids), LOOKUP_CHUNK):
+        await session.execute(
+            update(YouthOffer)
+            .where(YouthOffer.mission_id.in_(mission_ids[start:start + LOOKUP_CHUNK]),
+                   YouthOffer.status != OfferStatus.WITHDRAWN.value)
+            .values(status=OfferStatus.WITHDRAWN.value, updated_at=func.now())
+        )
+
+
 async def delete_absent(session: AsyncSession, *, partner_id: int, present: Collection[str]) -> int:
     """Soft-deletes (cancelled, `deleted_at` now) the partner's live missions whose clientId is not in `present`;
     returns how many."""
@@ -202,6 +275,7 @@ async def delete_absent(session: AsyncSession, *, partner_id: int, present: Coll
         .returning(Mission.id)
     )).scalars().all()
     if deleted:
+        await _withdraw_offers(session, list(deleted))
         mark_changed(session)
     return len(deleted)
 
@@ -209,15 +283,16 @@ async def delete_absent(session: AsyncSession, *, partner_id: int, present: Coll
 async def delete_one(session: AsyncSession, *, partner_id: int, client_id: str) -> datetime | None:
     """Soft-deletes one mission; idempotent (an already deleted one keeps, and returns, its `deleted_at`). None when
     the partner never had this clientId."""
-    deleted_at = (await session.execute(
+    deleted = (await session.execute(
         update(Mission)
         .where(Mission.partner_id == partner_id, Mission.client_id == client_id, Mission.deleted_at.is_(None))
         .values(status="cancelled", deleted_at=func.now(), status_changed_at=func.now(), updated_at=func.now())
-        .returning(Mission.deleted_at)
-    )).scalar_one_or_none()
-    if deleted_at is not None:
+        .returning(Mission.id, Mission.deleted_at)
+    )).first()
+    if deleted is not None:
+        await _withdraw_offers(session, [deleted.id])
         mark_changed(session)
-        return deleted_at
+        return cast(datetime, deleted.deleted_at)
     return (await session.execute(
         select(Mission.deleted_at).where(Mission.partner_id == partner_id, Mission.client_id == client_id)
     )).scalar_one_or_none()

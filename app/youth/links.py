@@ -18,6 +18,9 @@ class Purpose(StrEnum):
     CONSENT = "youth-consent"
     INVITATION = "youth-invitation"
     SIGNUP = "youth-signup"
+    AGREEMENT = "youth-agreement"  # subject `<agreement id>:<party>`
+    HOURS = "youth-hours"  # subject: a placement id (the tutor declares its hours)
+    CERTIFICATE = "youth-certificate"  # subject: a placement id
 
 
 class YouthLinkInvalid(Exception):

@@ -25,12 +25,25 @@ from app.accounts.service import SignInRateLimited
 from app.db.after_commit import Clients, after_commit
 from app.formats import PARIS
 from app.geo.models import Commune
+from app.missions.models import Mission
+from app.organisations.models import Organisation
 from app.volunteers import confirmation
 from app.volunteers.models import Volunteer
 from app.youth import consent, links
 from app.youth.cohorts import deadline_of
 from app.youth.links import Purpose, YouthLinkExpired
-from app.youth.models import Cohort, GuardianConsent, YoungPerson, YouthInvitation, YouthSource, YouthStatus
+from app.youth.models import (
+    Cohort,
+    GuardianConsent,
+    PlacementStatus,
+    YoungPerson,
+    YouthChoice,
+    YouthInvitation,
+    YouthOffer,
+    YouthPlacement,
+    YouthSource,
+    YouthStatus,
+)
 from app.youth.validation import ValidYouth, age_error, is_minor
 from queues import enqueue
 
@@ -294,6 +307,19 @@ class Home:
     choose_by: date | None
     guardian_name: str | None  # for a minor: the guardian asked
     can_choose: bool
+    choices: int = 0  # how many missions they ranked
+    deadline_passed: bool = False  # the choose_by day is over, in France
+    placement: PlacementSummary | None = None  # the mission an allocation placed them on
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementSummary:
+    title: str
+    organisation_name: str
+    start_date: date
+    end_date: date
+    hours: int
+    status: str  # placed | completed
 
 
 async def young_person_of(session: AsyncSession, user_id: int) -> YoungPerson | None:
@@ -310,8 +336,21 @@ async def home(session: AsyncSession, user_id: int) -> Home | None:
         select(GuardianConsent.guardian_name).where(GuardianConsent.young_person_id == young.id)
         .order_by(GuardianConsent.id.desc()).limit(1)
     )
+    choose_by = await deadline_of(session, cohort.id, young.department_code)
+    choices = int(await session.scalar(
+        select(func.count()).select_from(YouthChoice).where(YouthChoice.young_person_id == young.id)) or 0)
+    placed = (await session.execute(
+        select(Mission.title, Organisation.name, YouthOffer.start_date, YouthOffer.end_date, YouthOffer.hours,
+               YouthPlacement.status)
+        .join(YouthOffer, YouthOffer.id == YouthPlacement.offer_id)
+        .join(Mission, Mission.id == YouthOffer.mission_id)
+        .join(Organisation, Organisation.id == Mission.organisation_id)
+        .where(YouthPlacement.young_person_id == young.id, YouthPlacement.status != PlacementStatus.CANCELLED)
+        .limit(1)
+    )).first()
     return Home(first_name=young.first_name, status=YouthStatus(young.status), cohort_name=cohort.name,
                 stay_start=cohort.stay_start, stay_end=cohort.stay_end, missions_start=cohort.missions_start,
-                missions_end=cohort.missions_end, choose_by=await deadline_of(session, cohort.id,
-                                                                              young.department_code),
-                guardian_name=guardian, can_choose=can_choose(young))
+                missions_end=cohort.missions_end, choose_by=choose_by, guardian_name=guardian,
+                can_choose=can_choose(young), choices=choices,
+                deadline_passed=choose_by is not None and datetime.now(PARIS).date() > choose_by,
+                placement=None if placed is None else PlacementSummary(*placed))

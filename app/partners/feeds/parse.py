@@ -38,7 +38,8 @@ TEXT_FIELDS = {
     "organizationSiret": "organization_siret", "organizationSiren": "organization_siren",
     "organizationUrl": "organization_url", "organizationType": "organization_type",
     "organizationDescription": "organization_description", "organizationPostCode": "organization_post_code",
-    "organizationCity": "organization_city",
+    "organizationCity": "organization_city", "snu": "snu", "snuPlaces": "snu_places", "contactName": "contact_name",
+    "contactEmail": "contact_email",
 }
 ADDRESS_FIELDS = {
     "street": "street", "address": "street", "adresse": "street", "postalCode": "postal_code", "city": "city",
