@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +60,21 @@ class Postgres:
 
     def __init__(self, url: str) -> None:
         self._loop = asyncio.new_event_loop()
-        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-        self._conn: asyncpg.Connection = self._loop.run_until_complete(asyncpg.connect(dsn))
+        self._dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+        self._conn: asyncpg.Connection = self._loop.run_until_complete(asyncpg.connect(self._dsn))
 
     def scalar(self, sql: str, *args: Any) -> Any:
         return self._loop.run_until_complete(self._conn.fetchval(sql, *args))
+
+    def run(self, function: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        return self._loop.run_until_complete(function(self._conn))
+
+    def reconnect(self) -> None:
+        """A new connection after the server restarted (the old one is gone with it); quiet while it is down."""
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            self._loop.run_until_complete(self._conn.close(timeout=2))
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            self._conn = self._loop.run_until_complete(asyncpg.connect(self._dsn, timeout=5))
 
     def close(self) -> None:
         self._loop.run_until_complete(self._conn.close())
@@ -192,6 +204,9 @@ class Platform:
     database_url: str
     redis_url: str
     logs: Path
+    postgres: LocalPostgres
+    redis_server: LocalRedis
+    mail_dir: Path | None = None  # where the mail sink stores each message it receives, one .eml file each
 
 
 def start_platform(stack: ExitStack, tmp: Path, args: argparse.Namespace) -> Platform:
@@ -215,8 +230,9 @@ def start_platform(stack: ExitStack, tmp: Path, args: argparse.Namespace) -> Pla
         # Welcome e-mails go to a closed loopback port unless --mail-sink: their jobs fail fast and retry later.
         SMTP_URL=f"smtp://127.0.0.1:{free_port()}",
     )
-    platform = Platform(env, procfile(), postgres.url("renfort"), redis_server.url(0), logs)
+    platform = Platform(env, procfile(), postgres.url("renfort"), redis_server.url(0), logs, postgres, redis_server)
     if args.mail_sink:
+        platform.mail_dir = tmp / "mail"
         port = free_port()
         sink = Process("mailsink", f"python -m ops.mailsink --port {port} --dir {tmp / 'mail'}", env, logs / "mail.log")
         stack.callback(sink.stop)

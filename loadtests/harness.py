@@ -164,6 +164,21 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / TICKS
 
 
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU time of a process and every live descendant, with the children each of them reaped (a forked job's, a
+    closed connection's backend): user + system."""
+    if pid is None:
+        return 0.0
+    total = 0
+    for member in [pid, *(child for child, _ in descendants(pid))]:
+        try:
+            fields = _stat_fields(member)
+        except (OSError, IndexError):
+            continue
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return total / TICKS
+
+
 def machine_idle_seconds() -> float:
     """Idle CPU time of the whole machine so far, all cores added up."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
