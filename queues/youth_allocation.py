@@ -15,16 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import User
 from app.db.base import unit_of_work
 from app.missions.models import Mission
+from app.organisations.models import Organisation
 from app.settings import Settings
 from app.volunteers import age
+from app.youth import agreements
 from app.youth.allocation_runs import FAILED, open_places, plan_json
-from app.youth.eligibility import ADULT_AGE, YOUTH_MAX_AGE, offer_min_age
+from app.youth.eligibility import ADULT_AGE, YOUTH_MAX_AGE, offer_min_age, offer_online
 from app.youth.models import (
     AllocationStatus,
     Cohort,
     ConsentDecision,
     GuardianConsent,
-    OfferStatus,
     PlacementStatus,
     YoungPerson,
     YouthAllocation,
@@ -112,10 +113,12 @@ async def _inputs(session: AsyncSession, run: YouthAllocation, cohort: Cohort
     rows = list(await session.execute(
         select(YouthOffer.id, YouthOffer.start_date, YouthOffer.end_date, Mission.open_to_minors)
         .join(Mission, Mission.id == YouthOffer.mission_id)
-        .where(YouthOffer.id.in_(chosen), YouthOffer.status == OfferStatus.VALIDATED).order_by(YouthOffer.id)
+        .join(Organisation, Organisation.id == Mission.organisation_id)
+        .where(YouthOffer.id.in_(chosen), *offer_online()).order_by(YouthOffer.id)
     )) if chosen else []
     places = await open_places(session, [row.id for row in rows])
-    # An offer not validated (withdrawn, refused…) is not given to the engine: its choices are left out as unknown.
+    # An offer not validated (withdrawn, refused…) or whose mission left the platform is not given to the engine: its
+    # choices are left out as unknown.
     offers = [Offer(row.id, places.get(row.id, 0), row.start_date, row.end_date,
                     min_age=offer_min_age(row.open_to_minors), max_age=YOUTH_MAX_AGE) for row in rows]
     youths = [Young(young_id, tuple(choices.get(young_id, ())), birth_date, available_from=cohort.missions_start,
@@ -136,6 +139,9 @@ def send_youth_allocation_letters(items: list[list[object]]) -> dict[str, int]:
 
 
 async def _notify(context: JobContext, allocation_id: int) -> dict[str, int]:
+    """The confirmed run's agreements (made here, not in the referent's request: a PDF each), their signature
+    requests, then the e-mails to young people, guardians and tutors. Run again, it makes and sends nothing twice
+    (`open_agreements` keeps each placement's agreement, the outbox each e-mail's key)."""
     async with unit_of_work(context.engine) as session:
         run = await session.get(YouthAllocation, allocation_id)
         if run is None or run.status != AllocationStatus.CONFIRMED or run.plan is None:
@@ -146,6 +152,11 @@ async def _notify(context: JobContext, allocation_id: int) -> dict[str, int]:
             .where(YouthPlacement.allocation_id == allocation_id, YouthPlacement.status == PlacementStatus.PLACED)
             .order_by(YouthPlacement.id)
         )).tuples())
+        agreement_ids = await agreements.open_agreements(
+            session, [placement_id for placement_id, _, _ in placements], referent_user_id=run.confirmed_by
+        ) if placements else []
+    if agreement_ids:
+        agreements.enqueue_signature_requests(context.rq_connection, agreement_ids)
     today = age.today()
     items: list[Item] = []
     for placement_id, _, birth_date in placements:

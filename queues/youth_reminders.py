@@ -32,6 +32,7 @@ from queues.runtime import JobContext, run_job
 log = logging.getLogger("renfort.mail")
 CHOICE_KIND = "youth_choice_reminder"
 SIGNATURE_KIND = "youth_signature_reminder"
+LETTERS_PER_JOB = 200
 Item = tuple[str, int, str, int]  # (CHOICE, young person id, Paris day, 0) or (SIGNATURE, agreement id, party, stamp)
 
 
@@ -46,6 +47,8 @@ def send_youth_reminder_letters(items: list[list[object]]) -> dict[str, int]:
 
 
 async def _remind(context: JobContext, cohort_id: int, department_code: str) -> dict[str, int]:
+    """Claims who to remind and hands the letters to their own job before the claim commits: a failure after
+    the claim leaves the letters queued, and a failure before it leaves nothing claimed (RQ runs this again)."""
     today = age.today()
     async with unit_of_work(context.engine) as session:
         deadline = await cohorts.deadline_of(session, cohort_id, department_code)
@@ -53,9 +56,11 @@ async def _remind(context: JobContext, cohort_id: int, department_code: str) -> 
                                                      deadline=deadline, today=today)
         signatures = await reminders.claim_signatures(session, cohort_id=cohort_id, department_code=department_code,
                                                       now=datetime.now(UTC))
-    items: list[Item] = [(reminders.CHOICE, young_id, today.isoformat(), 0) for young_id in young]
-    items += [(reminders.SIGNATURE, agreement_id, party, stamp) for agreement_id, party, stamp in signatures]
-    return await _send(context, items)
+        items: list[list[object]] = [[reminders.CHOICE, young_id, today.isoformat(), 0] for young_id in young]
+        items += [[reminders.SIGNATURE, agreement_id, party, stamp] for agreement_id, party, stamp in signatures]
+        for start in range(0, len(items), LETTERS_PER_JOB):
+            enqueue.send_youth_reminder_letters(context.rq_connection, items[start:start + LETTERS_PER_JOB])
+    return {"queued": len(items)}
 
 
 async def _send(context: JobContext, items: list[Item]) -> dict[str, int]:

@@ -284,14 +284,14 @@ async def test_two_confirmations_at_once_place_everyone_once_and_the_e_mails_lea
         (ids["leo"], ids["epicerie"], 1), (ids["ana"], ids["jardin"], 2)}
     row = await db.fetchrow("SELECT status, confirmed_by, confirmed_at FROM youth_allocations WHERE id = $1", run_id)
     assert row["status"] == "confirmed" and row["confirmed_by"] is not None and row["confirmed_at"] is not None
-    agreements = await db.fetchval(
-        "SELECT count(*) FROM youth_agreements a JOIN youth_placements p ON p.id = a.placement_id "
-        "WHERE p.allocation_id = $1", run_id)
-    assert agreements == 3
+    count_agreements = ("SELECT count(*) FROM youth_agreements a JOIN youth_placements p ON p.id = a.placement_id "
+                        "WHERE p.allocation_id = $1")
+    assert await db.fetchval(count_agreements, run_id) == 0  # made by the job, not in the referent's request
     payloads = await job_payloads(redis)
     assert payloads and all("@" not in p and "Unvoeu" not in p for p in payloads), payloads
 
     run_worker(env)
+    assert await db.fetchval(count_agreements, run_id) == 3
     [leo] = subjects(mail_sink, "unvoeu@example.org", "Votre mission SNU : Épicerie")
     body = leo.get_content()
     assert "du " + f"{MISSIONS_START + timedelta(days=10):%d/%m/%Y}" in body and "contrat d'engagement" in body
@@ -329,6 +329,22 @@ async def test_places_taken_since_the_solve_refuse_the_confirmation(
     assert refused.status_code == 409 and "relancez l'affectation" in unescape(refused.text)
     assert await db.fetchval("SELECT count(*) FROM youth_placements WHERE allocation_id = $1", run_id) == 0
     assert (await plan_of(db, run_id))["status"] == "preview"
+
+
+async def test_a_mission_gone_since_the_solve_refuses_the_confirmation_and_is_left_out_of_the_next_run(
+        browsers: Any, redis: Redis, db: asyncpg.Connection) -> None:
+    ids = await a_department(db)
+    referent = await referent_of_69(browsers, redis, db)
+    run_id = await solved(referent, ids)
+    page = f"{HOME}/{run_id}"
+    await db.execute("UPDATE missions SET status = 'cancelled' WHERE id = (SELECT mission_id FROM youth_offers "
+                     "WHERE id = $1)", ids["jardin"])
+    refused = await post_form(referent, f"{page}/confirmer", {}, page)
+    assert refused.status_code == 409 and "ne sont plus proposées" in unescape(refused.text)
+    assert await db.fetchval("SELECT count(*) FROM youth_placements WHERE allocation_id = $1", run_id) == 0
+    again = await solved(referent, ids)
+    plan = (await plan_of(db, again))["plan"]
+    assert ids["jardin"] not in {int(a["offer_id"]) for a in plan["assignments"]}
 
 
 async def test_a_solve_that_fails_leaves_the_run_failed_with_a_french_message(

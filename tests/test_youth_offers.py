@@ -115,7 +115,8 @@ async def test_places_dates_hours_and_tutor_are_checked_with_french_messages(
         ({"places": "0"}, "places", "nombre entier de 1 à 3"),
         ({"places": "trois"}, "places", "nombre entier"),
         ({"places": "\x00"}, "places", "caractère non autorisé"),
-        ({"hours": "2001"}, "hours", "de 1 à 2000"),
+        ({"hours": "2001"}, "hours", "de 84 à 2000"),
+        ({"hours": "30"}, "hours", "de 84 à 2000"),  # fewer than a MIG's 84 hours could never be completed
         ({"hours": "8" * 5_000}, "hours", "ne doit pas dépasser"),
         ({"start_date": "x" * 5_000}, "start_date", "ne doit pas dépasser"),
         ({"start_date": "31/02/2030"}, "start_date", "n'est pas une date valide"),
@@ -266,3 +267,34 @@ async def test_the_offer_forms_refuse_a_post_without_its_csrf_token(
         response = await manager.post(path, data=offer_form(tutor), follow_redirects=False)
         assert response.status_code == 403, path
     assert await offer_row(db, mission_id) is None
+
+
+async def test_an_offer_with_young_people_placed_keeps_its_dates_and_cannot_be_withdrawn(
+        browsers: Any, redis: Redis, db: asyncpg.Connection) -> None:
+    organisation_id, mission_id = await a_mission(db)
+    manager = await browsers()
+    tutor = await manager_of(manager, redis, db, organisation_id)
+    await open_offer(manager, mission_id, offer_form(tutor))
+    offer_id = await db.fetchval("UPDATE youth_offers SET status = 'validated' RETURNING id")
+    cohort_id = await db.fetchval(
+        "INSERT INTO cohorts (name, stay_start, stay_end, missions_start, missions_end) VALUES ('C', current_date,"
+        " current_date, current_date, current_date + 300) RETURNING id")
+    for number in range(2):
+        user_id = await db.fetchval("INSERT INTO users (email, email_normalized) VALUES ($1, $1) RETURNING id",
+                                    f"jeune{number}@example.org")
+        young_id = await db.fetchval(
+            "INSERT INTO young_people (user_id, cohort_id, first_name, last_name, birth_date, department_code,"
+            " postal_code, commune_code, status, source) VALUES ($1, $2, 'Jo', 'Placé', '2008-01-01', '69', '69003',"
+            " '69123', 'ready', 'signup') RETURNING id", user_id, cohort_id)
+        await db.execute("INSERT INTO youth_placements (young_person_id, offer_id) VALUES ($1, $2)", young_id, offer_id)
+    path = f"/missions/{mission_id}/snu"
+    fewer = await open_offer(manager, mission_id, offer_form(tutor, places="1"))
+    assert fewer.status_code == 409 and "2 jeune(s) sont déjà affecté·es" in page_of(fewer)
+    moved = await open_offer(manager, mission_id, offer_form(tutor, end_date=(END + timedelta(days=1)).isoformat()))
+    assert moved.status_code == 409
+    refused = await post_form(manager, f"{path}/retirer", {}, path)
+    assert refused.status_code == 409 and "ne peut plus être retirée" in page_of(refused)
+    row = await offer_row(db, mission_id)
+    assert row is not None and (row["status"], row["places"], row["end_date"]) == ("validated", 4, END)
+    # More places, same dates: allowed (and sent back to the referent).
+    assert (await open_offer(manager, mission_id, offer_form(tutor, places="3"))).status_code == 303

@@ -219,7 +219,8 @@ async def _write_offers(session: AsyncSession, missions: list[tuple[int, Normali
         await session.execute(_offer_write(), rows)
     others = [mission_id for mission_id, normalised in missions if normalised.snu is None]
     if others:
-        await _withdraw_offers(session, others)
+        # Only the partner's own: an offer an organisation's manager opened on its mission stays theirs.
+        await _withdraw_offers(session, others, partner_only=True)
 
 
 def _department(normalised: Normalised, placer: Placer) -> str:
@@ -252,12 +253,13 @@ def _offer_write() -> Any:
     )
 
 
-async def _withdraw_offers(session: AsyncSession, mission_ids: list[int]) -> None:
+async def _withdraw_offers(session: AsyncSession, mission_ids: list[int], *, partner_only: bool = False) -> None:
+    only = (YouthOffer.source == OfferSource.PARTNER.value,) if partner_only else ()
     for start in range(0, len(mission_ids), LOOKUP_CHUNK):
         await session.execute(
             update(YouthOffer)
             .where(YouthOffer.mission_id.in_(mission_ids[start:start + LOOKUP_CHUNK]),
-                   YouthOffer.status != OfferStatus.WITHDRAWN.value)
+                   YouthOffer.status != OfferStatus.WITHDRAWN.value, *only)
             .values(status=OfferStatus.WITHDRAWN.value, updated_at=func.now())
         )
 

@@ -102,9 +102,9 @@ async def _snapshot(session: AsyncSession, placement_id: int, referent_user_id: 
     if not age.of_age(age.adult_on(young.birth_date), offer.start_date):
         consent = (await session.execute(
             select(GuardianConsent.guardian_name, GuardianConsent.guardian_email)
-            .where(GuardianConsent.young_person_id == young.id)
-            .order_by((GuardianConsent.decision == ConsentDecision.GIVEN.value).desc().nulls_last(),
-                      GuardianConsent.requested_at.desc(), GuardianConsent.id.desc())
+            .where(GuardianConsent.young_person_id == young.id,
+                   GuardianConsent.decision == ConsentDecision.GIVEN.value)
+            .order_by(GuardianConsent.decided_at.desc(), GuardianConsent.id.desc())
             .limit(1)
         )).first()
         if consent is not None:

@@ -20,7 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.after_commit import Clients, after_commit
-from app.youth import agreements, cohorts
+from app.missions.models import Mission
+from app.organisations.models import Organisation
+from app.volunteers import age
+from app.youth import cohorts
+from app.youth.eligibility import offer_online
 from app.youth.models import AllocationStatus, PlacementStatus, YouthAllocation, YouthOffer, YouthPlacement
 from queues import enqueue
 from surge.youth.allocation import (
@@ -195,7 +199,6 @@ async def discard_run(session: AsyncSession, run_id: int) -> None:
 @dataclass(frozen=True, slots=True)
 class Confirmed:
     placement_ids: list[int]
-    agreement_ids: list[int]
     done_now: bool  # False: an earlier click confirmed it already, nothing was made again
 
 
@@ -220,12 +223,24 @@ async def confirm_run(session: AsyncSession, run_id: int, *, confirmed_by: int) 
     finds the run confirmed and makes nothing."""
     run = await get_run(session, run_id, for_update=True)
     if run.status == AllocationStatus.CONFIRMED:
-        return Confirmed([], [], done_now=False)
+        return Confirmed([], done_now=False)
     run = await _preview(session, run_id)
     assert run.plan is not None
     assignments = [(int(a["young_id"]), int(a["offer_id"]), int(a["rank"])) for a in run.plan["assignments"]]
     wanted = Counter(offer_id for _, offer_id, _ in assignments)
+    refusal = start_refusal(await cohorts.deadline_of(session, run.cohort_id, run.department_code), age.today())
+    if refusal is not None:
+        raise RunRefused(refusal)
     still_open = await open_places(session, sorted(wanted), lock=True)
+    online = set(await session.scalars(
+        select(YouthOffer.id).join(Mission, Mission.id == YouthOffer.mission_id)
+        .join(Organisation, Organisation.id == Mission.organisation_id)
+        .where(YouthOffer.id.in_(sorted(wanted)), *offer_online())
+    )) if wanted else set()
+    gone = sorted(set(wanted) - online)
+    if gone:
+        raise RunRefused("Des missions du plan ne sont plus proposées (retirées, refusées ou hors ligne) : n° "
+                         f"{', '.join(str(i) for i in gone)}. Relancez l'affectation.")
     full = sorted(offer_id for offer_id, count in wanted.items() if count > still_open.get(offer_id, 0))
     if full:
         raise RunRefused("Des places ont été prises depuis le calcul sur les missions n° "
@@ -248,13 +263,10 @@ async def confirm_run(session: AsyncSession, run_id: int, *, confirmed_by: int) 
     run.confirmed_by = confirmed_by
     run.confirmed_at = datetime.now(UTC)
     await session.flush()
-    agreement_ids = await agreements.open_agreements(session, placement_ids, referent_user_id=confirmed_by) \
-        if placement_ids else []
 
     async def announce(clients: Clients) -> None:
-        if agreement_ids:
-            await asyncio.to_thread(agreements.enqueue_signature_requests, clients.rq_connection, agreement_ids)
+        # The agreements (a PDF each) are made by the job, not in this request.
         await asyncio.to_thread(enqueue.notify_youth_allocation, clients.rq_connection, run_id)
 
     after_commit(session, announce)
-    return Confirmed(placement_ids, list(agreement_ids), done_now=True)
+    return Confirmed(placement_ids, done_now=True)

@@ -27,7 +27,7 @@ from app.reference import DOMAINS
 from app.youth.allocation_runs import open_places
 from app.youth.choice_filters import OfferFilters, pagination
 from app.youth.cohorts import deadline_of
-from app.youth.eligibility import ADULT_AGE, YOUTH_MAX_AGE, YOUTH_MIN_AGE
+from app.youth.eligibility import ADULT_AGE, YOUTH_MAX_AGE, YOUTH_MIN_AGE, offer_online
 from app.youth.models import (
     Cohort,
     OfferStatus,
@@ -113,10 +113,7 @@ def eligibility(*, missions_start: date, missions_end: date, birth_date: date) -
     joins `Mission` and `Organisation` (as `eligible_offers_query` does)."""
     age = _age_on_start(birth_date)
     return [
-        YouthOffer.status == OfferStatus.VALIDATED.value,
-        Mission.status.in_(ONLINE_STATUSES),
-        Mission.deleted_at.is_(None),
-        Organisation.status.in_(ONLINE_ORGANISATIONS),
+        *offer_online(),
         YouthOffer.start_date >= missions_start,
         YouthOffer.end_date <= missions_end,
         or_(and_(Mission.open_to_minors.is_(True), age >= YOUTH_MIN_AGE), age >= ADULT_AGE),

@@ -22,7 +22,7 @@ from app.missions.models import Mission
 from app.volunteers import age
 from app.youth import offers
 from app.youth.models import YouthOffer
-from app.youth.offers import OfferNotFound, OfferRefused
+from app.youth.offers import OfferInUse, OfferNotFound, OfferRefused
 from app.youth.pages import MAX_BODY, error_page, form_values
 from app.youth.validation import YouthInvalid
 
@@ -108,8 +108,12 @@ class MissionOfferPages(Controller):
         except YouthInvalid as invalid:
             return await _form(db, mission, values, invalid.errors, await offers.offer_of_mission(db, mission_id),
                                status=422)
-        existed = await offers.offer_of_mission(db, mission_id) is not None
-        saved = await offers.save_offer(db, mission, valid)
+        existing = await offers.offer_of_mission(db, mission_id)
+        try:
+            saved = await offers.save_offer(db, mission, valid)
+        except OfferInUse as in_use:
+            return await _form(db, mission, values, {"places": in_use.message}, existing, status=409)
+        existed = existing is not None
         done = "relecture" if saved.sent_back else "modifiee" if existed else "enregistree"
         return Redirect(f"/missions/{mission_id}/snu?fait={done}", status_code=303)
 
@@ -128,6 +132,8 @@ class MissionOfferPages(Controller):
                 await offers.reopen(db, mission_id)
         except OfferNotFound:
             return error_page(404, NO_OFFER, action=(f"/missions/{mission_id}/snu", "Ouvrir la mission au SNU"))
+        except OfferInUse as in_use:
+            return error_page(409, in_use.message, action=(f"/missions/{mission_id}/snu", "Revenir à l'offre"))
         except OfferRefused:
             return Redirect(f"/missions/{mission_id}/snu?refus={action}", status_code=303)
         done = "retiree" if action == "retirer" else "rouverte"

@@ -22,11 +22,12 @@ from app.missions.models import Mission
 from app.organisations.models import Organisation, OrganisationManager
 from app.text_rules import TextFields
 from app.volunteers.models import Volunteer
-from app.youth.models import OfferSource, OfferStatus, YouthOffer
+from app.youth.models import COMPLETION_HOURS, OfferSource, OfferStatus, PlacementStatus, YouthOffer, YouthPlacement
 from app.youth.validation import YouthInvalid, _date
 from queues import enqueue
 
-MAX_PLACES, MAX_HOURS, DEFAULT_HOURS = 500, 2_000, 84
+MAX_PLACES, MAX_HOURS, DEFAULT_HOURS = 500, 2_000, COMPLETION_HOURS
+AWAITING_LIMIT = 200  # offers a validation page lists at once
 MAX_SPAN = timedelta(days=366)
 REASON_LENGTH = 2_000
 NUMBER_LENGTH = 12
@@ -47,6 +48,10 @@ class OfferRefused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class OfferInUse(OfferRefused):
+    """Young people are placed on it: its dates, its places below theirs and its withdrawal are the referent's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +136,8 @@ def validate_offer(values: dict[str, Any], *, mission_places: int, tutors: list[
     places = _whole(fields, "places", "Places pour les jeunes", 1, top, errors)
     if "places" in errors and top < MAX_PLACES:
         errors["places"] += f" La mission elle-même compte {top} place(s)."
-    hours = _whole(fields, "hours", "Heures de mission", 1, MAX_HOURS, errors, default=DEFAULT_HOURS)
+    # A MIG is complete at 84 hours (its certificate): an offer of fewer could never be completed.
+    hours = _whole(fields, "hours", "Heures de mission", COMPLETION_HOURS, MAX_HOURS, errors, default=DEFAULT_HOURS)
     start = _date(fields, "start_date", "Date de début", errors)
     end = _date(fields, "end_date", "Date de fin", errors)
     if start is not None and start < today:
@@ -172,6 +178,12 @@ async def save_offer(session: AsyncSession, mission: Mission, valid: ValidOffer)
                                         .with_for_update())
         if existing is None:
             raise OfferNotFound
+    active = await _active_placements(session, existing.id)
+    if active and (valid.places < active or (valid.start_date, valid.end_date) != (existing.start_date,
+                                                                                   existing.end_date)):
+        raise OfferInUse(f"{active} jeune(s) sont déjà affecté·es à cette offre, avec une convention à ces dates : "
+                           f"ses dates ne changent plus et elle garde au moins {active} place(s). Écrivez au "
+                           "référent ou à la référente SNU du département pour tout changement.")
     sent_back = existing.status in DECIDED
     for name, value in values.items():
         setattr(existing, name, value)
@@ -192,6 +204,9 @@ async def withdraw(session: AsyncSession, mission_id: int) -> YouthOffer:
     offer = await _locked(session, mission_id)
     if offer.status == OfferStatus.WITHDRAWN:
         raise OfferRefused(ALREADY_WITHDRAWN)
+    if active := await _active_placements(session, offer.id):
+        raise OfferInUse(f"{active} jeune(s) sont déjà affecté·es à cette offre : elle ne peut plus être retirée. "
+                           "Écrivez au référent ou à la référente SNU du département.")
     offer.status = OfferStatus.WITHDRAWN.value
     offer.updated_at = datetime.now(UTC)
     await session.flush()
@@ -206,6 +221,13 @@ async def reopen(session: AsyncSession, mission_id: int) -> YouthOffer:
     offer.updated_at = datetime.now(UTC)
     await session.flush()
     return offer
+
+
+async def _active_placements(session: AsyncSession, offer_id: int) -> int:
+    return int(await session.scalar(
+        select(func.count()).where(YouthPlacement.offer_id == offer_id,
+                                   YouthPlacement.status != PlacementStatus.CANCELLED.value)
+    ) or 0)
 
 
 async def _locked(session: AsyncSession, mission_id: int) -> YouthOffer:
@@ -236,6 +258,7 @@ async def awaiting_offers(session: AsyncSession, roles: Roles) -> list[OfferRow]
         .join(Organisation, Organisation.id == Mission.organisation_id)
         .where(YouthOffer.status == OfferStatus.AWAITING_VALIDATION.value)
         .order_by(YouthOffer.updated_at, YouthOffer.id)
+        .limit(AWAITING_LIMIT)  # the oldest first: each decision brings the next ones in
     )
     if not sees_all(roles):
         query = query.where(YouthOffer.department_code.in_(roles.referent_departments))
